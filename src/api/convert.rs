@@ -1,0 +1,358 @@
+//! Protobuf <-> domain conversions. Only this layer knows protobuf types.
+
+use std::time::{Duration, SystemTime};
+
+use prost_types::{ListValue, Struct, Timestamp, value::Kind};
+use serde_json::{Map, Number, Value};
+
+use crate::engine::{self, EventKind};
+use crate::manager::ManagerError;
+use crate::proto::{self, execution_event as pe};
+use crate::store::{ExecutionRecord, ExecutionStatus, WorkflowRecord, WorkflowSource};
+
+/// Deepest nesting accepted in a Struct (input, metadata, arguments).
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// A Struct to a JSON object; NaN and infinities are refused, naming the path.
+pub fn struct_to_json(field: &str, s: Option<Struct>) -> Result<Value, ManagerError> {
+    match s {
+        None => Ok(Value::Object(Map::new())),
+        Some(s) => struct_fields(field, s, 1),
+    }
+}
+
+fn struct_fields(path: &str, s: Struct, depth: usize) -> Result<Value, ManagerError> {
+    let mut map = Map::new();
+    for (k, v) in s.fields {
+        let child = format!("{path}.{k}");
+        let value = value_to_json(&child, v, depth + 1)?;
+        map.insert(k, value);
+    }
+    Ok(Value::Object(map))
+}
+
+fn value_to_json(path: &str, v: prost_types::Value, depth: usize) -> Result<Value, ManagerError> {
+    if depth > MAX_JSON_DEPTH {
+        return Err(ManagerError::invalid(
+            path,
+            format!("nests deeper than {MAX_JSON_DEPTH} levels"),
+        ));
+    }
+    Ok(match v.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(b),
+        Some(Kind::StringValue(s)) => Value::String(s),
+        Some(Kind::NumberValue(n)) => json_number(n).ok_or_else(|| {
+            ManagerError::invalid(
+                path,
+                format!("{n} is not a JSON number (NaN and infinities are not allowed)"),
+            )
+        })?,
+        Some(Kind::StructValue(s)) => struct_fields(path, s, depth)?,
+        Some(Kind::ListValue(l)) => Value::Array(
+            l.values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| value_to_json(&format!("{path}[{i}]"), v, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+/// Whole numbers stay integers, so `3` reads back as `3`, not `3.0`.
+fn json_number(n: f64) -> Option<Value> {
+    if !n.is_finite() {
+        return None;
+    }
+    if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
+        return Some(Value::Number(Number::from(n as i64)));
+    }
+    Number::from_f64(n).map(Value::Number)
+}
+
+/// A protobuf Value to JSON for display; NaN and infinities become null.
+pub fn value_to_json_lossy(v: &prost_types::Value) -> Value {
+    match &v.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(*b),
+        Some(Kind::StringValue(s)) => Value::String(s.clone()),
+        Some(Kind::NumberValue(n)) => json_number(*n).unwrap_or(Value::Null),
+        Some(Kind::StructValue(s)) => struct_to_json_lossy(s),
+        Some(Kind::ListValue(l)) => {
+            Value::Array(l.values.iter().map(value_to_json_lossy).collect())
+        }
+    }
+}
+
+/// A Struct to a JSON object for display.
+pub fn struct_to_json_lossy(s: &Struct) -> Value {
+    Value::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_to_json_lossy(v)))
+            .collect(),
+    )
+}
+
+pub fn json_to_value(v: &Value) -> prost_types::Value {
+    let kind = match v {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(a) => Kind::ListValue(ListValue {
+            values: a.iter().map(json_to_value).collect(),
+        }),
+        Value::Object(o) => Kind::StructValue(json_object_to_struct(o)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+fn json_object_to_struct(o: &Map<String, Value>) -> Struct {
+    Struct {
+        fields: o
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect(),
+    }
+}
+
+/// A JSON value as a Struct; a non-object becomes `{"value": v}`.
+pub fn json_to_struct(v: &Value) -> Struct {
+    match v {
+        Value::Object(o) => json_object_to_struct(o),
+        Value::Null => Struct::default(),
+        other => json_object_to_struct(&Map::from_iter([("value".to_string(), other.clone())])),
+    }
+}
+
+pub fn timestamp(t: SystemTime) -> Timestamp {
+    Timestamp::from(t)
+}
+
+pub fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(d).unwrap_or_default()
+}
+
+/// A protobuf Duration to std, refusing negative ones.
+pub fn std_duration(field: &str, d: &prost_types::Duration) -> Result<Duration, ManagerError> {
+    Duration::try_from(*d).map_err(|_| {
+        ManagerError::invalid(
+            field,
+            format!(
+                "{}s {}ns is not a valid non-negative duration",
+                d.seconds, d.nanos
+            ),
+        )
+    })
+}
+
+/// A protobuf Timestamp to SystemTime, refusing invalid ones.
+pub fn system_time(field: &str, t: &Timestamp) -> Result<SystemTime, ManagerError> {
+    SystemTime::try_from(*t).map_err(|_| ManagerError::invalid(field, "is not a valid timestamp"))
+}
+
+pub fn workflow(r: &WorkflowRecord) -> proto::Workflow {
+    proto::Workflow {
+        name: r.name.clone(),
+        version: r.version as i32,
+        description: r.description.clone(),
+        labels: r.labels.clone().into_iter().collect(),
+        max_concurrency: r.max_concurrency as i32,
+        create_time: Some(timestamp(r.create_time)),
+        source: Some(match &r.source {
+            WorkflowSource::Native {
+                type_name,
+                arguments,
+            } => proto::workflow::Source::Native(proto::NativeSource {
+                r#type: type_name.clone(),
+                arguments: Some(json_to_struct(arguments)),
+            }),
+        }),
+    }
+}
+
+pub fn execution_status(s: ExecutionStatus) -> proto::ExecutionStatus {
+    match s {
+        ExecutionStatus::Queued => proto::ExecutionStatus::Queued,
+        ExecutionStatus::Running => proto::ExecutionStatus::Running,
+        ExecutionStatus::Completed => proto::ExecutionStatus::Completed,
+        ExecutionStatus::Failed => proto::ExecutionStatus::Failed,
+        ExecutionStatus::Cancelled => proto::ExecutionStatus::Cancelled,
+    }
+}
+
+/// A status filter: unspecified means any; an unknown number is refused.
+pub fn status_filter(value: i32) -> Result<Option<ExecutionStatus>, ManagerError> {
+    let status = proto::ExecutionStatus::try_from(value).map_err(|_| {
+        ManagerError::invalid("status", format!("{value} is not an ExecutionStatus"))
+    })?;
+    Ok(match status {
+        proto::ExecutionStatus::Unspecified => None,
+        proto::ExecutionStatus::Queued => Some(ExecutionStatus::Queued),
+        proto::ExecutionStatus::Running => Some(ExecutionStatus::Running),
+        proto::ExecutionStatus::Completed => Some(ExecutionStatus::Completed),
+        proto::ExecutionStatus::Failed => Some(ExecutionStatus::Failed),
+        proto::ExecutionStatus::Cancelled => Some(ExecutionStatus::Cancelled),
+    })
+}
+
+pub fn execution(r: &ExecutionRecord) -> proto::Execution {
+    proto::Execution {
+        id: r.id.clone(),
+        workflow_name: r.workflow_name.clone(),
+        workflow_version: r.workflow_version as i32,
+        status: execution_status(r.status) as i32,
+        input: Some(json_to_struct(&r.input)),
+        metadata: Some(json_to_struct(&r.metadata)),
+        create_time: Some(timestamp(r.create_time)),
+        start_time: r.start_time.map(timestamp),
+        end_time: r.end_time.map(timestamp),
+        result: r.result.as_ref().map(result),
+        parent_execution_id: r.parent_execution_id.clone().unwrap_or_default(),
+        request_id: r.request_id.clone().unwrap_or_default(),
+        last_sequence: r.last_sequence as i64,
+    }
+}
+
+fn step_status(s: engine::StepStatus) -> proto::StepStatus {
+    match s {
+        engine::StepStatus::Pending => proto::StepStatus::Pending,
+        engine::StepStatus::Running => proto::StepStatus::Running,
+        engine::StepStatus::Completed => proto::StepStatus::Completed,
+        engine::StepStatus::Failed => proto::StepStatus::Failed,
+        engine::StepStatus::Skipped => proto::StepStatus::Skipped,
+    }
+}
+
+pub fn result(r: &engine::ExecutionResult) -> proto::ExecutionResult {
+    proto::ExecutionResult {
+        success: r.success,
+        execution_time: Some(duration(r.execution_time)),
+        steps_completed: r.steps_completed as i32,
+        steps_failed: r.steps_failed as i32,
+        steps_skipped: r.steps_skipped as i32,
+        steps: r
+            .steps
+            .iter()
+            .map(|s| proto::StepResult {
+                step_id: s.step_id.clone(),
+                status: step_status(s.status) as i32,
+                output: Some(json_to_value(&s.output)),
+                error: s.error.clone().unwrap_or_default(),
+                duration: Some(duration(s.duration)),
+                attempts: s.attempts as i32,
+            })
+            .collect(),
+        output: Some(json_to_value(&r.output)),
+        error: r.error.clone().unwrap_or_default(),
+    }
+}
+
+pub fn event(e: &engine::Event) -> proto::ExecutionEvent {
+    let kind = match &e.kind {
+        EventKind::Accepted {
+            workflow_name,
+            workflow_version,
+        } => pe::Kind::Accepted(pe::Accepted {
+            workflow_name: workflow_name.clone(),
+            workflow_version: *workflow_version as i32,
+        }),
+        EventKind::Queued { reason } => pe::Kind::Queued(pe::Queued {
+            reason: reason.clone(),
+        }),
+        EventKind::Started { attempt } => pe::Kind::Started(pe::Started {
+            attempt: *attempt as i32,
+        }),
+        EventKind::StepStarted { step_id, attempt } => pe::Kind::StepStarted(pe::StepStarted {
+            step_id: step_id.clone(),
+            attempt: *attempt as i32,
+        }),
+        EventKind::StepProgress {
+            step_id,
+            message,
+            fraction,
+        } => pe::Kind::StepProgress(pe::StepProgress {
+            step_id: step_id.clone(),
+            message: message.clone(),
+            fraction: *fraction,
+        }),
+        EventKind::StepCompleted {
+            step_id,
+            output,
+            duration: d,
+        } => pe::Kind::StepCompleted(pe::StepCompleted {
+            step_id: step_id.clone(),
+            output: Some(json_to_value(output)),
+            duration: Some(duration(*d)),
+        }),
+        EventKind::StepFailed {
+            step_id,
+            error,
+            attempt,
+            will_retry,
+        } => pe::Kind::StepFailed(pe::StepFailed {
+            step_id: step_id.clone(),
+            error: error.clone(),
+            attempt: *attempt as i32,
+            will_retry: *will_retry,
+        }),
+        EventKind::StepSkipped { step_id, reason } => pe::Kind::StepSkipped(pe::StepSkipped {
+            step_id: step_id.clone(),
+            reason: reason.clone(),
+        }),
+        EventKind::Completed { result: r } => pe::Kind::Completed(pe::Completed {
+            result: Some(result(r)),
+        }),
+        EventKind::Failed { error, result: r } => pe::Kind::Failed(pe::Failed {
+            error: error.clone(),
+            result: Some(result(r)),
+        }),
+        EventKind::Cancelled { reason, result: r } => pe::Kind::Cancelled(pe::Cancelled {
+            reason: reason.clone(),
+            result: Some(result(r)),
+        }),
+    };
+    proto::ExecutionEvent {
+        execution_id: e.execution_id.clone(),
+        sequence: e.sequence as i64,
+        time: Some(timestamp(e.time)),
+        kind: Some(kind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trips_json() {
+        let v = json!({"a": 1, "b": [true, null, "x", 2.5], "c": {"d": -3}});
+        let back = struct_to_json("input", Some(json_to_struct(&v))).unwrap();
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn refuses_nan_and_deep_nesting() {
+        let nan = Struct {
+            fields: [(
+                "x".to_string(),
+                prost_types::Value {
+                    kind: Some(Kind::NumberValue(f64::NAN)),
+                },
+            )]
+            .into(),
+        };
+        let err = struct_to_json("input", Some(nan)).unwrap_err().to_string();
+        assert!(err.starts_with("input.x:"), "{err}");
+        let mut deep = json!(1);
+        for _ in 0..80 {
+            deep = json!({ "n": deep });
+        }
+        let err = struct_to_json("input", Some(json_to_struct(&deep)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("deeper than 64"), "{err}");
+    }
+}

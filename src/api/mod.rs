@@ -1,0 +1,169 @@
+//! The gRPC layer: the WorkflowService, health, reflection, and the server's lifecycle.
+
+pub mod convert;
+mod service;
+mod status;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+pub use service::Service;
+
+use crate::config::Config;
+use crate::engine::Catalog;
+use crate::manager::WorkflowManager;
+use crate::proto::workflow_service_server::WorkflowServiceServer;
+use crate::store::MemoryStore;
+use crate::tools::{ToolManager, builtin};
+
+/// The encoded descriptor set of `workflow.v1`, for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("workflow_descriptor");
+
+/// How long the server may take to close its connections after the manager stopped.
+const SERVER_DRAIN: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Runs the service until Shutdown, SIGTERM or Ctrl-C; returns once it has stopped cleanly.
+/// `on_listening` gets the bound address (useful with port 0).
+pub async fn serve(
+    config: Config,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), ServeError> {
+    std::fs::create_dir_all(config.datasets_dir()).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let tools = Arc::new(ToolManager::new());
+    let datasets = builtin::DatasetCatalog::new(
+        config.datasets.clone(),
+        Some(config.datasets_dir()),
+        config.tools.max_dataset_bytes,
+    );
+    builtin::register_all(&tools, Arc::new(datasets), config.tools.http_timeout);
+    let manager = Arc::new(WorkflowManager::new(
+        Catalog::builtin(),
+        tools,
+        Arc::new(MemoryStore::new()),
+        config.limits.clone(),
+    ));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<WorkflowServiceServer<Service>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let server_stop = CancellationToken::new();
+    let service = Service::new(
+        manager.clone(),
+        health.clone(),
+        config.shutdown_grace,
+        server_stop.clone(),
+    );
+    let max = config.limits.max_message_bytes;
+    let workflow_service = WorkflowServiceServer::new(service)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen.to_string(),
+        source,
+    })?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "wfm listening");
+    on_listening(addr);
+
+    tokio::spawn(stop_on_signal(
+        manager.clone(),
+        health,
+        config.shutdown_grace,
+        server_stop.clone(),
+    ));
+
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(workflow_service)
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            server_stop.clone().cancelled_owned(),
+        );
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        _ = async { server_stop.cancelled().await; tokio::time::sleep(SERVER_DRAIN).await } => {
+            tracing::warn!("connections still open {SERVER_DRAIN:?} after stopping; closing them");
+        }
+    }
+    tracing::info!("wfm stopped");
+    Ok(())
+}
+
+/// SIGTERM and Ctrl-C take the same path as the Shutdown RPC.
+async fn stop_on_signal(
+    manager: Arc<WorkflowManager>,
+    health: tonic_health::server::HealthReporter,
+    grace: Duration,
+    server_stop: CancellationToken,
+) {
+    tokio::select! {
+        _ = signal() => {}
+        _ = server_stop.cancelled() => return,
+    }
+    tracing::warn!(grace = ?grace, "signal received: shutting down");
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    health
+        .set_not_serving::<WorkflowServiceServer<Service>>()
+        .await;
+    manager.shutdown(grace).await;
+    server_stop.cancel();
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler can be installed");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,344 @@
+//! The WorkflowService facade: checks and converts requests, calls the manager, converts back.
+
+use std::{collections::BTreeMap, pin::Pin, sync::Arc, time::Duration};
+
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::manager::{ManagerError, RegisterSpec, StartSpec, Watcher, WorkflowManager};
+use crate::proto::{self, workflow_service_server::WorkflowService};
+use crate::store::ExecutionFilter;
+
+/// Events buffered per open stream; a slow reader holds back only its own stream.
+const STREAM_BUFFER: usize = 16;
+/// After the service stopped, how long a stream may still take to deliver its last events.
+const STREAM_DRAIN: Duration = Duration::from_secs(2);
+
+type EventStream<R> = Pin<Box<dyn Stream<Item = Result<R, Status>> + Send>>;
+
+pub struct Service {
+    manager: Arc<WorkflowManager>,
+    health: tonic_health::server::HealthReporter,
+    default_grace: Duration,
+    /// Cancelled to stop the server once the manager has shut down.
+    server_stop: CancellationToken,
+}
+
+impl Service {
+    pub fn new(
+        manager: Arc<WorkflowManager>,
+        health: tonic_health::server::HealthReporter,
+        default_grace: Duration,
+        server_stop: CancellationToken,
+    ) -> Self {
+        Service {
+            manager,
+            health,
+            default_grace,
+            server_stop,
+        }
+    }
+
+    fn stream<R: Send + 'static>(
+        &self,
+        mut watcher: Watcher,
+        wrap: fn(proto::ExecutionEvent) -> R,
+    ) -> EventStream<R> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let stopped = self.manager.stopped();
+        tokio::spawn(async move {
+            let mut deadline: Option<tokio::time::Instant> = None;
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = tx.closed() => return, // the client went away; the execution goes on
+                    next = watcher.next() => next,
+                    _ = stopped.cancelled(), if deadline.is_none() => {
+                        deadline = Some(tokio::time::Instant::now() + STREAM_DRAIN);
+                        continue;
+                    }
+                    _ = sleep_until(deadline) => {
+                        let _ = tx.send(Err(Status::unavailable(format!(
+                            "wfm stopped before execution {} ended; resume with WatchExecution after sequence you last saw",
+                            watcher.execution_id()
+                        )))).await;
+                        return;
+                    }
+                };
+                match next {
+                    Ok(Some(event)) => {
+                        if tx.send(Ok(wrap(convert::event(&event)))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn labels(map: std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
+    map.into_iter().collect()
+}
+
+#[tonic::async_trait]
+impl WorkflowService for Service {
+    async fn register(
+        &self,
+        request: Request<proto::RegisterRequest>,
+    ) -> Result<Response<proto::RegisterResponse>, Status> {
+        let r = request.into_inner();
+        let Some(proto::register_request::Source::Native(native)) = r.source else {
+            return Err(ManagerError::invalid(
+                "source",
+                "is required: give `native` with a workflow type (see ListWorkflowTypes)",
+            )
+            .into());
+        };
+        let max_concurrency = u32::try_from(r.max_concurrency).map_err(|_| {
+            ManagerError::invalid(
+                "max_concurrency",
+                format!(
+                    "{} is negative; use 0 for no per-workflow limit",
+                    r.max_concurrency
+                ),
+            )
+        })?;
+        let spec = RegisterSpec {
+            name: r.name,
+            description: r.description,
+            labels: labels(r.labels),
+            max_concurrency,
+            type_name: native.r#type,
+            arguments: convert::struct_to_json("native.arguments", native.arguments)?,
+        };
+        let (record, created) = self.manager.register(spec).await?;
+        Ok(Response::new(proto::RegisterResponse {
+            workflow: Some(convert::workflow(&record)),
+            created,
+        }))
+    }
+
+    async fn unregister(
+        &self,
+        request: Request<proto::UnregisterRequest>,
+    ) -> Result<Response<proto::UnregisterResponse>, Status> {
+        let removed = self.manager.unregister(&request.into_inner().name).await?;
+        Ok(Response::new(proto::UnregisterResponse {
+            versions_removed: removed as i32,
+        }))
+    }
+
+    async fn list(
+        &self,
+        request: Request<proto::ListRequest>,
+    ) -> Result<Response<proto::ListResponse>, Status> {
+        let r = request.into_inner();
+        let (page, next) =
+            self.manager
+                .list(r.page_size, &r.page_token, &labels(r.label_filter))?;
+        Ok(Response::new(proto::ListResponse {
+            workflows: page.iter().map(convert::workflow).collect(),
+            next_page_token: next,
+        }))
+    }
+
+    async fn get(
+        &self,
+        request: Request<proto::GetRequest>,
+    ) -> Result<Response<proto::GetResponse>, Status> {
+        let r = request.into_inner();
+        let (record, versions) = self.manager.get(&r.name, r.version)?;
+        Ok(Response::new(proto::GetResponse {
+            workflow: Some(convert::workflow(&record)),
+            versions: versions.into_iter().map(|v| v as i32).collect(),
+        }))
+    }
+
+    type ExecuteStream = EventStream<proto::ExecuteResponse>;
+
+    async fn execute(
+        &self,
+        request: Request<proto::ExecuteRequest>,
+    ) -> Result<Response<Self::ExecuteStream>, Status> {
+        let r = request.into_inner();
+        let spec = StartSpec {
+            name: r.name,
+            version: r.version,
+            input: convert::struct_to_json("input", r.input)?,
+            metadata: convert::struct_to_json("metadata", r.metadata)?,
+            request_id: r.request_id,
+            parent_execution_id: None,
+        };
+        let (id, _) = self.manager.start(spec).await?;
+        let watcher = self.manager.watch(&id, 0).await?;
+        Ok(Response::new(self.stream(watcher, |event| {
+            proto::ExecuteResponse { event: Some(event) }
+        })))
+    }
+
+    async fn start_execution(
+        &self,
+        request: Request<proto::StartExecutionRequest>,
+    ) -> Result<Response<proto::StartExecutionResponse>, Status> {
+        let r = request.into_inner();
+        let spec = StartSpec {
+            name: r.name,
+            version: r.version,
+            input: convert::struct_to_json("input", r.input)?,
+            metadata: convert::struct_to_json("metadata", r.metadata)?,
+            request_id: r.request_id,
+            parent_execution_id: None,
+        };
+        let (execution_id, created) = self.manager.start(spec).await?;
+        Ok(Response::new(proto::StartExecutionResponse {
+            execution_id,
+            created,
+        }))
+    }
+
+    async fn get_execution(
+        &self,
+        request: Request<proto::GetExecutionRequest>,
+    ) -> Result<Response<proto::GetExecutionResponse>, Status> {
+        let record = self
+            .manager
+            .get_execution(&request.into_inner().execution_id)
+            .await?;
+        Ok(Response::new(proto::GetExecutionResponse {
+            execution: Some(convert::execution(&record)),
+        }))
+    }
+
+    async fn list_executions(
+        &self,
+        request: Request<proto::ListExecutionsRequest>,
+    ) -> Result<Response<proto::ListExecutionsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = ExecutionFilter {
+            workflow_name: (!r.workflow_name.is_empty()).then_some(r.workflow_name),
+            status: convert::status_filter(r.status)?,
+            created_from: r
+                .create_time_start
+                .as_ref()
+                .map(|t| convert::system_time("create_time_start", t))
+                .transpose()?,
+            created_before: r
+                .create_time_end
+                .as_ref()
+                .map(|t| convert::system_time("create_time_end", t))
+                .transpose()?,
+        };
+        let (page, next) = self
+            .manager
+            .list_executions(&filter, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(proto::ListExecutionsResponse {
+            executions: page.iter().map(convert::execution).collect(),
+            next_page_token: next,
+        }))
+    }
+
+    type WatchExecutionStream = EventStream<proto::WatchExecutionResponse>;
+
+    async fn watch_execution(
+        &self,
+        request: Request<proto::WatchExecutionRequest>,
+    ) -> Result<Response<Self::WatchExecutionStream>, Status> {
+        let r = request.into_inner();
+        let watcher = self
+            .manager
+            .watch(&r.execution_id, r.after_sequence)
+            .await?;
+        Ok(Response::new(self.stream(watcher, |event| {
+            proto::WatchExecutionResponse { event: Some(event) }
+        })))
+    }
+
+    async fn cancel_execution(
+        &self,
+        request: Request<proto::CancelExecutionRequest>,
+    ) -> Result<Response<proto::CancelExecutionResponse>, Status> {
+        let r = request.into_inner();
+        let status = self.manager.cancel(&r.execution_id, &r.reason).await?;
+        Ok(Response::new(proto::CancelExecutionResponse {
+            status: convert::execution_status(status) as i32,
+        }))
+    }
+
+    async fn list_workflow_types(
+        &self,
+        _request: Request<proto::ListWorkflowTypesRequest>,
+    ) -> Result<Response<proto::ListWorkflowTypesResponse>, Status> {
+        let workflow_types = self
+            .manager
+            .workflow_types()
+            .into_iter()
+            .map(|t| proto::WorkflowType {
+                name: t.name.to_string(),
+                description: t.description.to_string(),
+                arguments_schema: Some(convert::json_to_struct(&t.arguments_schema)),
+            })
+            .collect();
+        Ok(Response::new(proto::ListWorkflowTypesResponse {
+            workflow_types,
+        }))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Request<proto::ListToolsRequest>,
+    ) -> Result<Response<proto::ListToolsResponse>, Status> {
+        let tools = self
+            .manager
+            .tools()
+            .into_iter()
+            .map(|t| proto::Tool {
+                name: t.name,
+                description: t.description,
+                input_schema: Some(convert::json_to_struct(&t.input_schema)),
+                server: t.server,
+            })
+            .collect();
+        Ok(Response::new(proto::ListToolsResponse { tools }))
+    }
+
+    async fn shutdown(
+        &self,
+        request: Request<proto::ShutdownRequest>,
+    ) -> Result<Response<proto::ShutdownResponse>, Status> {
+        let grace = match request.into_inner().grace_period {
+            Some(d) => convert::std_duration("grace_period", &d)?,
+            None => self.default_grace,
+        };
+        tracing::warn!(grace = ?grace, "shutdown requested");
+        self.health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        self.health
+            .set_not_serving::<proto::workflow_service_server::WorkflowServiceServer<Service>>()
+            .await;
+        let report = self.manager.shutdown(grace).await;
+        self.server_stop.cancel();
+        Ok(Response::new(proto::ShutdownResponse {
+            finished_during_grace: report.finished_during_grace as i32,
+            cancelled: report.cancelled as i32,
+        }))
+    }
+}

@@ -1,0 +1,289 @@
+//! Client subcommands: each is one or a few RPCs through the generated client.
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use tonic::transport::Channel;
+
+use super::{Command, display, json};
+use crate::api::convert;
+use crate::proto::{self, workflow_service_client::WorkflowServiceClient};
+
+type Client = WorkflowServiceClient<Channel>;
+
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("'{s}' is not key=value"))
+}
+
+async fn connect(server: &str) -> anyhow::Result<Client> {
+    let client = WorkflowServiceClient::connect(server.to_string())
+        .await
+        .with_context(|| format!("cannot connect to wfm at {server}"))?;
+    Ok(client.max_decoding_message_size(64 << 20))
+}
+
+fn json_object(flag: &str, text: &str) -> anyhow::Result<prost_types::Struct> {
+    let value: Value =
+        serde_json::from_str(text).with_context(|| format!("{flag} is not valid JSON"))?;
+    if !value.is_object() {
+        bail!("{flag} must be a JSON object, like '{{\"key\": 1}}'");
+    }
+    Ok(convert::json_to_struct(&value))
+}
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+pub async fn run(server: &str, command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Serve { .. } => unreachable!("serve is not a client command"),
+        Command::Register {
+            type_name,
+            name,
+            description,
+            labels,
+            arguments,
+            max_concurrency,
+        } => {
+            let mut client = connect(server).await?;
+            let response = client
+                .register(proto::RegisterRequest {
+                    name: name.unwrap_or_default(),
+                    description,
+                    labels: labels.into_iter().collect(),
+                    max_concurrency,
+                    source: Some(proto::register_request::Source::Native(
+                        proto::NativeSource {
+                            r#type: type_name,
+                            arguments: Some(json_object("--arguments", &arguments)?),
+                        },
+                    )),
+                })
+                .await?
+                .into_inner();
+            let w = response.workflow.unwrap_or_default();
+            let verb = if response.created {
+                "registered"
+            } else {
+                "already registered"
+            };
+            println!("{verb} {} version {}", w.name, w.version);
+        }
+        Command::Unregister { name } => {
+            let r = connect(server)
+                .await?
+                .unregister(proto::UnregisterRequest { name: name.clone() })
+                .await?;
+            println!(
+                "unregistered {name} ({} versions)",
+                r.into_inner().versions_removed
+            );
+        }
+        Command::List {
+            labels,
+            json: as_json,
+        } => {
+            let mut client = connect(server).await?;
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .list(proto::ListRequest {
+                        page_size: 0,
+                        page_token,
+                        label_filter: labels.iter().cloned().collect(),
+                    })
+                    .await?
+                    .into_inner();
+                all.extend(page.workflows);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            if as_json {
+                print_json(&Value::Array(all.iter().map(json::workflow).collect()));
+            } else {
+                display::workflow_table(&all);
+            }
+        }
+        Command::Get {
+            name,
+            version,
+            json: as_json,
+        } => {
+            let r = connect(server)
+                .await?
+                .get(proto::GetRequest { name, version })
+                .await?
+                .into_inner();
+            let mut value = json::workflow(&r.workflow.unwrap_or_default());
+            value["versions"] = r.versions.into();
+            if as_json {
+                print_json(&value);
+            } else {
+                display::yaml_like(&value, 0);
+            }
+        }
+        Command::Run {
+            name,
+            input,
+            metadata,
+            version,
+            request_id,
+            json: as_json,
+        } => {
+            let mut client = connect(server).await?;
+            let stream = client
+                .execute(proto::ExecuteRequest {
+                    name,
+                    version,
+                    input: Some(json_object("--input", &input)?),
+                    metadata: Some(json_object("--metadata", &metadata)?),
+                    request_id,
+                })
+                .await?
+                .into_inner();
+            return display::follow(stream, |r: proto::ExecuteResponse| r.event, as_json).await;
+        }
+        Command::Start {
+            name,
+            input,
+            version,
+            request_id,
+        } => {
+            let r = connect(server)
+                .await?
+                .start_execution(proto::StartExecutionRequest {
+                    name,
+                    version,
+                    input: Some(json_object("--input", &input)?),
+                    metadata: None,
+                    request_id,
+                })
+                .await?
+                .into_inner();
+            println!("{}", r.execution_id);
+        }
+        Command::Executions {
+            workflow,
+            status,
+            limit,
+            json: as_json,
+        } => {
+            let status = match status {
+                None => proto::ExecutionStatus::Unspecified,
+                Some(s) => proto::ExecutionStatus::from_str_name(&format!(
+                    "EXECUTION_STATUS_{}",
+                    s.to_uppercase()
+                ))
+                .with_context(|| {
+                    format!(
+                        "unknown status '{s}': use queued, running, completed, failed or cancelled"
+                    )
+                })?,
+            };
+            let mut client = connect(server).await?;
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            while all.len() < limit {
+                let page = client
+                    .list_executions(proto::ListExecutionsRequest {
+                        workflow_name: workflow.clone().unwrap_or_default(),
+                        status: status as i32,
+                        page_size: (limit - all.len()).min(1000) as i32,
+                        page_token,
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner();
+                all.extend(page.executions);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            if as_json {
+                print_json(&Value::Array(all.iter().map(json::execution).collect()));
+            } else {
+                display::execution_table(&all);
+            }
+        }
+        Command::Execution { id, json: as_json } => {
+            let r = connect(server)
+                .await?
+                .get_execution(proto::GetExecutionRequest { execution_id: id })
+                .await?
+                .into_inner();
+            let value = json::execution(&r.execution.unwrap_or_default());
+            if as_json {
+                print_json(&value);
+            } else {
+                display::yaml_like(&value, 0);
+            }
+        }
+        Command::Watch {
+            id,
+            after,
+            json: as_json,
+        } => {
+            let stream = connect(server)
+                .await?
+                .watch_execution(proto::WatchExecutionRequest {
+                    execution_id: id,
+                    after_sequence: after,
+                })
+                .await?
+                .into_inner();
+            return display::follow(stream, |r: proto::WatchExecutionResponse| r.event, as_json)
+                .await;
+        }
+        Command::Cancel { id, reason } => {
+            let r = connect(server)
+                .await?
+                .cancel_execution(proto::CancelExecutionRequest {
+                    execution_id: id.clone(),
+                    reason,
+                })
+                .await?
+                .into_inner();
+            println!("{id}: {}", json::status_name(r.status));
+        }
+        Command::Types => {
+            let r = connect(server)
+                .await?
+                .list_workflow_types(proto::ListWorkflowTypesRequest {})
+                .await?;
+            for t in r.into_inner().workflow_types {
+                println!("{:<16} {}", t.name, t.description);
+            }
+        }
+        Command::Tools => {
+            let r = connect(server)
+                .await?
+                .list_tools(proto::ListToolsRequest {})
+                .await?;
+            for t in r.into_inner().tools {
+                println!("{:<24} {:<10} {}", t.name, t.server, t.description);
+            }
+        }
+        Command::Shutdown { grace } => {
+            let grace_period = grace.map(convert::duration);
+            let r = connect(server)
+                .await?
+                .shutdown(proto::ShutdownRequest { grace_period })
+                .await?
+                .into_inner();
+            println!(
+                "wfm stopped: {} executions finished during the grace period, {} cancelled",
+                r.finished_during_grace, r.cancelled
+            );
+        }
+    }
+    Ok(0)
+}

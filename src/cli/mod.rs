@@ -1,0 +1,162 @@
+//! The `wfm` command line: `wfm serve` and the client subcommands.
+
+mod client;
+mod display;
+mod json;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::LogFormat;
+
+#[derive(Parser)]
+#[command(name = "wfm", version, about = "A workflow manager served over gRPC")]
+pub struct Cli {
+    /// Address of the wfm server, for the client subcommands.
+    #[arg(
+        long,
+        global = true,
+        env = "WFM_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Runs the service (defaults < --config file < WFM_* environment < flags).
+    Serve {
+        /// TOML configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen address, e.g. 127.0.0.1:50051 (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Data directory (default ./wfm-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Log format.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
+    /// Registers a workflow from a type compiled into the server.
+    Register {
+        /// Workflow type (see `wfm types`).
+        #[arg(long = "type", short = 't')]
+        type_name: String,
+        /// Name (defaults to the type's name).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Label as key=value; repeat for more.
+        #[arg(long = "label", value_parser = client::parse_label)]
+        labels: Vec<(String, String)>,
+        /// Custom arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        arguments: String,
+        /// Executions of this workflow running at once (0: no per-workflow limit).
+        #[arg(long, default_value_t = 0)]
+        max_concurrency: i32,
+    },
+    /// Removes a workflow and every version (its executions stay readable).
+    Unregister { name: String },
+    /// Lists registered workflows (latest versions), every page.
+    List {
+        /// Only workflows with this label (key=value); repeat for more.
+        #[arg(long = "label", value_parser = client::parse_label)]
+        labels: Vec<(String, String)>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows one workflow.
+    Get {
+        name: String,
+        /// A version (default: the latest).
+        #[arg(long, default_value_t = 0)]
+        version: i32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Executes a workflow and shows its events live, then the result.
+    Run {
+        name: String,
+        /// Input as a JSON object.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// Metadata as a JSON object.
+        #[arg(long, default_value = "{}")]
+        metadata: String,
+        #[arg(long, default_value_t = 0)]
+        version: i32,
+        /// Idempotency key: a retry with the same key attaches to the same execution.
+        #[arg(long, default_value = "")]
+        request_id: String,
+        /// Print the raw events as JSON lines, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Starts a workflow and prints the execution id at once.
+    Start {
+        name: String,
+        #[arg(long, default_value = "{}")]
+        input: String,
+        #[arg(long, default_value_t = 0)]
+        version: i32,
+        #[arg(long, default_value = "")]
+        request_id: String,
+    },
+    /// Lists executions, newest first.
+    Executions {
+        /// Only executions of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only executions in this status (queued, running, completed, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows one execution with its result.
+    Execution {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follows an execution's events, replaying those after --after.
+    Watch {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancels an execution.
+    Cancel {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lists the workflow types this server can build.
+    Types,
+    /// Lists the tools workflows can call.
+    Tools,
+    /// Shuts the server down gracefully.
+    Shutdown {
+        /// Grace period for running executions, e.g. 10s (default: the server's).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        grace: Option<std::time::Duration>,
+    },
+}
+
+/// Runs a client subcommand; returns the process exit code.
+pub async fn run_client(server: &str, command: Command) -> anyhow::Result<i32> {
+    client::run(server, command).await
+}

@@ -1,0 +1,226 @@
+//! Configuration, layered: embedded defaults < TOML file < `WFM_*` environment < flags.
+//! Nested keys in the environment use `__`: `WFM_LIMITS__MAX_CONCURRENT_EXECUTIONS=8`.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// gRPC listen address.
+    pub listen: SocketAddr,
+    /// Where wfm keeps its state; datasets are read from `<data_dir>/datasets`.
+    pub data_dir: PathBuf,
+    pub log: LogConfig,
+    /// How long running executions may finish at shutdown before they are cancelled.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    pub limits: Limits,
+    /// Dataset name → CSV or JSON file, for the `read_dataset` tool.
+    pub datasets: BTreeMap<String, PathBuf>,
+    pub tools: ToolsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `wfm=debug`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Every limit, explicit; docs/limits.md describes each.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest gRPC message accepted or sent, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest execution input (as JSON), in bytes.
+    pub max_input_bytes: usize,
+    /// Executions running at once across all workflows.
+    pub max_concurrent_executions: usize,
+    /// Executions waiting for a slot; past it Execute answers RESOURCE_EXHAUSTED.
+    pub max_queued_executions: usize,
+    /// Events one execution may emit; past it the execution fails.
+    pub max_events_per_execution: u64,
+    /// Largest page of List / ListExecutions.
+    pub max_page_size: usize,
+    /// Versions one workflow name may have.
+    pub max_versions_per_workflow: u32,
+    /// Registered workflow names.
+    pub max_workflows: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// Timeout of one `http_request` call.
+    #[serde(with = "humantime_serde")]
+    pub http_timeout: Duration,
+    /// Largest dataset file `read_dataset` reads, in bytes.
+    pub max_dataset_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:50051".parse().expect("valid default address"),
+            data_dir: PathBuf::from("./wfm-data"),
+            log: LogConfig::default(),
+            shutdown_grace: Duration::from_secs(30),
+            limits: Limits::default(),
+            datasets: BTreeMap::new(),
+            tools: ToolsConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 4 << 20,
+            max_input_bytes: 1 << 20,
+            max_concurrent_executions: 1024,
+            max_queued_executions: 4096,
+            max_events_per_execution: 100_000,
+            max_page_size: 1000,
+            max_versions_per_workflow: 1000,
+            max_workflows: 10_000,
+        }
+    }
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        ToolsConfig {
+            http_timeout: Duration::from_secs(30),
+            max_dataset_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Values given on the command line; each overrides every other source.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogOverrides>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct LogOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Loads defaults < `file` (when given) < `WFM_*` environment < flags, and validates.
+    pub fn load(file: Option<&std::path::Path>, flags: &FlagOverrides) -> Result<Config, String> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("WFM_").split("__").ignore(&["config"]))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let l = &self.limits;
+        let positive = [
+            ("limits.max_message_bytes", l.max_message_bytes),
+            ("limits.max_input_bytes", l.max_input_bytes),
+            (
+                "limits.max_concurrent_executions",
+                l.max_concurrent_executions,
+            ),
+            ("limits.max_page_size", l.max_page_size),
+            ("limits.max_workflows", l.max_workflows),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if l.max_events_per_execution < 16 {
+            return Err("limits.max_events_per_execution must be at least 16".into());
+        }
+        Ok(())
+    }
+
+    /// Where `read_dataset` looks for dataset files besides the configured ones.
+    pub fn datasets_dir(&self) -> PathBuf {
+        self.data_dir.join("datasets")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "wfm.toml",
+                "shutdown_grace = \"5s\"\n[limits]\nmax_input_bytes = 10\nmax_page_size = 7\n",
+            )?;
+            jail.set_env("WFM_LIMITS__MAX_INPUT_BYTES", "20");
+            let flags = FlagOverrides {
+                listen: Some("127.0.0.1:6000".parse().unwrap()),
+                ..Default::default()
+            };
+            let c = Config::load(Some("wfm.toml".as_ref()), &flags).unwrap();
+            assert_eq!(c.shutdown_grace, Duration::from_secs(5));
+            assert_eq!(c.limits.max_page_size, 7);
+            assert_eq!(c.limits.max_input_bytes, 20);
+            assert_eq!(c.listen.port(), 6000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_zero_limits() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("a.toml", "listn = \"x\"\n")?;
+            let err = Config::load(Some("a.toml".as_ref()), &FlagOverrides::default()).unwrap_err();
+            assert!(err.contains("listn"), "{err}");
+            jail.create_file("b.toml", "[limits]\nmax_concurrent_executions = 0\n")?;
+            let err = Config::load(Some("b.toml".as_ref()), &FlagOverrides::default()).unwrap_err();
+            assert!(err.contains("max_concurrent_executions"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,205 @@
+//! The execution context a workflow runs with: call tools, report steps and progress,
+//! and see cancellation. Step results are kept here to build the final summary.
+
+use std::{future::Future, sync::Arc, sync::Mutex, time::Instant};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{EventKind, StepResult, StepStatus, WorkflowError};
+use crate::tools::ToolManager;
+
+/// Where an execution's events go. The manager's implementation numbers them, makes
+/// them durable and only then hands them to watchers.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    async fn emit(&self, kind: EventKind) -> Result<(), String>;
+}
+
+/// What one execution of a workflow sees.
+pub struct ExecutionContext {
+    execution_id: String,
+    tools: Arc<ToolManager>,
+    cancel: CancellationToken,
+    sink: Arc<dyn EventSink>,
+    steps: Mutex<Vec<StepResult>>,
+}
+
+impl ExecutionContext {
+    pub fn new(
+        execution_id: String,
+        tools: Arc<ToolManager>,
+        cancel: CancellationToken,
+        sink: Arc<dyn EventSink>,
+    ) -> Self {
+        ExecutionContext {
+            execution_id,
+            tools,
+            cancel,
+            sink,
+            steps: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn execution_id(&self) -> &str {
+        &self.execution_id
+    }
+
+    pub fn tools(&self) -> &Arc<ToolManager> {
+        &self.tools
+    }
+
+    /// Cancelled when the execution is cancelled or the service shuts down.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Emits an event, turning a failure to record it into a workflow error.
+    pub async fn emit(&self, kind: EventKind) -> Result<(), WorkflowError> {
+        self.sink
+            .emit(kind)
+            .await
+            .map_err(|e| WorkflowError::Failed(format!("could not record event: {e}")))
+    }
+
+    /// Calls a tool on behalf of a step; cancellation ends the call at once.
+    pub async fn call_tool(
+        &self,
+        step_id: &str,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<Value, WorkflowError> {
+        tokio::select! {
+            result = self.tools.call(tool, arguments) => result.map_err(|source| WorkflowError::Tool {
+                step: step_id.to_string(),
+                source,
+            }),
+            _ = self.cancel.cancelled() => Err(WorkflowError::Cancelled(format!("step '{step_id}' was running"))),
+        }
+    }
+
+    /// Runs one step: reports its start, its completion with output and duration, or its
+    /// failure, and records its result. Cancellation ends the step's future at once.
+    pub async fn run_step<T, F>(&self, step_id: &str, work: F) -> Result<T, WorkflowError>
+    where
+        T: Serialize,
+        F: Future<Output = Result<T, WorkflowError>>,
+    {
+        if self.cancel.is_cancelled() {
+            return Err(WorkflowError::Cancelled(format!("before step '{step_id}'")));
+        }
+        self.record(step_id, StepStatus::Running, Value::Null, None, 0.0, 1);
+        self.emit(EventKind::StepStarted {
+            step_id: step_id.to_string(),
+            attempt: 1,
+        })
+        .await?;
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            r = work => r,
+            _ = self.cancel.cancelled() => Err(WorkflowError::Cancelled(format!("step '{step_id}' was running"))),
+        };
+        let duration = started.elapsed();
+        match outcome {
+            Ok(value) => {
+                let output = serde_json::to_value(&value).map_err(|e| {
+                    WorkflowError::Failed(format!("step '{step_id}' output is not JSON: {e}"))
+                })?;
+                self.record(
+                    step_id,
+                    StepStatus::Completed,
+                    output.clone(),
+                    None,
+                    duration.as_secs_f64(),
+                    1,
+                );
+                self.emit(EventKind::StepCompleted {
+                    step_id: step_id.to_string(),
+                    output,
+                    duration,
+                })
+                .await?;
+                Ok(value)
+            }
+            Err(error) => {
+                let message = error.to_string();
+                self.record(
+                    step_id,
+                    StepStatus::Failed,
+                    Value::Null,
+                    Some(message.clone()),
+                    duration.as_secs_f64(),
+                    1,
+                );
+                self.emit(EventKind::StepFailed {
+                    step_id: step_id.to_string(),
+                    error: message,
+                    attempt: 1,
+                    will_retry: false,
+                })
+                .await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Reports progress of a running step; `fraction` is between 0 and 1 when known.
+    pub async fn progress(
+        &self,
+        step_id: &str,
+        message: impl Into<String>,
+        fraction: Option<f64>,
+    ) -> Result<(), WorkflowError> {
+        self.emit(EventKind::StepProgress {
+            step_id: step_id.to_string(),
+            message: message.into(),
+            fraction: fraction.map(|f| f.clamp(0.0, 1.0)),
+        })
+        .await
+    }
+
+    /// Marks a step as skipped, with the reason.
+    pub async fn skip_step(
+        &self,
+        step_id: &str,
+        reason: impl Into<String>,
+    ) -> Result<(), WorkflowError> {
+        self.record(step_id, StepStatus::Skipped, Value::Null, None, 0.0, 0);
+        self.emit(EventKind::StepSkipped {
+            step_id: step_id.to_string(),
+            reason: reason.into(),
+        })
+        .await
+    }
+
+    /// The results of every step reported so far, in the order they started.
+    pub fn step_results(&self) -> Vec<StepResult> {
+        self.steps.lock().expect("step results lock").clone()
+    }
+
+    fn record(
+        &self,
+        step_id: &str,
+        status: StepStatus,
+        output: Value,
+        error: Option<String>,
+        seconds: f64,
+        attempts: u32,
+    ) {
+        let result = StepResult {
+            step_id: step_id.to_string(),
+            status,
+            output,
+            error,
+            duration: std::time::Duration::from_secs_f64(seconds),
+            attempts,
+        };
+        let mut steps = self.steps.lock().expect("step results lock");
+        match steps.iter_mut().find(|s| s.step_id == step_id) {
+            Some(existing) => *existing = result,
+            None => steps.push(result),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Domain status events of an execution and its result summary.
+//! The gRPC layer converts these to protobuf; the store persists them as they are.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One status event. Sequence numbers start at 1 and have no gaps within an execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub execution_id: String,
+    pub sequence: u64,
+    pub time: SystemTime,
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// A terminal event is the last one of its execution.
+    pub fn is_terminal(&self) -> bool {
+        self.kind.is_terminal()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    Accepted {
+        workflow_name: String,
+        workflow_version: u32,
+    },
+    Queued {
+        reason: String,
+    },
+    Started {
+        attempt: u32,
+    },
+    StepStarted {
+        step_id: String,
+        attempt: u32,
+    },
+    StepProgress {
+        step_id: String,
+        message: String,
+        fraction: Option<f64>,
+    },
+    StepCompleted {
+        step_id: String,
+        output: Value,
+        duration: Duration,
+    },
+    StepFailed {
+        step_id: String,
+        error: String,
+        attempt: u32,
+        will_retry: bool,
+    },
+    StepSkipped {
+        step_id: String,
+        reason: String,
+    },
+    Completed {
+        result: ExecutionResult,
+    },
+    Failed {
+        error: String,
+        result: ExecutionResult,
+    },
+    Cancelled {
+        reason: String,
+        result: ExecutionResult,
+    },
+}
+
+impl EventKind {
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Completed { .. } | EventKind::Failed { .. } | EventKind::Cancelled { .. }
+        )
+    }
+
+    /// The result carried by a terminal event.
+    pub fn result(&self) -> Option<&ExecutionResult> {
+        match self {
+            EventKind::Completed { result }
+            | EventKind::Failed { result, .. }
+            | EventKind::Cancelled { result, .. } => Some(result),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Skipped,
+}
+
+/// The outcome of one step, as in the seed's `AgentContext.summarize_results()`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    pub step_id: String,
+    pub status: StepStatus,
+    pub output: Value,
+    pub error: Option<String>,
+    pub duration: Duration,
+    pub attempts: u32,
+}
+
+/// Summary of an execution: success, timing, step counts, per-step results and output.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ExecutionResult {
+    pub success: bool,
+    pub execution_time: Duration,
+    pub steps_completed: u32,
+    pub steps_failed: u32,
+    pub steps_skipped: u32,
+    pub steps: Vec<StepResult>,
+    pub output: Value,
+    pub error: Option<String>,
+}
+
+impl ExecutionResult {
+    /// Builds the summary from the step results, counting each status.
+    pub fn summarize(
+        steps: Vec<StepResult>,
+        execution_time: Duration,
+        output: Value,
+        error: Option<String>,
+    ) -> Self {
+        let count = |s: StepStatus| steps.iter().filter(|r| r.status == s).count() as u32;
+        ExecutionResult {
+            success: error.is_none(),
+            execution_time,
+            steps_completed: count(StepStatus::Completed),
+            steps_failed: count(StepStatus::Failed),
+            steps_skipped: count(StepStatus::Skipped),
+            steps,
+            output,
+            error,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! wfm: a workflow manager served over gRPC.
+//!
+//! Layers, top to bottom (dependencies point down only): `api` (gRPC) → `manager`
+//! (registry, executions, lifecycle) → `engine` (runs one execution) → `tools` and `store`.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod manager;
+pub mod store;
+pub mod template;
+pub mod tools;
+
+/// The generated protobuf types, server and client of `workflow.v1`.
+pub mod proto {
+    tonic::include_proto!("workflow.v1");
+}

@@ -1,0 +1,171 @@
+//! Admission of executions: a global and a per-workflow concurrency limit, and a bounded
+//! queue in front of them. Past the queue, admission is refused: never an unbounded backlog.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::ManagerError;
+
+pub struct Gate {
+    global: Arc<Semaphore>,
+    max_running: usize,
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
+}
+
+/// Held while an execution runs; dropping it frees the slots.
+pub struct Permits {
+    _workflow: Option<OwnedSemaphorePermit>,
+    _global: OwnedSemaphorePermit,
+}
+
+/// A place in the queue; dropping it leaves the queue.
+pub struct Ticket {
+    global: Arc<Semaphore>,
+    workflow: Option<Arc<Semaphore>>,
+    waiting: Arc<AtomicUsize>,
+    pub reason: String,
+}
+
+pub enum Admission {
+    Now(Permits),
+    Queued(Ticket),
+}
+
+impl Gate {
+    pub fn new(max_running: usize, max_waiting: usize) -> Self {
+        Gate {
+            global: Arc::new(Semaphore::new(max_running)),
+            max_running,
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting,
+        }
+    }
+
+    /// Slots now, or a place in the queue, or RESOURCE_EXHAUSTED when the queue is full.
+    pub fn admit(
+        &self,
+        workflow: Option<(&Arc<Semaphore>, &str, u32)>,
+    ) -> Result<Admission, ManagerError> {
+        let workflow_permit = match workflow {
+            Some((slots, _, _)) => slots.clone().try_acquire_owned().ok(),
+            None => None,
+        };
+        let workflow_ok = workflow.is_none() || workflow_permit.is_some();
+        if workflow_ok && let Ok(global) = self.global.clone().try_acquire_owned() {
+            return Ok(Admission::Now(Permits {
+                _workflow: workflow_permit,
+                _global: global,
+            }));
+        }
+        drop(workflow_permit);
+        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
+        if queued >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(ManagerError::ResourceExhausted {
+                limit: "limits.max_queued_executions",
+                value: self.max_waiting as u64,
+                detail: format!(
+                    "{} executions are running and {queued} are queued; retry later",
+                    self.running()
+                ),
+            });
+        }
+        let reason = match workflow {
+            Some((_, name, max)) if !workflow_ok => {
+                format!(
+                    "waiting for a slot: workflow '{name}' runs at most {max} at once (max_concurrency)"
+                )
+            }
+            _ => format!(
+                "waiting for a slot: {} executions run at once at most (limits.max_concurrent_executions)",
+                self.max_running
+            ),
+        };
+        Ok(Admission::Queued(Ticket {
+            global: self.global.clone(),
+            workflow: workflow.map(|(s, _, _)| s.clone()),
+            waiting: self.waiting.clone(),
+            reason,
+        }))
+    }
+
+    pub fn running(&self) -> usize {
+        self.max_running - self.global.available_permits()
+    }
+
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+}
+
+impl Ticket {
+    /// Waits for the slots: the workflow's first, then the global one, so a queued
+    /// execution never holds a global slot while its workflow is full.
+    pub async fn wait(self) -> Permits {
+        let workflow = match &self.workflow {
+            Some(s) => Some(
+                s.clone()
+                    .acquire_owned()
+                    .await
+                    .expect("workflow semaphore is never closed"),
+            ),
+            None => None,
+        };
+        let global = self
+            .global
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("global semaphore is never closed");
+        Permits {
+            _workflow: workflow,
+            _global: global,
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn queues_then_refuses() {
+        let gate = Gate::new(1, 1);
+        let Admission::Now(first) = gate.admit(None).unwrap() else {
+            panic!("first runs")
+        };
+        let Admission::Queued(ticket) = gate.admit(None).unwrap() else {
+            panic!("second queues")
+        };
+        let err = gate.admit(None).err().expect("third is refused");
+        assert!(
+            err.to_string().contains("limits.max_queued_executions"),
+            "{err}"
+        );
+        drop(first);
+        let _second = ticket.wait().await;
+        assert_eq!((gate.running(), gate.queued()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn per_workflow_limit_names_the_workflow() {
+        let gate = Gate::new(10, 10);
+        let slots = Arc::new(Semaphore::new(1));
+        let _a = gate.admit(Some((&slots, "w", 1))).unwrap();
+        let Admission::Queued(t) = gate.admit(Some((&slots, "w", 1))).unwrap() else {
+            panic!()
+        };
+        assert!(t.reason.contains("workflow 'w'"), "{}", t.reason);
+    }
+}

@@ -1,0 +1,348 @@
+//! The WorkflowManager (the seed's Mediator): the registry of workflows, their executions,
+//! and the service's lifecycle. It speaks domain types; only the gRPC layer knows protobuf.
+
+mod error;
+mod executions;
+mod gate;
+mod lifecycle;
+mod registry;
+pub mod validate;
+mod watch;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, atomic::AtomicBool},
+    time::SystemTime,
+};
+
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use error::ManagerError;
+pub use executions::StartSpec;
+pub use lifecycle::ShutdownReport;
+pub use watch::Watcher;
+
+use crate::config::Limits;
+use crate::engine::{Catalog, WorkflowError, WorkflowType};
+use crate::store::{Store, WorkflowRecord, WorkflowSource};
+use crate::tools::{ToolManager, ToolSpec};
+use executions::LiveExecution;
+use gate::Gate;
+use registry::{RegisteredWorkflow, Registry};
+
+/// What a client asks to register.
+#[derive(Debug, Clone, Default)]
+pub struct RegisterSpec {
+    /// Empty: the type's own name.
+    pub name: String,
+    pub description: String,
+    pub labels: BTreeMap<String, String>,
+    pub max_concurrency: u32,
+    /// The workflow type and its custom arguments.
+    pub type_name: String,
+    pub arguments: Value,
+}
+
+/// Default page size of List and ListExecutions.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+
+pub struct WorkflowManager {
+    catalog: Catalog,
+    tools: Arc<ToolManager>,
+    store: Arc<dyn Store>,
+    limits: Limits,
+    registry: Registry,
+    /// Serializes registrations so a version number is never handed out twice.
+    register_lock: tokio::sync::Mutex<()>,
+    /// Serializes starts that carry a request_id, so concurrent retries find each other.
+    request_lock: tokio::sync::Mutex<()>,
+    live: Mutex<HashMap<String, Arc<LiveExecution>>>,
+    gate: Gate,
+    accepting: AtomicBool,
+    tasks: TaskTracker,
+    /// Cancelled once shutdown has finished: open streams end on it.
+    stopped: CancellationToken,
+    shutdown_report: tokio::sync::OnceCell<ShutdownReport>,
+}
+
+impl WorkflowManager {
+    pub fn new(
+        catalog: Catalog,
+        tools: Arc<ToolManager>,
+        store: Arc<dyn Store>,
+        limits: Limits,
+    ) -> Self {
+        let gate = Gate::new(
+            limits.max_concurrent_executions,
+            limits.max_queued_executions,
+        );
+        WorkflowManager {
+            catalog,
+            tools,
+            store,
+            limits,
+            registry: Registry::default(),
+            register_lock: tokio::sync::Mutex::new(()),
+            request_lock: tokio::sync::Mutex::new(()),
+            live: Mutex::new(HashMap::new()),
+            gate,
+            accepting: AtomicBool::new(true),
+            tasks: TaskTracker::new(),
+            stopped: CancellationToken::new(),
+            shutdown_report: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Registers a workflow: builds it through its type's factory with the shared tools,
+    /// initializes it, and only then publishes it. Identical content to the latest version
+    /// returns that version (`false`); different content creates the next version (`true`).
+    pub async fn register(
+        &self,
+        spec: RegisterSpec,
+    ) -> Result<(WorkflowRecord, bool), ManagerError> {
+        self.ensure_accepting("registrations")?;
+        let workflow_type = self.workflow_type(&spec.type_name)?;
+        let name = if spec.name.is_empty() {
+            workflow_type.name.to_string()
+        } else {
+            spec.name
+        };
+        validate::name("name", &name)?;
+        validate::description(&spec.description)?;
+        validate::labels("labels", &spec.labels)?;
+        let max_concurrency = spec.max_concurrency;
+        if max_concurrency as usize > self.limits.max_concurrent_executions {
+            return Err(ManagerError::invalid(
+                "max_concurrency",
+                format!(
+                    "{max_concurrency} is over the server's limits.max_concurrent_executions of {}",
+                    self.limits.max_concurrent_executions
+                ),
+            ));
+        }
+        let arguments = match spec.arguments {
+            Value::Null => Value::Object(Default::default()),
+            other => other,
+        };
+
+        let _guard = self.register_lock.lock().await;
+        let latest = self.registry.latest(&name);
+        let mut record = WorkflowRecord {
+            name: name.clone(),
+            version: latest.as_ref().map_or(1, |w| w.record.version + 1),
+            description: spec.description,
+            labels: spec.labels,
+            max_concurrency,
+            create_time: SystemTime::now(),
+            source: WorkflowSource::Native {
+                type_name: workflow_type.name.to_string(),
+                arguments: arguments.clone(),
+            },
+        };
+        if let Some(latest) = &latest
+            && latest.record.same_content(&record)
+        {
+            return Ok((latest.record.clone(), false));
+        }
+        if latest.is_none() && self.registry.count() >= self.limits.max_workflows {
+            return Err(ManagerError::ResourceExhausted {
+                limit: "limits.max_workflows",
+                value: self.limits.max_workflows as u64,
+                detail: "unregister a workflow first".into(),
+            });
+        }
+        if record.version > self.limits.max_versions_per_workflow {
+            return Err(ManagerError::ResourceExhausted {
+                limit: "limits.max_versions_per_workflow",
+                value: self.limits.max_versions_per_workflow as u64,
+                detail: format!(
+                    "workflow '{name}' has that many versions; unregister it to start over"
+                ),
+            });
+        }
+
+        let instance =
+            (workflow_type.factory)(self.tools.clone(), &arguments).map_err(|e| match e {
+                WorkflowError::InvalidArguments(reason) => ManagerError::invalid(
+                    "arguments",
+                    format!("type '{}': {reason}", workflow_type.name),
+                ),
+                other => ManagerError::FailedPrecondition(format!(
+                    "workflow '{name}' could not be built: {other}"
+                )),
+            })?;
+        instance.initialize().await.map_err(|e| {
+            ManagerError::FailedPrecondition(format!("workflow '{name}' was not registered: {e}"))
+        })?;
+        record.create_time = SystemTime::now();
+        self.store.save_workflow(&record).await?;
+        self.registry.publish(RegisteredWorkflow {
+            slots: (max_concurrency > 0)
+                .then(|| Arc::new(Semaphore::new(max_concurrency as usize))),
+            record: record.clone(),
+            instance,
+        });
+        tracing::info!(workflow = %record.name, version = record.version, "registered");
+        Ok((record, true))
+    }
+
+    /// Removes a workflow and every version; its executions stay readable.
+    pub async fn unregister(&self, name: &str) -> Result<usize, ManagerError> {
+        validate::name("name", name)?;
+        let _guard = self.register_lock.lock().await;
+        let removed = self.registry.remove(name);
+        if removed.is_empty() {
+            return Err(self.workflow_not_found(name, 0));
+        }
+        self.store.delete_workflow(name).await?;
+        for w in &removed {
+            if let Err(e) = w.instance.shutdown().await {
+                tracing::warn!(workflow = name, version = w.record.version, error = %e, "shutdown hook failed");
+            }
+        }
+        tracing::info!(workflow = name, versions = removed.len(), "unregistered");
+        Ok(removed.len())
+    }
+
+    /// One page of the latest version of each workflow, by name, keeping those that carry
+    /// every label of `label_filter`. The page token is opaque to clients.
+    pub fn list(
+        &self,
+        page_size: i32,
+        page_token: &str,
+        label_filter: &BTreeMap<String, String>,
+    ) -> Result<(Vec<WorkflowRecord>, String), ManagerError> {
+        let size = validate::page_size(page_size, DEFAULT_PAGE_SIZE, self.limits.max_page_size)?;
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(decode_token(page_token)?)
+        };
+        let (page, more) = self.registry.page(after.as_deref(), size, |r| {
+            label_filter.iter().all(|(k, v)| r.labels.get(k) == Some(v))
+        });
+        let next = match (more, page.last()) {
+            (true, Some(last)) => encode_token(&last.name),
+            _ => String::new(),
+        };
+        Ok((page, next))
+    }
+
+    /// A workflow version (0: the latest) and every version number of its name.
+    pub fn get(
+        &self,
+        name: &str,
+        version: i32,
+    ) -> Result<(WorkflowRecord, Vec<u32>), ManagerError> {
+        validate::name("name", name)?;
+        let version = check_version(version)?;
+        let workflow = self
+            .registry
+            .get(name, version)
+            .ok_or_else(|| self.workflow_not_found(name, version))?;
+        Ok((workflow.record.clone(), self.registry.versions(name)))
+    }
+
+    pub fn workflow_types(&self) -> Vec<WorkflowType> {
+        self.catalog.all().cloned().collect()
+    }
+
+    pub fn tools(&self) -> Vec<ToolSpec> {
+        self.tools.specs()
+    }
+
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Cancelled once shutdown has finished.
+    pub fn stopped(&self) -> CancellationToken {
+        self.stopped.clone()
+    }
+
+    /// Executions running and queued now.
+    pub fn load(&self) -> (usize, usize) {
+        (self.gate.running(), self.gate.queued())
+    }
+
+    fn workflow_type(&self, name: &str) -> Result<&WorkflowType, ManagerError> {
+        if name.is_empty() {
+            return Err(ManagerError::invalid(
+                "native.type",
+                format!(
+                    "is required; known types: {}",
+                    self.catalog.names().join(", ")
+                ),
+            ));
+        }
+        self.catalog.get(name).ok_or_else(|| {
+            ManagerError::invalid(
+                "native.type",
+                format!(
+                    "unknown workflow type '{}'; known types: {}",
+                    name.escape_debug(),
+                    self.catalog.names().join(", ")
+                ),
+            )
+        })
+    }
+
+    fn workflow_not_found(&self, name: &str, version: u32) -> ManagerError {
+        if version > 0 && self.registry.latest(name).is_some() {
+            let versions = self.registry.versions(name);
+            return ManagerError::NotFound(format!(
+                "workflow '{name}' has no version {version} (versions: {versions:?})"
+            ));
+        }
+        ManagerError::NotFound(format!("workflow '{name}' is not registered"))
+    }
+
+    fn ensure_accepting(&self, what: &str) -> Result<(), ManagerError> {
+        if self.is_accepting() {
+            Ok(())
+        } else {
+            Err(ManagerError::Unavailable(format!(
+                "wfm is shutting down and accepts no new {what}"
+            )))
+        }
+    }
+}
+
+fn check_version(version: i32) -> Result<u32, ManagerError> {
+    u32::try_from(version).map_err(|_| {
+        ManagerError::invalid(
+            "version",
+            format!("{version} is negative; use 0 for the latest or a version from 1"),
+        )
+    })
+}
+
+fn encode_token(key: &str) -> String {
+    key.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_token(token: &str) -> Result<String, ManagerError> {
+    let invalid = || {
+        ManagerError::invalid(
+            "page_token",
+            "is not a token this server returned; start again with an empty page_token",
+        )
+    };
+    if token.len() % 2 != 0
+        || token.len() > 2 * validate::MAX_REQUEST_ID_LEN.max(validate::MAX_NAME_LEN)
+    {
+        return Err(invalid());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| invalid())?;
+    String::from_utf8(bytes).map_err(|_| invalid())
+}

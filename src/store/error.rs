@@ -1,0 +1,16 @@
+use thiserror::Error;
+
+/// Errors of the store layer.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("execution '{0}' does not exist")]
+    ExecutionNotFound(String),
+    #[error("event {sequence} of execution '{execution_id}' is out of order (last is {last})")]
+    OutOfOrder {
+        execution_id: String,
+        sequence: u64,
+        last: u64,
+    },
+    #[error("storage failure: {0}")]
+    Backend(String),
+}

@@ -1,0 +1,151 @@
+//! In-process store: everything is lost when the process exits.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Mutex,
+};
+
+use async_trait::async_trait;
+
+use super::{ExecutionFilter, ExecutionRecord, Store, StoreError, StoreResult, WorkflowRecord};
+use crate::engine::Event;
+
+#[derive(Default)]
+struct Inner {
+    workflows: BTreeMap<(String, u32), WorkflowRecord>,
+    /// Keyed by id; UUIDv7 ids make this creation order.
+    executions: BTreeMap<String, ExecutionRecord>,
+    request_ids: HashMap<String, String>,
+    events: HashMap<String, Vec<Event>>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("memory store lock")
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn save_workflow(&self, workflow: &WorkflowRecord) -> StoreResult<()> {
+        self.lock()
+            .workflows
+            .insert((workflow.name.clone(), workflow.version), workflow.clone());
+        Ok(())
+    }
+
+    async fn delete_workflow(&self, name: &str) -> StoreResult<usize> {
+        let mut inner = self.lock();
+        let before = inner.workflows.len();
+        inner.workflows.retain(|(n, _), _| n != name);
+        Ok(before - inner.workflows.len())
+    }
+
+    async fn load_workflows(&self) -> StoreResult<Vec<WorkflowRecord>> {
+        Ok(self.lock().workflows.values().cloned().collect())
+    }
+
+    async fn create_execution(&self, execution: &ExecutionRecord) -> StoreResult<()> {
+        let mut inner = self.lock();
+        if let Some(request_id) = &execution.request_id {
+            inner
+                .request_ids
+                .insert(request_id.clone(), execution.id.clone());
+        }
+        inner.events.insert(execution.id.clone(), Vec::new());
+        inner
+            .executions
+            .insert(execution.id.clone(), execution.clone());
+        Ok(())
+    }
+
+    async fn update_execution(&self, execution: &ExecutionRecord) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let existing = inner
+            .executions
+            .get_mut(&execution.id)
+            .ok_or_else(|| StoreError::ExecutionNotFound(execution.id.clone()))?;
+        let last_sequence = existing.last_sequence;
+        *existing = execution.clone();
+        existing.last_sequence = last_sequence.max(execution.last_sequence);
+        Ok(())
+    }
+
+    async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>> {
+        Ok(self.lock().executions.get(id).cloned())
+    }
+
+    async fn find_by_request_id(&self, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
+        let inner = self.lock();
+        Ok(inner
+            .request_ids
+            .get(request_id)
+            .and_then(|id| inner.executions.get(id))
+            .cloned())
+    }
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+        before: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let inner = self.lock();
+        use std::ops::Bound;
+        let upper = before.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = inner.executions.range::<str, _>((Bound::Unbounded, upper));
+        Ok(range
+            .rev()
+            .map(|(_, e)| e)
+            .filter(|e| filter.matches(e))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn append_event(&self, event: &Event) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let events = inner
+            .events
+            .get_mut(&event.execution_id)
+            .ok_or_else(|| StoreError::ExecutionNotFound(event.execution_id.clone()))?;
+        let last = events.last().map_or(0, |e| e.sequence);
+        if event.sequence != last + 1 {
+            return Err(StoreError::OutOfOrder {
+                execution_id: event.execution_id.clone(),
+                sequence: event.sequence,
+                last,
+            });
+        }
+        events.push(event.clone());
+        if let Some(e) = inner.executions.get_mut(&event.execution_id) {
+            e.last_sequence = event.sequence;
+        }
+        Ok(())
+    }
+
+    async fn events_after(
+        &self,
+        execution_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        let inner = self.lock();
+        let events = inner
+            .events
+            .get(execution_id)
+            .ok_or_else(|| StoreError::ExecutionNotFound(execution_id.to_string()))?;
+        // Sequence n sits at index n - 1.
+        let start = (after as usize).min(events.len());
+        Ok(events[start..].iter().take(limit).cloned().collect())
+    }
+}

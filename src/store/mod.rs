@@ -1,0 +1,52 @@
+//! The store: the source of truth for the registry, executions and their events.
+//! `memory` keeps them in process; the durable store sits behind the same trait.
+
+mod error;
+mod memory;
+mod records;
+
+use async_trait::async_trait;
+
+pub use error::StoreError;
+pub use memory::MemoryStore;
+pub use records::{
+    ExecutionFilter, ExecutionRecord, ExecutionStatus, WorkflowRecord, WorkflowSource,
+};
+
+use crate::engine::Event;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Saves one workflow version.
+    async fn save_workflow(&self, workflow: &WorkflowRecord) -> StoreResult<()>;
+    /// Removes every version of a workflow; returns how many there were.
+    async fn delete_workflow(&self, name: &str) -> StoreResult<usize>;
+    /// Every workflow version, by name then version.
+    async fn load_workflows(&self) -> StoreResult<Vec<WorkflowRecord>>;
+
+    async fn create_execution(&self, execution: &ExecutionRecord) -> StoreResult<()>;
+    /// Replaces an execution's record (status, timings, result).
+    async fn update_execution(&self, execution: &ExecutionRecord) -> StoreResult<()>;
+    async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>>;
+    async fn find_by_request_id(&self, request_id: &str) -> StoreResult<Option<ExecutionRecord>>;
+    /// Executions matching the filter, newest first, at most `limit`, strictly older
+    /// than the `before` id when given (the page cursor).
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+        before: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ExecutionRecord>>;
+
+    /// Appends an event; it is durable when this returns.
+    async fn append_event(&self, event: &Event) -> StoreResult<()>;
+    /// Events with a sequence number greater than `after`, in order, at most `limit`.
+    async fn events_after(
+        &self,
+        execution_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>>;
+}

@@ -1,0 +1,90 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+
+use crate::tools::{Tool, ToolError, ToolSpec, arg, required_arg};
+
+/// Largest response body the tool returns (1 MiB); a longer one fails the call.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// `http_request {method, url, headers, body}`: one HTTP request; a JSON body is parsed.
+pub struct HttpRequest {
+    spec: ToolSpec,
+    client: reqwest::Client,
+}
+
+impl HttpRequest {
+    pub fn new(timeout: Duration) -> Self {
+        HttpRequest {
+            spec: super::spec(
+                "http_request",
+                "Sends an HTTP request and returns {status, headers, body}; a JSON body is returned parsed. Bodies over 1 MiB fail.",
+                json!({"type": "object", "required": ["url"], "properties": {
+                    "method": {"type": "string", "default": "GET"},
+                    "url": {"type": "string"},
+                    "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "body": {}}}),
+            ),
+            client: reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .expect("HTTP client with default settings"),
+        }
+    }
+}
+
+#[async_trait]
+impl Tool for HttpRequest {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    async fn call(&self, arguments: Value) -> Result<Value, ToolError> {
+        const TOOL: &str = "http_request";
+        let url: String = required_arg(TOOL, &arguments, "url")?;
+        let method: String = arg(TOOL, &arguments, "method")?.unwrap_or_else(|| "GET".into());
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())
+            .map_err(|_| ToolError::invalid(TOOL, format!("'{method}' is not an HTTP method")))?;
+        let headers: Map<String, Value> = arg(TOOL, &arguments, "headers")?.unwrap_or_default();
+        let mut request = self.client.request(method, &url);
+        for (name, value) in &headers {
+            let value = value.as_str().ok_or_else(|| {
+                ToolError::invalid(TOOL, format!("header '{name}' must be a string"))
+            })?;
+            request = request.header(name, value);
+        }
+        match arguments.get("body") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => request = request.body(s.clone()),
+            Some(other) => request = request.json(other),
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| ToolError::failed(TOOL, format!("{url}: {e}")))?;
+        let status = response.status().as_u16();
+        let response_headers: Map<String, Value> = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.to_string(), json!(v.to_str().ok()?))))
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| ToolError::failed(TOOL, format!("{url}: {e}")))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_BODY_BYTES {
+                return Err(ToolError::failed(
+                    TOOL,
+                    format!("{url}: response body is over {MAX_BODY_BYTES} bytes"),
+                ));
+            }
+        }
+        let body = serde_json::from_slice::<Value>(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        Ok(json!({ "status": status, "headers": response_headers, "body": body }))
+    }
+}

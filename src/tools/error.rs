@@ -1,0 +1,28 @@
+use thiserror::Error;
+
+/// Errors of the tools layer.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum ToolError {
+    #[error("unknown tool '{0}'")]
+    NotFound(String),
+    #[error("tool '{tool}': invalid arguments: {reason}")]
+    InvalidArguments { tool: String, reason: String },
+    #[error("tool '{tool}' failed: {message}")]
+    Failed { tool: String, message: String },
+}
+
+impl ToolError {
+    pub(crate) fn failed(tool: &str, message: impl std::fmt::Display) -> Self {
+        ToolError::Failed {
+            tool: tool.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn invalid(tool: &str, reason: impl std::fmt::Display) -> Self {
+        ToolError::InvalidArguments {
+            tool: tool.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The ToolManager: one registry of tools shared by every workflow, so many workflows
+//! share the same connections. Built-in tools live in `builtin/`; MCP servers plug in
+//! behind the same `Tool` trait.
+
+pub mod builtin;
+mod error;
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::RwLock;
+
+pub use error::ToolError;
+
+/// What a client sees of a tool (ListTools).
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolSpec {
+    /// Built-in tools have plain names; MCP tools are named `server.tool`.
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub input_schema: Value,
+    /// `builtin`, or the MCP server's name.
+    pub server: String,
+}
+
+/// A callable tool. Cancelling a call is dropping its future.
+#[async_trait]
+pub trait Tool: Send + Sync {
+    fn spec(&self) -> &ToolSpec;
+    async fn call(&self, arguments: Value) -> Result<Value, ToolError>;
+}
+
+/// Registry of every tool, shared by all workflows.
+#[derive(Default)]
+pub struct ToolManager {
+    tools: RwLock<BTreeMap<String, Arc<dyn Tool>>>,
+}
+
+impl ToolManager {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tool, replacing one of the same name.
+    pub fn add(&self, tool: Arc<dyn Tool>) {
+        let name = tool.spec().name.clone();
+        self.tools
+            .write()
+            .expect("tool registry lock")
+            .insert(name, tool);
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
+        self.tools
+            .read()
+            .expect("tool registry lock")
+            .get(name)
+            .cloned()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tools
+            .read()
+            .expect("tool registry lock")
+            .contains_key(name)
+    }
+
+    /// Every tool's spec, sorted by name.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        let tools = self.tools.read().expect("tool registry lock");
+        tools.values().map(|t| t.spec().clone()).collect()
+    }
+
+    /// Calls a tool by name.
+    pub async fn call(&self, name: &str, arguments: Value) -> Result<Value, ToolError> {
+        let tool = self
+            .get(name)
+            .ok_or_else(|| ToolError::NotFound(name.to_string()))?;
+        tracing::debug!(tool = name, "tool call");
+        tool.call(arguments).await
+    }
+
+    /// Closes tool connections at shutdown (MCP servers will hook in here).
+    pub async fn close(&self) {
+        self.tools.write().expect("tool registry lock").clear();
+    }
+}
+
+/// Reads a field of an argument object, naming the tool and field when it is missing or mistyped.
+pub(crate) fn arg<'a, T: serde::Deserialize<'a>>(
+    tool: &str,
+    arguments: &'a Value,
+    field: &str,
+) -> Result<Option<T>, ToolError> {
+    match arguments.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => T::deserialize(v)
+            .map(Some)
+            .map_err(|e| ToolError::InvalidArguments {
+                tool: tool.to_string(),
+                reason: format!("field '{field}': {e}"),
+            }),
+    }
+}
+
+/// Like [`arg`], for a field that must be present.
+pub(crate) fn required_arg<'a, T: serde::Deserialize<'a>>(
+    tool: &str,
+    arguments: &'a Value,
+    field: &str,
+) -> Result<T, ToolError> {
+    arg(tool, arguments, field)?.ok_or_else(|| ToolError::InvalidArguments {
+        tool: tool.to_string(),
+        reason: format!("field '{field}' is required"),
+    })
+}
