@@ -149,7 +149,7 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let config: Config = figment
-            .merge(Env::prefixed("WFM_").split("__").ignore(&["config"]))
+            .merge(Env::prefixed("WFM_").split("__").ignore(&["server"]))
             .merge(Serialized::defaults(flags))
             .extract()
             .map_err(|e| format!("invalid configuration: {e}"))?;
@@ -187,6 +187,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's error type is large; tests only.
 mod tests {
     use super::*;
 

@@ -67,7 +67,7 @@ async fn serve(
 
 fn init_logging(config: &Config) {
     let filter =
-        EnvFilter::try_from_env("WFM_LOG").unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder

@@ -1,6 +1,7 @@
 //! The gRPC layer: the WorkflowService, health, reflection, and the server's lifecycle.
 
 pub mod convert;
+mod decode_errors;
 mod service;
 mod status;
 
@@ -111,6 +112,9 @@ pub async fn serve(
     ));
 
     let server = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            decode_errors::decode_failure_is_invalid_argument,
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

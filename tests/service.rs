@@ -1,0 +1,890 @@
+//! The service end to end over a real loopback connection to a real `wfm serve` process.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use tonic::Code;
+use wfm::proto::{self, execution_event::Kind};
+
+fn write_dataset(server: &Server, name: &str, csv: &str) {
+    std::fs::write(
+        server
+            .data_dir()
+            .join("datasets")
+            .join(format!("{name}.csv")),
+        csv,
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn data_analysis_streams_every_step_in_order() {
+    let server = Server::start().await;
+    write_dataset(
+        &server,
+        "sales",
+        "region,amount\neu,10\nus,20\neu,30\nasia,40\n",
+    );
+    let mut client = server.client().await;
+    register(
+        &mut client,
+        "sales",
+        "data_analysis",
+        json!({"include_advanced_metrics": true, "required_datasets": ["sales"]}),
+    )
+    .await;
+
+    let events = execute(&mut client, "sales", json!({"dataset": "sales"})).await;
+    assert_gap_free(&events);
+    let kinds: Vec<String> = labels(&events)
+        .into_iter()
+        .filter(|l| !l.starts_with("step_progress"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "accepted",
+            "started",
+            "step_started:load",
+            "step_completed:load",
+            "step_started:validate",
+            "step_completed:validate",
+            "step_started:analyze",
+            "step_completed:analyze",
+            "step_started:report",
+            "step_completed:report",
+            "completed"
+        ]
+    );
+    let result = result_of(events.last().unwrap());
+    assert!(result.success);
+    assert_eq!(
+        (
+            result.steps_completed,
+            result.steps_failed,
+            result.steps_skipped
+        ),
+        (4, 0, 0)
+    );
+    assert!(
+        result
+            .steps
+            .iter()
+            .all(|s| s.status == proto::StepStatus::Completed as i32)
+    );
+    let output = output_json(&result.output);
+    assert_eq!(output["rows"], json!(4));
+    let amount = &output["columns"]["amount"];
+    assert_eq!(
+        (amount["count"].clone(), amount["mean"].clone()),
+        (json!(4), json!(25))
+    );
+    assert_eq!(
+        (amount["min"].clone(), amount["max"].clone()),
+        (json!(10), json!(40))
+    );
+    assert_eq!(amount["advanced"]["p50"], json!(25));
+    assert_eq!(output["non_numeric_columns"], json!(["region"]));
+}
+
+#[tokio::test]
+async fn arguments_are_honoured_and_a_failing_step_fails_the_run() {
+    let server = Server::start().await;
+    write_dataset(&server, "big", "x\n1\n2\n3\n");
+    let mut client = server.client().await;
+    register(
+        &mut client,
+        "small-only",
+        "data_analysis",
+        json!({"max_dataset_size": 2}),
+    )
+    .await;
+
+    let events = execute(&mut client, "small-only", json!({"dataset": "big"})).await;
+    assert_gap_free(&events);
+    let Some(Kind::Failed(failed)) = &events.last().unwrap().kind else {
+        panic!("{:?}", labels(&events))
+    };
+    assert!(
+        failed.error.contains("has 3 rows; max_dataset_size is 2"),
+        "{}",
+        failed.error
+    );
+    assert!(labels(&events).contains(&"step_failed:validate".to_string()));
+    let result = failed.result.as_ref().unwrap();
+    assert!(!result.success);
+    assert_eq!((result.steps_completed, result.steps_failed), (1, 1));
+    // No advanced metrics unless asked for.
+    write_dataset(&server, "ok", "x\n1\n2\n");
+    let events = execute(&mut client, "small-only", json!({"dataset": "ok"})).await;
+    let output = output_json(&result_of(events.last().unwrap()).output);
+    assert!(output["columns"]["x"].get("advanced").is_none(), "{output}");
+
+    // A dataset that does not exist fails the load step with the server's reason.
+    let events = execute(&mut client, "small-only", json!({"dataset": "nope"})).await;
+    let Some(Kind::Failed(failed)) = &events.last().unwrap().kind else {
+        panic!()
+    };
+    assert!(
+        failed.error.contains("dataset 'nope' is not configured"),
+        "{}",
+        failed.error
+    );
+}
+
+#[tokio::test]
+async fn register_versions_and_is_idempotent() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    let request = |args: serde_json::Value| proto::RegisterRequest {
+        name: "slow".into(),
+        description: "sleeps".into(),
+        labels: [("team".to_string(), "data".to_string())].into(),
+        source: native("sleep", args),
+        ..Default::default()
+    };
+    let first = client
+        .register(request(json!({})))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(first.created);
+    assert_eq!(first.workflow.as_ref().unwrap().version, 1);
+    let again = client
+        .register(request(json!({})))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!again.created);
+    assert_eq!(again.workflow.as_ref().unwrap().version, 1);
+    let second = client
+        .register(request(json!({"default_duration_ms": 5})))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(second.created);
+    assert_eq!(second.workflow.as_ref().unwrap().version, 2);
+
+    let got = client
+        .get(proto::GetRequest {
+            name: "slow".into(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.versions, vec![1, 2]);
+    let latest = got.workflow.unwrap();
+    assert_eq!((latest.version, latest.description.as_str()), (2, "sleeps"));
+    assert_eq!(latest.labels.get("team").map(String::as_str), Some("data"));
+    assert!(latest.create_time.is_some());
+    let Some(proto::workflow::Source::Native(n)) = latest.source else {
+        panic!()
+    };
+    assert_eq!(n.r#type, "sleep");
+    assert_eq!(
+        wfm::api::convert::struct_to_json_lossy(&n.arguments.unwrap()),
+        json!({"default_duration_ms": 5})
+    );
+    let v1 = client
+        .get(proto::GetRequest {
+            name: "slow".into(),
+            version: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(v1.workflow.unwrap().version, 1);
+
+    // The name defaults to the type's.
+    let r = client
+        .register(proto::RegisterRequest {
+            source: native("echo", json!({})),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.workflow.unwrap().name, "echo");
+}
+
+#[tokio::test]
+async fn list_paginates_and_filters_by_label() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    for i in 0..5 {
+        client
+            .register(proto::RegisterRequest {
+                name: format!("wf-{i}"),
+                labels: [(
+                    "parity".to_string(),
+                    if i % 2 == 0 { "even" } else { "odd" }.to_string(),
+                )]
+                .into(),
+                source: native("echo", json!({})),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let mut names = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = client
+            .list(proto::ListRequest {
+                page_size: 2,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.workflows.len() <= 2);
+        names.extend(page.workflows.into_iter().map(|w| w.name));
+        pages += 1;
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, ["wf-0", "wf-1", "wf-2", "wf-3", "wf-4"]);
+
+    let odd = client
+        .list(proto::ListRequest {
+            label_filter: [("parity".to_string(), "odd".to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let odd: Vec<_> = odd.workflows.into_iter().map(|w| w.name).collect();
+    assert_eq!(odd, ["wf-1", "wf-3"]);
+}
+
+#[tokio::test]
+async fn initialize_failure_registers_nothing() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    let err = client
+        .register(proto::RegisterRequest {
+            name: "needs-data".into(),
+            source: native("data_analysis", json!({"required_datasets": ["missing"]})),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message()
+            .contains("required datasets not configured: missing"),
+        "{}",
+        err.message()
+    );
+    let err = client
+        .get(proto::GetRequest {
+            name: "needs-data".into(),
+            version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let list = client
+        .list(proto::ListRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.workflows.is_empty());
+}
+
+#[tokio::test]
+async fn executions_run_in_parallel() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "nap", "sleep", json!({})).await;
+    let runs = (0..8).map(|_| {
+        let mut c = client.clone();
+        tokio::spawn(async move { execute(&mut c, "nap", json!({"duration_ms": 400})).await })
+    });
+    let all = futures_util::future::join_all(runs).await;
+    let time = |e: &proto::ExecutionEvent| {
+        let t = e.time.unwrap();
+        t.seconds as f64 + t.nanos as f64 / 1e9
+    };
+    let mut latest_start = 0f64;
+    let mut earliest_end = f64::MAX;
+    for events in all {
+        let events = events.unwrap();
+        assert_eq!(labels(&events).last().unwrap(), "completed");
+        latest_start = latest_start.max(time(&events[1]));
+        earliest_end = earliest_end.min(time(events.last().unwrap()));
+    }
+    // Every execution had started before the first one ended: they overlapped.
+    assert!(
+        latest_start < earliest_end,
+        "started {latest_start}, first end {earliest_end}"
+    );
+}
+
+#[tokio::test]
+async fn per_workflow_limit_queues_and_global_queue_refuses() {
+    let server = Server::start_with(
+        &[
+            ("WFM_LIMITS__MAX_CONCURRENT_EXECUTIONS", "2"),
+            ("WFM_LIMITS__MAX_QUEUED_EXECUTIONS", "1"),
+        ],
+        &[],
+    )
+    .await;
+    let mut client = server.client().await;
+    client
+        .register(proto::RegisterRequest {
+            name: "single".into(),
+            max_concurrency: 1,
+            source: native("sleep", json!({})),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let start = |c: &mut Client| {
+        let mut c = c.clone();
+        async move {
+            c.start_execution(proto::StartExecutionRequest {
+                name: "single".into(),
+                input: json_struct(json!({"duration_ms": 300})),
+                ..Default::default()
+            })
+            .await
+        }
+    };
+    let first = start(&mut client).await.unwrap().into_inner().execution_id;
+    let second = start(&mut client).await.unwrap().into_inner().execution_id;
+    // The queue holds one: a third is refused with the limit named.
+    let err = start(&mut client).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message().contains("limits.max_queued_executions"),
+        "{}",
+        err.message()
+    );
+
+    let watch = |id: String| {
+        let mut c = client.clone();
+        async move {
+            let mut s = c
+                .watch_execution(proto::WatchExecutionRequest {
+                    execution_id: id,
+                    after_sequence: 0,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut events = Vec::new();
+            while let Some(r) = s.message().await.unwrap() {
+                events.push(r.event.unwrap());
+            }
+            events
+        }
+    };
+    let second_events = watch(second).await;
+    assert_gap_free(&second_events);
+    let Some(Kind::Queued(q)) = &second_events[1].kind else {
+        panic!("{:?}", labels(&second_events))
+    };
+    assert!(
+        q.reason.contains("workflow 'single' runs at most 1"),
+        "{}",
+        q.reason
+    );
+    assert_eq!(labels(&second_events).last().unwrap(), "completed");
+    let first_events = watch(first).await;
+    // The second started only after the first ended.
+    let t = |e: &proto::ExecutionEvent| e.time.unwrap();
+    let first_end = t(first_events.last().unwrap());
+    let second_start = t(second_events
+        .iter()
+        .find(|e| label(e) == "started")
+        .unwrap());
+    assert!((second_start.seconds, second_start.nanos) >= (first_end.seconds, first_end.nanos));
+    // Once drained, new executions are accepted again.
+    assert!(start(&mut client).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_does_not_lose_the_run() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "nap", "sleep", json!({})).await;
+    let mut stream = client
+        .execute(execute_request("nap", json!({"duration_ms": 300})))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap().event.unwrap();
+    let id = first.execution_id.clone();
+    drop(stream);
+    drop(client);
+
+    let mut client = server.client().await;
+    let mut watch = client
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(r) = watch.message().await.unwrap() {
+        events.push(r.event.unwrap());
+    }
+    assert_gap_free(&events);
+    assert_eq!(labels(&events).last().unwrap(), "completed");
+    let exec = client
+        .get_execution(proto::GetExecutionRequest { execution_id: id })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution
+        .unwrap();
+    assert_eq!(exec.status, proto::ExecutionStatus::Completed as i32);
+    assert_eq!(exec.last_sequence, events.len() as i64);
+    assert!(exec.end_time.is_some() && exec.start_time.is_some());
+}
+
+#[tokio::test]
+async fn watch_replays_from_any_sequence_and_lists_executions() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "echo", "echo", json!({})).await;
+    let events = execute(&mut client, "echo", json!({"greeting": "hi"})).await;
+    assert_eq!(
+        labels(&events),
+        [
+            "accepted",
+            "started",
+            "step_started:echo",
+            "step_completed:echo",
+            "completed"
+        ]
+    );
+    assert_eq!(
+        output_json(&result_of(&events[4]).output),
+        json!({"greeting": "hi"})
+    );
+    let id = events[0].execution_id.clone();
+
+    let mut from_middle = client
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.clone(),
+            after_sequence: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seqs = Vec::new();
+    while let Some(r) = from_middle.message().await.unwrap() {
+        seqs.push(r.event.unwrap().sequence);
+    }
+    assert_eq!(seqs, [4, 5]);
+    let mut after_end = client
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.clone(),
+            after_sequence: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(after_end.message().await.unwrap().is_none());
+
+    execute(&mut client, "echo", json!({"n": 2})).await;
+    let listed = client
+        .list_executions(proto::ListExecutionsRequest {
+            workflow_name: "echo".into(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.executions.len(), 1);
+    assert_ne!(listed.executions[0].id, id, "newest first");
+    let next = client
+        .list_executions(proto::ListExecutionsRequest {
+            workflow_name: "echo".into(),
+            page_size: 1,
+            page_token: listed.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next.executions[0].id, id);
+    let failed = client
+        .list_executions(proto::ListExecutionsRequest {
+            status: proto::ExecutionStatus::Failed as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(failed.executions.is_empty());
+}
+
+#[tokio::test]
+async fn cancel_ends_a_running_execution_and_is_idempotent() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "nap", "sleep", json!({})).await;
+    let id = client
+        .start_execution(proto::StartExecutionRequest {
+            name: "nap".into(),
+            input: json_struct(json!({"duration_ms": 60000})),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution_id;
+    let mut watch = client
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Wait until the step runs.
+    loop {
+        let e = watch.message().await.unwrap().unwrap().event.unwrap();
+        if label(&e) == "step_started:sleep" {
+            break;
+        }
+    }
+    let cancel = |c: &mut Client| {
+        let mut c = c.clone();
+        let id = id.clone();
+        async move {
+            c.cancel_execution(proto::CancelExecutionRequest {
+                execution_id: id,
+                reason: "test says stop".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+        }
+    };
+    assert_eq!(
+        cancel(&mut client).await,
+        proto::ExecutionStatus::Cancelled as i32
+    );
+    assert_eq!(
+        cancel(&mut client).await,
+        proto::ExecutionStatus::Cancelled as i32
+    );
+    let mut rest = Vec::new();
+    while let Some(r) = watch.message().await.unwrap() {
+        rest.push(r.event.unwrap());
+    }
+    let Some(Kind::Cancelled(c)) = &rest.last().unwrap().kind else {
+        panic!("{:?}", labels(&rest))
+    };
+    assert_eq!(c.reason, "test says stop");
+}
+
+#[tokio::test]
+async fn request_id_deduplicates_concurrent_retries() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "nap", "sleep", json!({})).await;
+    let tries = (0..10).map(|_| {
+        let mut c = client.clone();
+        tokio::spawn(async move {
+            c.start_execution(proto::StartExecutionRequest {
+                name: "nap".into(),
+                input: json_struct(json!({"duration_ms": 50})),
+                request_id: "order-42".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        })
+    });
+    let answers: Vec<_> = futures_util::future::join_all(tries)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.execution_id == answers[0].execution_id)
+    );
+    assert_eq!(answers.iter().filter(|a| a.created).count(), 1);
+    let all = client
+        .list_executions(proto::ListExecutionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.executions.len(), 1);
+}
+
+#[tokio::test]
+async fn types_tools_and_unregister() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    let types = client
+        .list_workflow_types(proto::ListWorkflowTypesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<_> = types
+        .workflow_types
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(names, ["data_analysis", "echo", "noop", "sleep"]);
+    let tools = client
+        .list_tools(proto::ListToolsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .tools;
+    let tool_names: Vec<_> = tools.iter().map(|t| t.name.as_str()).collect();
+    for t in [
+        "http_request",
+        "json_transform",
+        "list_datasets",
+        "read_dataset",
+        "sleep",
+    ] {
+        assert!(tool_names.contains(&t), "{t} in {tool_names:?}");
+    }
+    assert!(
+        tools
+            .iter()
+            .all(|t| t.server == "builtin" && t.input_schema.is_some())
+    );
+
+    register(&mut client, "gone", "echo", json!({})).await;
+    let id = execute(&mut client, "gone", json!({})).await[0]
+        .execution_id
+        .clone();
+    let removed = client
+        .unregister(proto::UnregisterRequest {
+            name: "gone".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(removed.versions_removed, 1);
+    let err = client
+        .get(proto::GetRequest {
+            name: "gone".into(),
+            version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    // Its history stays readable.
+    let exec = client
+        .get_execution(proto::GetExecutionRequest { execution_id: id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        exec.execution.unwrap().status,
+        proto::ExecutionStatus::Completed as i32
+    );
+    let err = client
+        .unregister(proto::UnregisterRequest {
+            name: "gone".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn health_and_reflection_are_served() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let server = Server::start().await;
+    let mut health = HealthClient::new(server.channel().await);
+    for service in ["", "workflow.v1.WorkflowService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "service {service:?}");
+    }
+
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("a list of services")
+    };
+    let services: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        services.contains(&"workflow.v1.WorkflowService".to_string()),
+        "{services:?}"
+    );
+    assert!(
+        services.contains(&"grpc.health.v1.Health".to_string()),
+        "{services:?}"
+    );
+
+    // The older v1alpha protocol answers too.
+    use tonic_reflection::pb::v1alpha as alpha;
+    let mut reflection =
+        alpha::server_reflection_client::ServerReflectionClient::new(server.channel().await);
+    let request = alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "workflow.v1.WorkflowService".into(),
+            ),
+        ),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = responses
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .message_response
+        .unwrap();
+    assert!(matches!(
+        answer,
+        alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(_)
+    ));
+}
+
+#[tokio::test]
+async fn shutdown_cancels_after_the_grace_period_and_exits_zero() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let mut server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "nap", "sleep", json!({})).await;
+    register(&mut client, "quick", "sleep", json!({})).await;
+    let mut long = client
+        .execute(execute_request("nap", json!({"duration_ms": 60000})))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut short = client
+        .execute(execute_request("quick", json!({"duration_ms": 300})))
+        .await
+        .unwrap()
+        .into_inner();
+    for s in [&mut long, &mut short] {
+        while label(&s.message().await.unwrap().unwrap().event.unwrap()) != "step_started:sleep" {}
+    }
+
+    let mut c = client.clone();
+    let shutdown = tokio::spawn(async move {
+        c.shutdown(proto::ShutdownRequest {
+            grace_period: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+        })
+        .await
+    });
+    // While draining: health says NOT_SERVING and new executions are refused.
+    let mut health = HealthClient::new(server.channel().await);
+    let mut saw_draining = false;
+    for _ in 0..50 {
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        if status == ServingStatus::NotServing as i32 {
+            saw_draining = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(saw_draining, "health reports NOT_SERVING while draining");
+    let err = client
+        .execute(execute_request("quick", json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+
+    let report = shutdown.await.unwrap().unwrap().into_inner();
+    assert_eq!((report.finished_during_grace, report.cancelled), (1, 1));
+    let mut rest = Vec::new();
+    while let Ok(Some(r)) = long.message().await {
+        rest.push(r.event.unwrap());
+    }
+    let Some(Kind::Cancelled(c)) = &rest
+        .last()
+        .expect("the long run's stream ends with an event")
+        .kind
+    else {
+        panic!("{:?}", labels(&rest))
+    };
+    assert!(c.reason.contains("grace period"), "{}", c.reason);
+    let mut short_rest = Vec::new();
+    while let Ok(Some(r)) = short.message().await {
+        short_rest.push(r.event.unwrap());
+    }
+    assert_eq!(labels(&short_rest).last().unwrap(), "completed");
+    assert!(server.wait_exit(Duration::from_secs(15)).success());
+}
+
+#[tokio::test]
+async fn sigterm_takes_the_same_path() {
+    let mut server = Server::start_with(&[("WFM_SHUTDOWN_GRACE", "200ms")], &[]).await;
+    let mut client = server.client().await;
+    register(&mut client, "nap", "sleep", json!({})).await;
+    let mut stream = client
+        .execute(execute_request("nap", json!({"duration_ms": 60000})))
+        .await
+        .unwrap()
+        .into_inner();
+    while label(&stream.message().await.unwrap().unwrap().event.unwrap()) != "step_started:sleep" {}
+    server.signal("TERM");
+    let mut last = None;
+    while let Ok(Some(r)) = stream.message().await {
+        last = r.event;
+    }
+    assert_eq!(label(&last.expect("a terminal event")), "cancelled");
+    assert!(server.wait_exit(Duration::from_secs(15)).success());
+}
