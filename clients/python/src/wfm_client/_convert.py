@@ -1,0 +1,128 @@
+"""Conversions between plain Python values and protobuf well-known types."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
+
+_MAX_SAFE_INT = 2**53
+
+
+def py_to_value(obj: Any, _path: str = "$") -> struct_pb2.Value:
+    """A JSON-like Python value (dict, list, str, number, bool, None) as a ``Value``."""
+    v = struct_pb2.Value()
+    if obj is None:
+        v.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(obj, bool):
+        v.bool_value = obj
+    elif isinstance(obj, numbers.Real):
+        v.number_value = float(obj)
+    elif isinstance(obj, str):
+        v.string_value = obj
+    elif isinstance(obj, struct_pb2.Value):
+        v.CopyFrom(obj)
+    elif isinstance(obj, (Mapping, struct_pb2.Struct)):
+        v.struct_value.CopyFrom(to_struct(obj, _path))
+    elif isinstance(obj, struct_pb2.ListValue):
+        v.list_value.CopyFrom(obj)
+    elif isinstance(obj, Sequence) and not isinstance(obj, (bytes, bytearray)):
+        v.list_value.values.extend(py_to_value(x, f"{_path}[{i}]") for i, x in enumerate(obj))
+    else:
+        raise TypeError(f"{_path}: {type(obj).__name__} is not JSON-like (dict, list, str, number, bool, None)")
+    return v
+
+
+def to_struct(obj: Mapping[str, Any] | struct_pb2.Struct | None, _path: str = "$") -> struct_pb2.Struct:
+    """A dict (or an existing ``Struct``) as a ``Struct``; None gives an empty one."""
+    s = struct_pb2.Struct()
+    if obj is None:
+        return s
+    if isinstance(obj, struct_pb2.Struct):
+        s.CopyFrom(obj)
+        return s
+    if not isinstance(obj, Mapping):
+        raise TypeError(f"{_path}: expected a dict, got {type(obj).__name__}")
+    for key, val in obj.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{_path}: keys must be str, got {type(key).__name__}")
+        s.fields[key].CopyFrom(py_to_value(val, f"{_path}.{key}"))
+    return s
+
+
+def _number(x: float) -> int | float:
+    # google.protobuf.Value has only doubles: give integral values back as int,
+    # as the JSON they stand for would (1.0 -> 1), while exactly representable.
+    if math.isfinite(x) and x.is_integer() and abs(x) <= _MAX_SAFE_INT:
+        return int(x)
+    return x
+
+
+def value_to_py(v: struct_pb2.Value) -> Any:
+    """A ``Value`` as a plain Python value; integral numbers come back as ``int``."""
+    kind = v.WhichOneof("kind")
+    if kind is None or kind == "null_value":
+        return None
+    if kind == "bool_value":
+        return v.bool_value
+    if kind == "number_value":
+        return _number(v.number_value)
+    if kind == "string_value":
+        return v.string_value
+    if kind == "struct_value":
+        return struct_to_dict(v.struct_value)
+    if kind == "list_value":
+        return [value_to_py(x) for x in v.list_value.values]
+    raise ValueError(f"unknown google.protobuf.Value kind {kind!r}")  # pragma: no cover
+
+
+def struct_to_dict(s: struct_pb2.Struct) -> dict[str, Any]:
+    return {k: value_to_py(val) for k, val in s.fields.items()}
+
+
+def opt_struct(msg: Message, field: str) -> dict[str, Any] | None:
+    """The Struct field as a dict, or None when the field is unset."""
+    return struct_to_dict(getattr(msg, field)) if msg.HasField(field) else None
+
+
+def opt_value(msg: Message, field: str) -> Any:
+    """The Value field as a Python value, or None when unset."""
+    return value_to_py(getattr(msg, field)) if msg.HasField(field) else None
+
+
+def opt_time(msg: Message, field: str) -> _dt.datetime | None:
+    """The Timestamp field as an aware UTC datetime, or None when unset."""
+    if not msg.HasField(field):
+        return None
+    ts: timestamp_pb2.Timestamp = getattr(msg, field)
+    return ts.ToDatetime(tzinfo=_dt.timezone.utc)
+
+
+def opt_duration(msg: Message, field: str) -> _dt.timedelta | None:
+    """The Duration field as a timedelta, or None when unset."""
+    if not msg.HasField(field):
+        return None
+    d: duration_pb2.Duration = getattr(msg, field)
+    return d.ToTimedelta()
+
+
+def to_timestamp(t: _dt.datetime) -> timestamp_pb2.Timestamp:
+    """A datetime as a Timestamp; a naive datetime is taken as UTC."""
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(t)
+    return ts
+
+
+def to_duration(d: _dt.timedelta | float | int) -> duration_pb2.Duration:
+    """A timedelta, or a number of seconds, as a Duration."""
+    out = duration_pb2.Duration()
+    if isinstance(d, _dt.timedelta):
+        out.FromTimedelta(d)
+    else:
+        out.FromTimedelta(_dt.timedelta(seconds=float(d)))
+    return out

@@ -1,0 +1,1 @@
+"""Generated code (see clients/python/generate.sh). Do not edit."""

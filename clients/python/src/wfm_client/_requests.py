@@ -1,0 +1,132 @@
+"""Request construction and connection settings shared by the sync and asyncio clients."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import struct_pb2
+
+from ._convert import to_duration, to_struct, to_timestamp
+from ._gen.workflow.v1 import workflow_service_pb2 as pb
+from ._types import ExecutionStatus
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+JsonObject = Mapping[str, Any] | struct_pb2.Struct
+Token = str | Callable[[], str]
+Metadata = Sequence[tuple[str, str]]
+
+
+def parse_target(target: str) -> tuple[str, bool]:
+    """``host:port``, ``http://host:port`` or ``https://host:port`` -> (address, tls)."""
+    for scheme, tls in (("http://", False), ("https://", True), ("grpc://", False), ("grpcs://", True)):
+        if target.startswith(scheme):
+            return target[len(scheme) :].rstrip("/"), tls
+    return target, False
+
+
+class ConnectionSettings:
+    """What both clients need to open a channel and decorate each call."""
+
+    def __init__(
+        self,
+        target: str,
+        credentials: grpc.ChannelCredentials | None,
+        token: Token | None,
+        metadata: Metadata | None,
+        timeout: float | None,
+    ) -> None:
+        address, tls = parse_target(target)
+        if credentials is None and tls:
+            credentials = grpc.ssl_channel_credentials()
+        self.address = address
+        self.credentials = credentials
+        self._token = token
+        self._metadata = tuple(metadata or ())
+        self.timeout = timeout
+
+    def call_metadata(self) -> tuple[tuple[str, str], ...]:
+        md = self._metadata
+        if self._token is not None:
+            token = self._token() if callable(self._token) else self._token
+            md = md + (("authorization", f"Bearer {token}"),)
+        return md
+
+    def unary_timeout(self, timeout: float | None) -> float | None:
+        return timeout if timeout is not None else self.timeout
+
+
+def register(
+    name: str | None,
+    type: str,
+    arguments: JsonObject | None,
+    description: str,
+    labels: Mapping[str, str] | None,
+    max_concurrency: int,
+) -> pb.RegisterRequest:
+    req = pb.RegisterRequest(
+        name=name or "",
+        description=description,
+        labels=dict(labels or {}),
+        max_concurrency=max_concurrency,
+    )
+    req.native.type = type
+    req.native.arguments.CopyFrom(to_struct(arguments))
+    return req
+
+
+def list_workflows(page_size: int, page_token: str, label_filter: Mapping[str, str] | None) -> pb.ListRequest:
+    return pb.ListRequest(page_size=page_size, page_token=page_token, label_filter=dict(label_filter or {}))
+
+
+def _run_fields(
+    name: str, input: JsonObject | None, version: int, metadata: JsonObject | None, request_id: str | None
+) -> dict[str, Any]:
+    fields: dict[str, Any] = dict(name=name, version=version, request_id=request_id or "")
+    fields["input"] = to_struct(input)
+    if metadata is not None:
+        fields["metadata"] = to_struct(metadata)
+    return fields
+
+
+def execute(
+    name: str, input: JsonObject | None, version: int, metadata: JsonObject | None, request_id: str | None
+) -> pb.ExecuteRequest:
+    return pb.ExecuteRequest(**_run_fields(name, input, version, metadata, request_id))
+
+
+def start_execution(
+    name: str, input: JsonObject | None, version: int, metadata: JsonObject | None, request_id: str | None
+) -> pb.StartExecutionRequest:
+    return pb.StartExecutionRequest(**_run_fields(name, input, version, metadata, request_id))
+
+
+def list_executions(
+    workflow_name: str | None,
+    status: ExecutionStatus | int | None,
+    create_time_start: _dt.datetime | None,
+    create_time_end: _dt.datetime | None,
+    page_size: int,
+    page_token: str,
+) -> pb.ListExecutionsRequest:
+    req = pb.ListExecutionsRequest(
+        workflow_name=workflow_name or "",
+        status=int(status or 0),  # type: ignore[arg-type]
+        page_size=page_size,
+        page_token=page_token,
+    )
+    if create_time_start is not None:
+        req.create_time_start.CopyFrom(to_timestamp(create_time_start))
+    if create_time_end is not None:
+        req.create_time_end.CopyFrom(to_timestamp(create_time_end))
+    return req
+
+
+def shutdown(grace_period: _dt.timedelta | float | None) -> pb.ShutdownRequest:
+    req = pb.ShutdownRequest()
+    if grace_period is not None:
+        req.grace_period.CopyFrom(to_duration(grace_period))
+    return req
