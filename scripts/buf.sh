@@ -3,9 +3,11 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tools="$root/.tools"
-buf="$tools/node_modules/.bin/buf"
-if [ ! -x "$buf" ]; then
+version=1.75.0
+launcher="$tools/node_modules/@bufbuild/buf/bin/buf"
+if ! grep -qs "\"version\": \"$version\"" "$tools/node_modules/@bufbuild/buf/package.json"; then
   mkdir -p "$tools"
-  npm install --silent --no-audit --no-fund --prefix "$tools" @bufbuild/buf@1.50.0 >&2
+  npm install --silent --no-audit --no-fund --prefix "$tools" "@bufbuild/buf@$version" >&2
 fi
-exec "$buf" "$@"
+# Through node: the launcher's mode bits are not always kept by npm.
+exec node "$launcher" "$@"

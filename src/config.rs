@@ -149,12 +149,28 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let config: Config = figment
-            .merge(Env::prefixed("WFM_").split("__").ignore(&["server"]))
+            .merge(Self::environment())
             .merge(Serialized::defaults(flags))
             .extract()
             .map_err(|e| format!("invalid configuration: {e}"))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// `WFM_*` variables naming a configuration key. Others (`WFM_SERVER` for the client,
+    /// `WFM_BIN` of a test harness...) are not the server's and are left alone.
+    fn environment() -> Env {
+        let defaults = serde_json::to_value(Config::default()).expect("config serializes");
+        let keys: Vec<String> = defaults
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        Env::prefixed("WFM_").split("__").filter(move |key| {
+            // The key may come before or after `split` turned `__` into `.`.
+            let key = key.as_str().to_ascii_lowercase().replace("__", ".");
+            let top = key.split('.').next().unwrap_or_default().to_string();
+            keys.contains(&top)
+        })
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -199,6 +215,7 @@ mod tests {
                 "shutdown_grace = \"5s\"\n[limits]\nmax_input_bytes = 10\nmax_page_size = 7\n",
             )?;
             jail.set_env("WFM_LIMITS__MAX_INPUT_BYTES", "20");
+            jail.set_env("WFM_BIN", "/somewhere/else");
             let flags = FlagOverrides {
                 listen: Some("127.0.0.1:6000".parse().unwrap()),
                 ..Default::default()

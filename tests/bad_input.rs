@@ -395,6 +395,32 @@ async fn bad_executions_start_nothing() {
         "request_id: must be at most 128 bytes",
     );
 
+    // Input the workflow cannot take is refused before anything runs.
+    register(&mut client, "nap", "sleep", json!({})).await;
+    let err = client
+        .execute(execute_request("nap", json!({"duration_ms": "soon"})))
+        .await
+        .unwrap_err();
+    expect(
+        err,
+        Code::InvalidArgument,
+        "input: invalid type: string \"soon\", expected u64",
+    );
+    let err = client
+        .execute(execute_request("nap", json!({"duration_ms": -5})))
+        .await
+        .unwrap_err();
+    expect(
+        err,
+        Code::InvalidArgument,
+        "input: invalid value: integer `-5`",
+    );
+    let err = client
+        .execute(execute_request("nap", json!({"seconds": 5})))
+        .await
+        .unwrap_err();
+    expect(err, Code::InvalidArgument, "unknown field `seconds`");
+
     let all = client
         .list_executions(proto::ListExecutionsRequest::default())
         .await

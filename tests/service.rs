@@ -595,6 +595,10 @@ async fn cancel_ends_a_running_execution_and_is_idempotent() {
         panic!("{:?}", labels(&rest))
     };
     assert_eq!(c.reason, "test says stop");
+    // The step was cut short, not failed.
+    let result = c.result.as_ref().unwrap();
+    assert_eq!(result.steps[0].status, proto::StepStatus::Cancelled as i32);
+    assert_eq!((result.steps_failed, result.success), (0, false));
 }
 
 #[tokio::test]
@@ -633,6 +637,23 @@ async fn request_id_deduplicates_concurrent_retries() {
         .unwrap()
         .into_inner();
     assert_eq!(all.executions.len(), 1);
+
+    // The same key for a different request is refused, not silently attached.
+    let err = client
+        .start_execution(proto::StartExecutionRequest {
+            name: "nap".into(),
+            input: json_struct(json!({"duration_ms": 51})),
+            request_id: "order-42".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert!(
+        err.message().contains("with another input"),
+        "{}",
+        err.message()
+    );
 }
 
 #[tokio::test]

@@ -222,6 +222,7 @@ fn step_status(s: engine::StepStatus) -> proto::StepStatus {
         engine::StepStatus::Completed => proto::StepStatus::Completed,
         engine::StepStatus::Failed => proto::StepStatus::Failed,
         engine::StepStatus::Skipped => proto::StepStatus::Skipped,
+        engine::StepStatus::Cancelled => proto::StepStatus::Cancelled,
     }
 }
 

@@ -125,9 +125,15 @@ impl ExecutionContext {
             }
             Err(error) => {
                 let message = error.to_string();
+                // A step cut short by cancellation did not fail.
+                let status = if matches!(error, WorkflowError::Cancelled(_)) {
+                    StepStatus::Cancelled
+                } else {
+                    StepStatus::Failed
+                };
                 self.record(
                     step_id,
-                    StepStatus::Failed,
+                    status,
                     Value::Null,
                     Some(message.clone()),
                     duration.as_secs_f64(),

@@ -99,6 +99,8 @@ pub enum StepStatus {
     Completed,
     Failed,
     Skipped,
+    /// Running when the execution was cancelled.
+    Cancelled,
 }
 
 /// The outcome of one step, as in the seed's `AgentContext.summarize_results()`.

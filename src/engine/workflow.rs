@@ -14,6 +14,12 @@ pub trait Workflow: Send + Sync {
         Ok(())
     }
 
+    /// Checks an execution's input before it starts, so bad input is refused by the RPC
+    /// instead of failing the run. Report problems as [`WorkflowError::InvalidInput`].
+    fn validate_input(&self, _input: &Value) -> Result<(), WorkflowError> {
+        Ok(())
+    }
+
     /// Runs one execution. Report steps through `ctx`; return the output data.
     async fn execute(&self, ctx: &ExecutionContext, input: Value) -> Result<Value, WorkflowError>;
 

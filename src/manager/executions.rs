@@ -130,15 +130,30 @@ impl WorkflowManager {
             .get(&spec.name, version)
             .ok_or_else(|| self.workflow_not_found(&spec.name, version))?;
 
+        workflow
+            .instance
+            .validate_input(&spec.input)
+            .map_err(|e| match e {
+                WorkflowError::InvalidInput(reason) => ManagerError::invalid("input", reason),
+                other => ManagerError::invalid("input", other.to_string()),
+            })?;
+
         let _request_guard = if spec.request_id.is_empty() {
             None
         } else {
             let guard = self.request_lock.lock().await;
             if let Some(existing) = self.store.find_by_request_id(&spec.request_id).await? {
-                if existing.workflow_name != spec.name {
+                let same_version = version == 0 || version == existing.workflow_version;
+                if existing.workflow_name != spec.name
+                    || !same_version
+                    || existing.input != spec.input
+                {
                     return Err(ManagerError::AlreadyExists(format!(
-                        "request_id '{}' already started execution {} of workflow '{}'",
-                        spec.request_id, existing.id, existing.workflow_name
+                        "request_id '{}' already started execution {} of workflow '{}' v{} with another input; use a new request_id for a new request",
+                        spec.request_id,
+                        existing.id,
+                        existing.workflow_name,
+                        existing.workflow_version
                     )));
                 }
                 return Ok((existing.id, false));

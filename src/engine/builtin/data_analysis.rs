@@ -86,6 +86,10 @@ impl Workflow for DataAnalysis {
         Ok(())
     }
 
+    fn validate_input(&self, input: &Value) -> Result<(), WorkflowError> {
+        super::parse_input::<Input>(input.clone()).map(|_| ())
+    }
+
     async fn execute(&self, ctx: &ExecutionContext, input: Value) -> Result<Value, WorkflowError> {
         let input: Input = super::parse_input(input)?;
         let dataset = ctx

@@ -44,6 +44,10 @@ impl Workflow for SleepWorkflow {
         Ok(())
     }
 
+    fn validate_input(&self, input: &Value) -> Result<(), WorkflowError> {
+        super::parse_input::<Input>(input.clone()).map(|_| ())
+    }
+
     async fn execute(&self, ctx: &ExecutionContext, input: Value) -> Result<Value, WorkflowError> {
         let input: Input = super::parse_input(input)?;
         let ms = input.duration_ms.unwrap_or(self.default_duration_ms);

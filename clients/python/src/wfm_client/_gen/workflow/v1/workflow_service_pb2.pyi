@@ -59,6 +59,8 @@ class _StepStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepStatus
     STEP_STATUS_COMPLETED: _StepStatus.ValueType  # 3
     STEP_STATUS_FAILED: _StepStatus.ValueType  # 4
     STEP_STATUS_SKIPPED: _StepStatus.ValueType  # 5
+    STEP_STATUS_CANCELLED: _StepStatus.ValueType  # 6
+    """The step was running when the execution was cancelled."""
 
 class StepStatus(_StepStatus, metaclass=_StepStatusEnumTypeWrapper): ...
 
@@ -68,6 +70,8 @@ STEP_STATUS_RUNNING: StepStatus.ValueType  # 2
 STEP_STATUS_COMPLETED: StepStatus.ValueType  # 3
 STEP_STATUS_FAILED: StepStatus.ValueType  # 4
 STEP_STATUS_SKIPPED: StepStatus.ValueType  # 5
+STEP_STATUS_CANCELLED: StepStatus.ValueType  # 6
+"""The step was running when the execution was cancelled."""
 Global___StepStatus: _TypeAlias = StepStatus  # noqa: Y015
 
 @_typing.final

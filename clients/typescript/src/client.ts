@@ -1,0 +1,364 @@
+import type * as http2 from "node:http2";
+import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { createClient, type CallOptions, type Client, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { Code, WfmError } from "./errors.js";
+import {
+  ExecutionResultSchema,
+  NativeSourceSchema,
+  RegisterRequestSchema,
+  WorkflowService,
+  type ExecutionEvent as PbExecutionEvent,
+  type WorkflowType,
+  type Tool,
+} from "./gen/workflow/v1/workflow_service_pb.js";
+import {
+  eventFromPb,
+  executionFromPb,
+  isTerminalEvent,
+  resultFromPb,
+  workflowFromPb,
+  ExecutionStatus,
+  type Execution,
+  type ExecutionEvent,
+  type ExecutionResult,
+  type Workflow,
+} from "./model.js";
+
+export interface WfmClientOptions {
+  /** Sent as `authorization: Bearer <token>` on every call. */
+  token?: string;
+  /**
+   * TLS: `true` to use https for a base URL given without a scheme, or
+   * Node's TLS options (ca, cert, key, servername, rejectUnauthorized...),
+   * which also imply https. A base URL starting with https:// uses TLS anyway.
+   */
+  tls?: boolean | http2.SecureClientSessionOptions;
+  /** Extra Connect interceptors, run after the authorization one. */
+  interceptors?: Interceptor[];
+  /** Timeout applied to every call that does not set its own. Streams included. */
+  defaultTimeoutMs?: number;
+}
+
+/** The `RegisterRequest` fields; `source` is the contract's oneof (see `nativeSource`). */
+export type RegisterInput = MessageInitShape<typeof RegisterRequestSchema>;
+
+/** Builds the `native` source of a RegisterInput: a workflow type compiled into the server. */
+export function nativeSource(type: string, args: JsonObject = {}): NonNullable<RegisterInput["source"]> {
+  return { case: "native", value: create(NativeSourceSchema, { type, arguments: args }) };
+}
+
+export interface ExecuteOptions {
+  /** The workflow's input data. */
+  input?: JsonObject;
+  /** Caller's metadata, stored with the execution. */
+  metadata?: JsonObject;
+  /** 0 or unset: the latest version. */
+  version?: number;
+  /** Idempotency key: a retry with the same key attaches to the same execution. */
+  requestId?: string;
+}
+
+export interface RunOptions extends ExecuteOptions {
+  /** Called with every event as it arrives. */
+  onEvent?: (event: ExecutionEvent) => void;
+}
+
+/** What `run()` resolves to once the execution reached a terminal event. */
+export interface RunResult extends ExecutionResult {
+  executionId: string;
+  status: ExecutionStatus.COMPLETED | ExecutionStatus.FAILED | ExecutionStatus.CANCELLED;
+  /** The cancellation reason, for a cancelled execution. */
+  reason: string;
+}
+
+export interface ListOptions {
+  /** Workflows per page fetched from the server (default 50, max 1000). */
+  pageSize?: number;
+  /** Only workflows carrying all of these labels with these values. */
+  labelFilter?: Record<string, string>;
+}
+
+export interface ListExecutionsOptions {
+  workflowName?: string;
+  status?: ExecutionStatus;
+  /** Created at or after. */
+  createdAfter?: Date;
+  /** Created before. */
+  createdBefore?: Date;
+  pageSize?: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Empty on the last page. */
+  nextPageToken: string;
+}
+
+/**
+ * Idiomatic client for the wfm WorkflowService (Connect, gRPC protocol, HTTP/2).
+ *
+ * Every method rejects with a `WfmError` (a ConnectError) whose class matches
+ * its code; streams throw it from the iteration. Each method takes Connect's
+ * `CallOptions` (signal, timeoutMs, headers) as its last, optional argument.
+ */
+export class WfmClient {
+  /** The generated Connect client, for anything the idiomatic layer does not cover. */
+  readonly raw: Client<typeof WorkflowService>;
+  private readonly sessionManager: Http2SessionManager;
+
+  constructor(baseUrl: string, options: WfmClientOptions = {}) {
+    const { tls, token } = options;
+    const secure = tls !== undefined && tls !== false;
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(baseUrl)) {
+      baseUrl = `${secure ? "https" : "http"}://${baseUrl}`;
+    } else if (secure && baseUrl.startsWith("http://")) {
+      throw new WfmError(`tls was requested but the base URL is plaintext: ${baseUrl}`, Code.InvalidArgument);
+    }
+    const nodeOptions = typeof tls === "object" ? tls : {};
+    this.sessionManager = new Http2SessionManager(baseUrl, {}, nodeOptions);
+    const interceptors: Interceptor[] = [];
+    if (token !== undefined && token !== "") {
+      interceptors.push((next) => (req) => {
+        req.header.set("authorization", `Bearer ${token}`);
+        return next(req);
+      });
+    }
+    interceptors.push(...(options.interceptors ?? []));
+    const transport = createGrpcTransport({
+      baseUrl,
+      sessionManager: this.sessionManager,
+      interceptors,
+      defaultTimeoutMs: options.defaultTimeoutMs,
+    });
+    this.raw = createClient(WorkflowService, transport);
+  }
+
+  /** Closes the HTTP/2 connection; calls and streams still open fail. */
+  close(): void {
+    this.sessionManager.abort();
+  }
+
+  // --- registry --------------------------------------------------------------
+
+  /** Registers a workflow; identical content returns the existing version with `created: false`. */
+  async register(input: RegisterInput, call?: CallOptions): Promise<{ workflow: Workflow; created: boolean }> {
+    const res = await unary(() => this.raw.register(input, call));
+    return { workflow: workflowFromPb(required(res.workflow, "workflow")), created: res.created };
+  }
+
+  /** Removes every version of a workflow; returns how many versions were removed. */
+  async unregister(name: string, call?: CallOptions): Promise<number> {
+    const res = await unary(() => this.raw.unregister({ name }, call));
+    return res.versionsRemoved;
+  }
+
+  /** Gets the latest version of a workflow (or `version`), with every registered version number. */
+  async get(name: string, version = 0, call?: CallOptions): Promise<{ workflow: Workflow; versions: number[] }> {
+    const res = await unary(() => this.raw.get({ name, version }, call));
+    return { workflow: workflowFromPb(required(res.workflow, "workflow")), versions: [...res.versions] };
+  }
+
+  /** Every registered workflow (latest versions), fetching pages as the iteration goes. */
+  list(options: ListOptions = {}, call?: CallOptions): AsyncIterable<Workflow> {
+    return paginate((pageToken) => this.listPage({ ...options, pageToken }, call));
+  }
+
+  /** One page of `list()`. */
+  async listPage(options: ListOptions & { pageToken?: string } = {}, call?: CallOptions): Promise<Page<Workflow>> {
+    const res = await unary(() =>
+      this.raw.list(
+        { pageSize: options.pageSize ?? 0, pageToken: options.pageToken ?? "", labelFilter: options.labelFilter ?? {} },
+        call,
+      ),
+    );
+    return { items: res.workflows.map(workflowFromPb), nextPageToken: res.nextPageToken };
+  }
+
+  /** The workflow types compiled into the server (for `nativeSource`). */
+  async listWorkflowTypes(call?: CallOptions): Promise<WorkflowType[]> {
+    const res = await unary(() => this.raw.listWorkflowTypes({}, call));
+    return res.workflowTypes;
+  }
+
+  /** The tools workflows can call. */
+  async listTools(call?: CallOptions): Promise<Tool[]> {
+    const res = await unary(() => this.raw.listTools({}, call));
+    return res.tools;
+  }
+
+  // --- executions ------------------------------------------------------------
+
+  /**
+   * Starts an execution and yields its events until the terminal one
+   * (completed, failed or cancelled). The call is made when iteration starts;
+   * breaking out of the loop cancels the stream (not the execution).
+   */
+  execute(name: string, options: ExecuteOptions = {}, call?: CallOptions): AsyncIterable<ExecutionEvent> {
+    return events(() => this.raw.execute(executeRequest(name, options), call));
+  }
+
+  /**
+   * Executes a workflow and resolves with its result once it is terminal.
+   * A failed or cancelled execution resolves too (`success: false`, see `status`);
+   * only RPC errors reject.
+   */
+  async run(name: string, options: RunOptions = {}, call?: CallOptions): Promise<RunResult> {
+    const { onEvent, ...rest } = options;
+    for await (const event of this.execute(name, rest, call)) {
+      onEvent?.(event);
+      if (isTerminalEvent(event)) {
+        return runResult(event);
+      }
+    }
+    throw new WfmError(`the event stream of "${name}" ended before a terminal event`, Code.DataLoss);
+  }
+
+  /** Starts an execution and returns its id at once; `created` is false when `requestId` matched. */
+  async startExecution(
+    name: string,
+    options: ExecuteOptions = {},
+    call?: CallOptions,
+  ): Promise<{ executionId: string; created: boolean }> {
+    const res = await unary(() => this.raw.startExecution(executeRequest(name, options), call));
+    return { executionId: res.executionId, created: res.created };
+  }
+
+  /** Gets one execution with its status, timings and result so far. */
+  async getExecution(executionId: string, call?: CallOptions): Promise<Execution> {
+    const res = await unary(() => this.raw.getExecution({ executionId }, call));
+    return executionFromPb(required(res.execution, "execution"));
+  }
+
+  /** Executions, newest first, fetching pages as the iteration goes. */
+  listExecutions(options: ListExecutionsOptions = {}, call?: CallOptions): AsyncIterable<Execution> {
+    return paginate((pageToken) => this.listExecutionsPage({ ...options, pageToken }, call));
+  }
+
+  /** One page of `listExecutions()`. */
+  async listExecutionsPage(
+    options: ListExecutionsOptions & { pageToken?: string } = {},
+    call?: CallOptions,
+  ): Promise<Page<Execution>> {
+    const res = await unary(() =>
+      this.raw.listExecutions(
+        {
+          workflowName: options.workflowName ?? "",
+          status: options.status ?? ExecutionStatus.UNSPECIFIED,
+          createTimeStart: options.createdAfter ? timestampFromDate(options.createdAfter) : undefined,
+          createTimeEnd: options.createdBefore ? timestampFromDate(options.createdBefore) : undefined,
+          pageSize: options.pageSize ?? 0,
+          pageToken: options.pageToken ?? "",
+        },
+        call,
+      ),
+    );
+    return { items: res.executions.map(executionFromPb), nextPageToken: res.nextPageToken };
+  }
+
+  /**
+   * Replays the events with a sequence number greater than `afterSequence`
+   * (0 replays all), then follows the execution live until its terminal event.
+   */
+  watch(executionId: string, afterSequence: number | bigint = 0, call?: CallOptions): AsyncIterable<ExecutionEvent> {
+    return events(() => this.raw.watchExecution({ executionId, afterSequence: BigInt(afterSequence) }, call));
+  }
+
+  /** Cancels an execution and its children (idempotent); returns the status after the request. */
+  async cancelExecution(executionId: string, reason = "", call?: CallOptions): Promise<ExecutionStatus> {
+    const res = await unary(() => this.raw.cancelExecution({ executionId, reason }, call));
+    return res.status;
+  }
+
+  // --- service ---------------------------------------------------------------
+
+  /**
+   * Stops the server gracefully. Running executions get `gracePeriodMs`
+   * (default: the server's configured grace period) before being cancelled.
+   */
+  async shutdown(
+    options: { gracePeriodMs?: number } = {},
+    call?: CallOptions,
+  ): Promise<{ finishedDuringGrace: number; cancelled: number }> {
+    const gracePeriod = options.gracePeriodMs === undefined ? undefined : durationFromMs(options.gracePeriodMs);
+    const res = await unary(() => this.raw.shutdown({ gracePeriod }, call));
+    return { finishedDuringGrace: res.finishedDuringGrace, cancelled: res.cancelled };
+  }
+}
+
+// --- helpers -----------------------------------------------------------------
+
+function executeRequest(name: string, o: ExecuteOptions) {
+  return {
+    name,
+    version: o.version ?? 0,
+    input: o.input,
+    metadata: o.metadata,
+    requestId: o.requestId ?? "",
+  };
+}
+
+async function unary<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    throw WfmError.from(e);
+  }
+}
+
+async function* events(
+  open: () => AsyncIterable<{ event?: PbExecutionEvent }>,
+): AsyncGenerator<ExecutionEvent, void, undefined> {
+  try {
+    for await (const res of open()) {
+      if (res.event) {
+        yield eventFromPb(res.event);
+      }
+    }
+  } catch (e) {
+    throw WfmError.from(e);
+  }
+}
+
+async function* paginate<T>(fetch: (pageToken: string) => Promise<Page<T>>): AsyncGenerator<T, void, undefined> {
+  let token = "";
+  do {
+    const page = await fetch(token);
+    yield* page.items;
+    token = page.nextPageToken;
+  } while (token !== "");
+}
+
+function required<T>(value: T | undefined, field: string): T {
+  if (value === undefined) {
+    throw new WfmError(`the server's response lacks its ${field}`, Code.Internal);
+  }
+  return value;
+}
+
+function runResult(event: Extract<ExecutionEvent, { kind: "completed" | "failed" | "cancelled" }>): RunResult {
+  const base = { executionId: event.executionId, reason: "" };
+  switch (event.kind) {
+    case "completed":
+      return { ...event.result, ...base, status: ExecutionStatus.COMPLETED };
+    case "failed":
+      return {
+        ...(event.result ?? emptyFailure(event.error)),
+        ...base,
+        error: event.result?.error || event.error,
+        status: ExecutionStatus.FAILED,
+      };
+    case "cancelled":
+      return {
+        ...(event.result ?? emptyFailure("")),
+        ...base,
+        reason: event.reason,
+        status: ExecutionStatus.CANCELLED,
+      };
+  }
+}
+
+function emptyFailure(error: string): ExecutionResult {
+  return resultFromPb(create(ExecutionResultSchema, { success: false, error }));
+}

@@ -1,0 +1,446 @@
+// End-to-end tests of WfmClient against real `wfm serve` processes (no mocks).
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { ConnectError } from "@connectrpc/connect";
+import {
+  Code,
+  ExecutionStatus,
+  InvalidArgumentError,
+  NotFoundError,
+  WfmClient,
+  WfmError,
+  hasCode,
+  isInvalidArgument,
+  isNotFound,
+  nativeSource,
+  type ExecutionEvent,
+  type Workflow,
+} from "../src/index.js";
+import { startServer, type WfmServer } from "./server.js";
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) {
+    out.push(x);
+  }
+  return out;
+}
+
+const kinds = (events: ExecutionEvent[]) => events.map((e) => e.kind);
+const sequences = (events: ExecutionEvent[]) => events.map((e) => e.sequence);
+
+/** Asserts `promise` rejects with a WfmError of this class and code, and returns it. */
+async function rejectsWith(
+  promise: Promise<unknown>,
+  cls: typeof NotFoundError | typeof InvalidArgumentError,
+  code: Code,
+): Promise<WfmError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof cls, `expected ${cls.name}, got ${String(caught)}`);
+  assert.ok(caught instanceof WfmError);
+  assert.ok(caught instanceof ConnectError, "a WfmError is a ConnectError");
+  assert.equal(caught.code, code);
+  return caught;
+}
+
+describe("WfmClient against a real wfm server", () => {
+  let server: WfmServer;
+  let client: WfmClient;
+
+  before(async () => {
+    server = await startServer();
+    client = new WfmClient(server.url);
+  });
+
+  after(async () => {
+    client?.close();
+    await server?.stop();
+  });
+
+  it("lists the built-in workflow types and the tools", async () => {
+    const types = (await client.listWorkflowTypes()).map((t) => t.name);
+    for (const t of ["echo", "noop", "sleep", "data_analysis"]) {
+      assert.ok(types.includes(t), `missing type ${t} in ${types.join(", ")}`);
+    }
+    const tools = await client.listTools();
+    assert.ok(Array.isArray(tools));
+  });
+
+  it("registers a workflow, idempotently for identical content", async () => {
+    const first = await client.register({
+      name: "greet",
+      description: "says it back",
+      labels: { team: "ts" },
+      source: nativeSource("echo"),
+    });
+    assert.equal(first.created, true);
+    assert.equal(first.workflow.name, "greet");
+    assert.equal(first.workflow.version, 1);
+    assert.equal(first.workflow.description, "says it back");
+    assert.deepEqual(first.workflow.labels, { team: "ts" });
+    assert.ok(first.workflow.createTime instanceof Date);
+    assert.equal(first.workflow.source.case, "native");
+    assert.equal(first.workflow.source.value?.type, "echo");
+
+    const again = await client.register({
+      name: "greet",
+      description: "says it back",
+      labels: { team: "ts" },
+      source: nativeSource("echo"),
+    });
+    assert.equal(again.created, false);
+    assert.equal(again.workflow.version, 1);
+  });
+
+  it("registers a new version when the content changes, and gets any version", async () => {
+    await client.register({ name: "changing", source: nativeSource("noop") });
+    const v2 = await client.register({ name: "changing", source: nativeSource("echo") });
+    assert.equal(v2.created, true);
+    assert.equal(v2.workflow.version, 2);
+
+    const latest = await client.get("changing");
+    assert.equal(latest.workflow.version, 2);
+    assert.deepEqual(latest.versions, [1, 2]);
+    assert.equal(latest.workflow.source.case, "native");
+    assert.equal(latest.workflow.source.value?.type, "echo");
+
+    const v1 = await client.get("changing", 1);
+    assert.equal(v1.workflow.version, 1);
+    assert.equal(v1.workflow.source.value?.type, "noop");
+  });
+
+  it("rejects an invalid name with INVALID_ARGUMENT", async () => {
+    const err = await rejectsWith(
+      client.register({ name: "bad name!", source: nativeSource("echo") }),
+      InvalidArgumentError,
+      Code.InvalidArgument,
+    );
+    assert.ok(isInvalidArgument(err));
+    assert.ok(!isNotFound(err));
+  });
+
+  it("lists every workflow across pages of 2", async () => {
+    for (const name of ["page-a", "page-b", "page-c"]) {
+      await client.register({ name, source: nativeSource("noop") });
+    }
+    // Page by hand: every page but the last is full and has a token.
+    const pages: Workflow[][] = [];
+    let token = "";
+    do {
+      const page = await client.listPage({ pageSize: 2, pageToken: token });
+      pages.push(page.items);
+      token = page.nextPageToken;
+      if (token !== "") {
+        assert.equal(page.items.length, 2);
+      }
+    } while (token !== "" && pages.length < 100);
+    assert.ok(pages.length >= 3, `expected at least 3 pages of 2, got ${pages.length}`);
+
+    const viaIterator = await collect(client.list({ pageSize: 2 }));
+    const names = viaIterator.map((w) => w.name);
+    assert.deepEqual(names, pages.flat().map((w) => w.name));
+    assert.equal(new Set(names).size, names.length, "no workflow listed twice");
+    for (const n of ["greet", "changing", "page-a", "page-b", "page-c"]) {
+      assert.ok(names.includes(n), `missing ${n} in ${names.join(", ")}`);
+    }
+    // The latest version only.
+    assert.equal(viaIterator.find((w) => w.name === "changing")?.version, 2);
+  });
+
+  it("filters the list by labels", async () => {
+    const labelled = await collect(client.list({ labelFilter: { team: "ts" } }));
+    assert.deepEqual(
+      labelled.map((w) => w.name),
+      ["greet"],
+    );
+  });
+
+  it("gets a workflow; an unknown one is NOT_FOUND", async () => {
+    const { workflow, versions } = await client.get("greet");
+    assert.equal(workflow.name, "greet");
+    assert.deepEqual(versions, [1]);
+
+    const err = await rejectsWith(client.get("does-not-exist"), NotFoundError, Code.NotFound);
+    assert.ok(isNotFound(err));
+    assert.ok(hasCode(err, Code.NotFound));
+    assert.ok(!(err instanceof InvalidArgumentError));
+    assert.match(err.rawMessage, /does-not-exist/);
+  });
+
+  it("executes echo and streams its events in order", async () => {
+    const input = { greeting: "hello", n: 42, nested: { list: [1, "two", true, null] } };
+    const events = await collect(client.execute("greet", { input, metadata: { caller: "ts-test" } }));
+
+    assert.deepEqual(kinds(events), ["accepted", "started", "stepStarted", "stepCompleted", "completed"]);
+    assert.deepEqual(sequences(events), [1, 2, 3, 4, 5]);
+    const executionId = events[0]!.executionId;
+    assert.ok(executionId.length > 0);
+    for (const e of events) {
+      assert.equal(e.executionId, executionId);
+      assert.ok(e.time instanceof Date);
+    }
+
+    const [accepted, started, stepStarted, stepCompleted, completed] = events;
+    assert.ok(accepted?.kind === "accepted");
+    assert.equal(accepted.workflowName, "greet");
+    assert.equal(accepted.workflowVersion, 1);
+    assert.ok(started?.kind === "started");
+    assert.equal(started.attempt, 1);
+    assert.ok(stepStarted?.kind === "stepStarted");
+    assert.equal(stepStarted.stepId, "echo");
+    assert.ok(stepCompleted?.kind === "stepCompleted");
+    assert.equal(stepCompleted.stepId, "echo");
+    assert.deepEqual(stepCompleted.output, input);
+    assert.ok(completed?.kind === "completed");
+    assert.equal(completed.result.success, true);
+    assert.equal(completed.result.stepsCompleted, 1);
+    assert.equal(completed.result.stepsFailed, 0);
+    assert.deepEqual(completed.result.output, input);
+
+    const execution = await client.getExecution(executionId);
+    assert.equal(execution.status, ExecutionStatus.COMPLETED);
+    assert.equal(execution.workflowName, "greet");
+    assert.deepEqual(execution.input, input);
+    assert.deepEqual(execution.metadata, { caller: "ts-test" });
+    assert.equal(execution.lastSequence, 5);
+    assert.deepEqual(execution.result?.output, input);
+  });
+
+  it("run() waits for the result", async () => {
+    const seen: string[] = [];
+    const result = await client.run("greet", { input: { x: 1 }, onEvent: (e) => seen.push(e.kind) });
+    assert.equal(result.status, ExecutionStatus.COMPLETED);
+    assert.equal(result.success, true);
+    assert.deepEqual(result.output, { x: 1 });
+    assert.equal(result.stepsCompleted, 1);
+    assert.ok(result.executionId.length > 0);
+    assert.deepEqual(seen, ["accepted", "started", "stepStarted", "stepCompleted", "completed"]);
+  });
+
+  it("reuses the execution for a repeated requestId", async () => {
+    const first = await client.startExecution("greet", { input: { k: 1 }, requestId: "ts-idem-1" });
+    assert.equal(first.created, true);
+    const second = await client.startExecution("greet", { input: { k: 1 }, requestId: "ts-idem-1" });
+    assert.equal(second.created, false);
+    assert.equal(second.executionId, first.executionId);
+    const run = await client.run("greet", { input: { k: 1 }, requestId: "ts-idem-1" });
+    assert.equal(run.executionId, first.executionId);
+  });
+
+  it("an unknown workflow is NOT_FOUND, from execute, run and startExecution", async () => {
+    await rejectsWith(collect(client.execute("no-such-workflow", { input: {} })), NotFoundError, Code.NotFound);
+    await rejectsWith(client.run("no-such-workflow"), NotFoundError, Code.NotFound);
+    await rejectsWith(client.startExecution("no-such-workflow"), NotFoundError, Code.NotFound);
+    await rejectsWith(client.get("greet", 99), NotFoundError, Code.NotFound);
+  });
+
+  it("startExecution + watch from afterSequence 2 sees only the later events", async () => {
+    await client.register({ name: "nap", source: nativeSource("sleep") });
+    const { executionId, created } = await client.startExecution("nap", { input: { duration_ms: 300 } });
+    assert.equal(created, true);
+
+    const live = await collect(client.watch(executionId, 2));
+    assert.ok(live.length >= 2);
+    assert.ok(
+      live.every((e) => e.sequence > 2),
+      `got sequences ${sequences(live).join(",")}`,
+    );
+    assert.deepEqual(
+      sequences(live),
+      live.map((_, i) => 3 + i),
+      "contiguous from 3",
+    );
+    assert.equal(live[0]!.kind, "stepStarted");
+    const last = live.at(-1)!;
+    assert.equal(last.kind, "completed");
+
+    // Replaying a finished execution gives the same events again.
+    const replay = await collect(client.watch(executionId, 2n));
+    assert.deepEqual(sequences(replay), sequences(live));
+    assert.deepEqual(kinds(replay), kinds(live));
+    const all = await collect(client.watch(executionId));
+    assert.deepEqual(sequences(all), [1, 2, ...sequences(live)]);
+    assert.equal((await client.getExecution(executionId)).lastSequence, last.sequence);
+  });
+
+  it("cancels a sleep execution: the stream ends with a cancelled event", async () => {
+    const { executionId } = await client.startExecution("nap", { input: { duration_ms: 60_000 } });
+    const events: ExecutionEvent[] = [];
+    for await (const e of client.watch(executionId)) {
+      events.push(e);
+      if (e.kind === "stepStarted") {
+        const status = await client.cancelExecution(executionId, "test says stop");
+        assert.equal(status, ExecutionStatus.CANCELLED);
+      }
+    }
+    const last = events.at(-1)!;
+    assert.ok(last.kind === "cancelled", `last event was ${last.kind}`);
+    assert.equal(last.reason, "test says stop");
+    assert.equal(last.result?.success, false);
+    assert.deepEqual(
+      sequences(events),
+      events.map((_, i) => i + 1),
+    );
+
+    const execution = await client.getExecution(executionId);
+    assert.equal(execution.status, ExecutionStatus.CANCELLED);
+    // Idempotent.
+    assert.equal(await client.cancelExecution(executionId), ExecutionStatus.CANCELLED);
+  });
+
+  it("run() resolves a cancelled execution with its status", async () => {
+    let resolveStarted!: (id: string) => void;
+    const started = new Promise<string>((resolve) => (resolveStarted = resolve));
+    const run = client.run("nap", {
+      input: { duration_ms: 60_000 },
+      onEvent: (e) => {
+        if (e.kind === "stepStarted") {
+          resolveStarted(e.executionId);
+        }
+      },
+    });
+    const id = await started;
+    await client.cancelExecution(id, "enough");
+    const result = await run;
+    assert.equal(result.executionId, id);
+    assert.equal(result.status, ExecutionStatus.CANCELLED);
+    assert.equal(result.reason, "enough");
+    assert.equal(result.success, false);
+  });
+
+  it("lists executions across pages, newest first, with filters", async () => {
+    const all = await collect(client.listExecutions({ pageSize: 2 }));
+    assert.ok(all.length >= 5, `only ${all.length} executions`);
+    assert.equal(new Set(all.map((e) => e.id)).size, all.length);
+    for (let i = 1; i < all.length; i++) {
+      assert.ok(all[i - 1]!.createTime! >= all[i]!.createTime!, "newest first");
+    }
+    const naps = await collect(client.listExecutions({ workflowName: "nap", pageSize: 2 }));
+    assert.ok(naps.length >= 3);
+    assert.ok(naps.every((e) => e.workflowName === "nap"));
+    const cancelled = await collect(client.listExecutions({ status: ExecutionStatus.CANCELLED }));
+    assert.ok(cancelled.length >= 2);
+    assert.ok(cancelled.every((e) => e.status === ExecutionStatus.CANCELLED));
+    const none = await collect(client.listExecutions({ createdBefore: new Date(0) }));
+    assert.deepEqual(none, []);
+  });
+
+  it("unregisters a workflow; its executions stay readable", async () => {
+    const { executionId } = await client.startExecution("changing", { input: { a: 1 } });
+    assert.equal(await client.unregister("changing"), 2);
+    await rejectsWith(client.get("changing"), NotFoundError, Code.NotFound);
+    const execution = await client.getExecution(executionId);
+    assert.equal(execution.workflowName, "changing");
+    await rejectsWith(client.unregister("changing"), NotFoundError, Code.NotFound);
+  });
+
+  it("sends the token as a Bearer authorization header", async () => {
+    const seen: (string | null)[] = [];
+    const authed = new WfmClient(server.url, {
+      token: "s3cret",
+      interceptors: [
+        (next) => (req) => {
+          seen.push(req.header.get("authorization"));
+          return next(req);
+        },
+      ],
+    });
+    try {
+      await authed.get("greet");
+      await collect(authed.watch((await authed.startExecution("greet")).executionId));
+    } finally {
+      authed.close();
+    }
+    assert.deepEqual(seen, ["Bearer s3cret", "Bearer s3cret", "Bearer s3cret"]);
+  });
+
+  it("maps a caller abort and a deadline to typed errors", async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    let err: unknown;
+    try {
+      await collect(client.execute("nap", { input: { duration_ms: 2_000 } }, { signal: ac.signal }));
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof WfmError && err.code === Code.Canceled, String(err));
+
+    err = undefined;
+    try {
+      await collect(client.execute("nap", { input: { duration_ms: 2_000 } }, { timeoutMs: 100 }));
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof WfmError && err.code === Code.DeadlineExceeded, String(err));
+  });
+
+  it("fails with UNAVAILABLE when nothing listens", async () => {
+    const nowhere = new WfmClient("127.0.0.1:1");
+    try {
+      const err = await nowhere.get("greet").then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof WfmError && err.code === Code.Unavailable, String(err));
+    } finally {
+      nowhere.close();
+    }
+  });
+});
+
+describe("input limits", () => {
+  let server: WfmServer;
+  let client: WfmClient;
+
+  before(async () => {
+    server = await startServer({ WFM_LIMITS__MAX_INPUT_BYTES: "1000" });
+    client = new WfmClient(server.url);
+    await client.register({ name: "greet", source: nativeSource("echo") });
+  });
+
+  after(async () => {
+    client?.close();
+    await server?.stop();
+  });
+
+  it("rejects a too-large input with INVALID_ARGUMENT", async () => {
+    const input = { blob: "x".repeat(2_000) };
+    const err = await rejectsWith(collect(client.execute("greet", { input })), InvalidArgumentError, Code.InvalidArgument);
+    assert.ok(isInvalidArgument(err));
+    await rejectsWith(client.startExecution("greet", { input }), InvalidArgumentError, Code.InvalidArgument);
+    await rejectsWith(client.run("greet", { input }), InvalidArgumentError, Code.InvalidArgument);
+    // Just under the limit still runs.
+    const ok = await client.run("greet", { input: { blob: "x".repeat(500) } });
+    assert.equal(ok.success, true);
+  });
+});
+
+describe("shutdown", () => {
+  it("stops a server the test started, which exits 0", async () => {
+    const server = await startServer();
+    const client = new WfmClient(server.url);
+    try {
+      await client.register({ name: "nap", source: nativeSource("sleep") });
+      await client.startExecution("nap", { input: { duration_ms: 60_000 } });
+      const res = await client.shutdown({ gracePeriodMs: 200 });
+      assert.equal(res.finishedDuringGrace, 0);
+      assert.equal(res.cancelled, 1);
+      let timer: NodeJS.Timeout | undefined;
+      const exit = await Promise.race([
+        server.exited,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("wfm did not exit within 10 s")), 10_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      assert.deepEqual(exit, { code: 0, signal: null }, server.stderr());
+    } finally {
+      client.close();
+      await server.stop();
+    }
+  });
+});
