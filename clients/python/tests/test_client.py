@@ -175,10 +175,18 @@ def test_run_waits_for_result(client: Client, echo_wf: str) -> None:
     assert seen == ECHO_KINDS
 
 
-def test_run_failed_execution_returns_unsuccessful_result(client: Client, sleep_wf: str) -> None:
-    result = client.run(sleep_wf, input={"duration_ms": "not a number"})
+def test_run_failed_execution_returns_unsuccessful_result(client: Client) -> None:
+    wf = f"analysis-{uuid.uuid4().hex[:8]}"
+    client.register(wf, type="data_analysis")
+    result = client.run(wf, input={"dataset": "no-such-dataset"})
     assert result.success is False
-    assert result.error
+    assert "dataset 'no-such-dataset' is not configured" in result.error
+
+
+def test_input_the_workflow_cannot_take_raises_invalid_argument(client: Client, sleep_wf: str) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        client.run(sleep_wf, input={"duration_ms": "not a number"})
+    assert "duration_ms" in info.value.message or "u64" in info.value.message
 
 
 def test_unknown_workflow_raises_not_found(client: Client) -> None:

@@ -73,6 +73,7 @@ class StepStatus(_OpenIntEnum):
     COMPLETED = 3
     FAILED = 4
     SKIPPED = 5
+    CANCELLED = 6
 
 
 #: Event kinds after which an execution's stream ends.
