@@ -21,9 +21,22 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     pub limits: Limits,
+    /// Where state is kept: `sqlite` (durable, `<data_dir>/wfm.db`) or `memory` (lost at exit).
+    pub store: StoreKind,
+    /// Executions that ended longer ago than this are deleted in the background; unset keeps all.
+    #[serde(with = "humantime_serde")]
+    pub retention: Option<Duration>,
     /// Dataset name → CSV or JSON file, for the `read_dataset` tool.
     pub datasets: BTreeMap<String, PathBuf>,
     pub tools: ToolsConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Sqlite,
+    Memory,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -82,6 +95,8 @@ impl Default for Config {
             log: LogConfig::default(),
             shutdown_grace: Duration::from_secs(30),
             limits: Limits::default(),
+            store: StoreKind::default(),
+            retention: None,
             datasets: BTreeMap::new(),
             tools: ToolsConfig::default(),
         }

@@ -14,10 +14,12 @@ use tokio_util::sync::CancellationToken;
 pub use service::Service;
 
 use crate::config::Config;
+use crate::config::StoreKind;
 use crate::engine::Catalog;
+use crate::manager::ManagerError;
 use crate::manager::WorkflowManager;
 use crate::proto::workflow_service_server::WorkflowServiceServer;
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, SqliteStore, Store, StoreError};
 use crate::tools::{ToolManager, builtin};
 
 /// The encoded descriptor set of `workflow.v1`, for reflection.
@@ -38,6 +40,10 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("recovery failed: {0}")]
+    Recovery(#[from] ManagerError),
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server failed: {0}")]
@@ -61,12 +67,20 @@ pub async fn serve(
         config.tools.max_dataset_bytes,
     );
     builtin::register_all(&tools, Arc::new(datasets), config.tools.http_timeout);
+    let store: Arc<dyn Store> = match config.store {
+        StoreKind::Sqlite => Arc::new(SqliteStore::open(&config.data_dir)?),
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+    };
     let manager = Arc::new(WorkflowManager::new(
         Catalog::builtin(),
         tools,
-        Arc::new(MemoryStore::new()),
+        store,
         config.limits.clone(),
     ));
+    manager.recover().await?;
+    if let Some(retention) = config.retention {
+        tokio::spawn(purge_periodically(manager.clone(), retention));
+    }
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<WorkflowServiceServer<Service>>().await;
@@ -132,6 +146,26 @@ pub async fn serve(
     }
     tracing::info!("wfm stopped");
     Ok(())
+}
+
+/// How often finished executions past the retention are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+async fn purge_periodically(manager: Arc<WorkflowManager>, retention: Duration) {
+    let stopped = manager.stopped();
+    loop {
+        match manager.purge(retention).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(executions = n, retention = ?retention, "purged old executions")
+            }
+            Err(e) => tracing::warn!(error = %e, "purge failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PURGE_EVERY) => {}
+            _ = stopped.cancelled() => return,
+        }
+    }
 }
 
 /// SIGTERM and Ctrl-C take the same path as the Shutdown RPC.

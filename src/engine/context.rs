@@ -4,7 +4,7 @@
 use std::{future::Future, sync::Arc, sync::Mutex, time::Instant};
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +25,7 @@ pub struct ExecutionContext {
     cancel: CancellationToken,
     sink: Arc<dyn EventSink>,
     steps: Mutex<Vec<StepResult>>,
+    completed_before: Vec<StepResult>,
 }
 
 impl ExecutionContext {
@@ -40,6 +41,7 @@ impl ExecutionContext {
             cancel,
             sink,
             steps: Mutex::new(Vec::new()),
+            completed_before: Vec::new(),
         }
     }
 
@@ -82,13 +84,24 @@ impl ExecutionContext {
 
     /// Runs one step: reports its start, its completion with output and duration, or its
     /// failure, and records its result. Cancellation ends the step's future at once.
+    /// A step that completed in an earlier attempt of this execution is not run again: its
+    /// recorded output is returned.
     pub async fn run_step<T, F>(&self, step_id: &str, work: F) -> Result<T, WorkflowError>
     where
-        T: Serialize,
+        T: Serialize + DeserializeOwned,
         F: Future<Output = Result<T, WorkflowError>>,
     {
         if self.cancel.is_cancelled() {
             return Err(WorkflowError::Cancelled(format!("before step '{step_id}'")));
+        }
+        if let Some(done) = self.previously_completed(step_id) {
+            let value = serde_json::from_value(done.output.clone()).map_err(|e| {
+                WorkflowError::Failed(format!(
+                    "step '{step_id}' recorded output cannot be reused: {e}"
+                ))
+            })?;
+            self.steps.lock().expect("step results lock").push(done);
+            return Ok(value);
         }
         self.record(step_id, StepStatus::Running, Value::Null, None, 0.0, 1);
         self.emit(EventKind::StepStarted {
@@ -149,6 +162,19 @@ impl ExecutionContext {
                 Err(error)
             }
         }
+    }
+
+    /// Steps completed by an earlier attempt, as recorded in the execution's events.
+    pub fn with_completed_steps(mut self, steps: Vec<StepResult>) -> Self {
+        self.completed_before = steps;
+        self
+    }
+
+    fn previously_completed(&self, step_id: &str) -> Option<StepResult> {
+        self.completed_before
+            .iter()
+            .find(|s| s.step_id == step_id)
+            .cloned()
     }
 
     /// Reports progress of a running step; `fraction` is between 0 and 1 when known.

@@ -21,7 +21,7 @@ use super::{
     validate,
 };
 use crate::engine::{
-    Event, EventKind, EventSink, ExecutionContext, ExecutionResult, WorkflowError,
+    Event, EventKind, EventSink, ExecutionContext, ExecutionResult, StepResult, WorkflowError,
 };
 use crate::store::{ExecutionFilter, ExecutionRecord, ExecutionStatus, Store};
 
@@ -29,6 +29,14 @@ use crate::store::{ExecutionFilter, ExecutionRecord, ExecutionStatus, Store};
 const LIVE_EVENT_BUFFER: usize = 32;
 /// How long CancelExecution waits for the execution to reach its terminal state.
 const CANCEL_WAIT: Duration = Duration::from_secs(10);
+
+/// Where a resumed execution picks up: its attempt number and the steps it completed
+/// before, whose outputs are reused instead of running them again.
+#[derive(Debug, Default)]
+pub(super) struct Resume {
+    pub attempt: u32,
+    pub completed_steps: Vec<StepResult>,
+}
 
 /// What a client asks to run.
 #[derive(Debug, Clone, Default)]
@@ -186,13 +194,26 @@ impl WorkflowManager {
             last_sequence: 0,
         };
         self.store.create_execution(&record).await?;
+        self.spawn_execution(record, Some(workflow), admission, Resume::default());
+        Ok((id, true))
+    }
+
+    /// Makes an execution live and spawns the task that owns it.
+    pub(super) fn spawn_execution(
+        self: &Arc<Self>,
+        record: ExecutionRecord,
+        workflow: Option<Arc<RegisteredWorkflow>>,
+        admission: Admission,
+        resume: Resume,
+    ) {
+        let id = record.id.clone();
         let live = Arc::new(LiveExecution {
             id: id.clone(),
             cancel: CancellationToken::new(),
             cancel_reason: Mutex::new(None),
             finished: CancellationToken::new(),
             events: broadcast::channel(LIVE_EVENT_BUFFER).0,
-            last_sequence: tokio::sync::Mutex::new(0),
+            last_sequence: tokio::sync::Mutex::new(record.last_sequence),
             store: self.store.clone(),
             max_events: self.limits.max_events_per_execution,
         });
@@ -203,21 +224,42 @@ impl WorkflowManager {
         let span = tracing::info_span!("execution", id = %id, workflow = %record.workflow_name, version = record.workflow_version);
         let manager = self.clone();
         self.tasks.spawn(
-            async move { manager.run(live, workflow, admission, record).await }.instrument(span),
+            async move { manager.run(live, workflow, admission, record, resume).await }
+                .instrument(span),
         );
-        Ok((id, true))
     }
 
     /// Runs one execution to its terminal event, whatever happens inside the workflow.
     async fn run(
         self: Arc<Self>,
         live: Arc<LiveExecution>,
-        workflow: Arc<RegisteredWorkflow>,
+        workflow: Option<Arc<RegisteredWorkflow>>,
         admission: Admission,
         mut record: ExecutionRecord,
+        resume: Resume,
     ) {
         let started = Instant::now();
-        let terminal = match self.drive(&live, &workflow, admission, &mut record).await {
+        // Slots are held until the terminal event is recorded: the next execution of a
+        // workflow limited to one starts after this one has ended.
+        let mut permits = None;
+        let outcome = match &workflow {
+            Some(workflow) => {
+                self.drive(
+                    &live,
+                    workflow,
+                    admission,
+                    &mut permits,
+                    &mut record,
+                    resume,
+                )
+                .await
+            }
+            None => Err(format!(
+                "workflow '{}' version {} is no longer registered; the execution cannot resume",
+                record.workflow_name, record.workflow_version
+            )),
+        };
+        let terminal = match outcome {
             Ok(kind) => kind,
             Err(error) => EventKind::Failed {
                 result: ExecutionResult::summarize(
@@ -230,6 +272,7 @@ impl WorkflowManager {
             },
         };
         self.finish(&live, record, terminal).await;
+        drop(permits);
     }
 
     /// Admission, start and the workflow itself; returns the terminal event to emit.
@@ -238,14 +281,18 @@ impl WorkflowManager {
         live: &Arc<LiveExecution>,
         workflow: &RegisteredWorkflow,
         admission: Admission,
+        permits: &mut Option<Permits>,
         record: &mut ExecutionRecord,
+        resume: Resume,
     ) -> Result<EventKind, String> {
-        live.emit(EventKind::Accepted {
-            workflow_name: record.workflow_name.clone(),
-            workflow_version: record.workflow_version,
-        })
-        .await?;
-        let _permits: Permits = match admission {
+        if resume.attempt <= 1 {
+            live.emit(EventKind::Accepted {
+                workflow_name: record.workflow_name.clone(),
+                workflow_version: record.workflow_version,
+            })
+            .await?;
+        }
+        *permits = Some(match admission {
             Admission::Now(permits) => permits,
             Admission::Queued(ticket) => {
                 live.emit(EventKind::Queued {
@@ -263,14 +310,17 @@ impl WorkflowManager {
                     }
                 }
             }
-        };
+        });
         record.status = ExecutionStatus::Running;
         record.start_time = Some(SystemTime::now());
         self.store
             .update_execution(record)
             .await
             .map_err(|e| e.to_string())?;
-        live.emit(EventKind::Started { attempt: 1 }).await?;
+        live.emit(EventKind::Started {
+            attempt: resume.attempt.max(1),
+        })
+        .await?;
 
         let sink: Arc<dyn EventSink> = live.clone();
         let ctx = ExecutionContext::new(
@@ -278,7 +328,8 @@ impl WorkflowManager {
             self.tools.clone(),
             live.cancel.clone(),
             sink,
-        );
+        )
+        .with_completed_steps(resume.completed_steps);
         let started = Instant::now();
         let outcome = AssertUnwindSafe(workflow.instance.execute(&ctx, record.input.clone()))
             .catch_unwind()

@@ -94,6 +94,23 @@ impl Gate {
         }))
     }
 
+    /// Admission for an execution accepted before a restart: it is never refused, and
+    /// waits in the queue when there is no slot.
+    pub fn admit_recovered(&self, workflow: Option<(&Arc<Semaphore>, &str, u32)>) -> Admission {
+        match self.admit(workflow) {
+            Ok(admission) => admission,
+            Err(_) => {
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+                Admission::Queued(Ticket {
+                    global: self.global.clone(),
+                    workflow: workflow.map(|(s, _, _)| s.clone()),
+                    waiting: self.waiting.clone(),
+                    reason: "resumed after a restart: waiting for a slot".into(),
+                })
+            }
+        }
+    }
+
     pub fn running(&self) -> usize {
         self.max_running - self.global.available_permits()
     }

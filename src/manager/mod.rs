@@ -5,6 +5,7 @@ mod error;
 mod executions;
 mod gate;
 mod lifecycle;
+mod recovery;
 mod registry;
 pub mod validate;
 mod watch;
@@ -22,6 +23,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub use error::ManagerError;
 pub use executions::StartSpec;
 pub use lifecycle::ShutdownReport;
+pub use recovery::RecoveryReport;
 pub use watch::Watcher;
 
 use crate::config::Limits;

@@ -11,6 +11,9 @@ pub enum StoreError {
         sequence: u64,
         last: u64,
     },
+    /// The store cannot be opened; the message says why and what to do.
+    #[error("{0}")]
+    Open(String),
     #[error("storage failure: {0}")]
     Backend(String),
 }

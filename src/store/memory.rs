@@ -133,6 +133,35 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn unfinished_executions(&self) -> StoreResult<Vec<ExecutionRecord>> {
+        Ok(self
+            .lock()
+            .executions
+            .values()
+            .filter(|e| !e.status.is_terminal())
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_ended_before(&self, before: std::time::SystemTime) -> StoreResult<usize> {
+        let mut inner = self.lock();
+        let old: Vec<String> = inner
+            .executions
+            .values()
+            .filter(|e| e.end_time.is_some_and(|t| t < before))
+            .map(|e| e.id.clone())
+            .collect();
+        for id in &old {
+            if let Some(e) = inner.executions.remove(id)
+                && let Some(r) = e.request_id
+            {
+                inner.request_ids.remove(&r);
+            }
+            inner.events.remove(id);
+        }
+        Ok(old.len())
+    }
+
     async fn events_after(
         &self,
         execution_id: &str,

@@ -4,6 +4,9 @@
 mod error;
 mod memory;
 mod records;
+mod sqlite;
+
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
@@ -12,6 +15,7 @@ pub use memory::MemoryStore;
 pub use records::{
     ExecutionFilter, ExecutionRecord, ExecutionStatus, WorkflowRecord, WorkflowSource,
 };
+pub use sqlite::SqliteStore;
 
 use crate::engine::Event;
 
@@ -49,4 +53,9 @@ pub trait Store: Send + Sync {
         after: u64,
         limit: usize,
     ) -> StoreResult<Vec<Event>>;
+
+    /// Executions that were queued or running: after a restart, the ones to resume.
+    async fn unfinished_executions(&self) -> StoreResult<Vec<ExecutionRecord>>;
+    /// Deletes executions (with their events) that ended before `before`; returns how many.
+    async fn purge_ended_before(&self, before: SystemTime) -> StoreResult<usize>;
 }

@@ -26,11 +26,33 @@ fn default_duration_ms() -> u64 {
 #[serde(deny_unknown_fields)]
 struct Input {
     duration_ms: Option<u64>,
+    /// Sleeps in this many sequential steps `sleep-1`..`sleep-N` instead of one `sleep`.
+    steps: Option<u32>,
 }
+
+/// Most steps one execution of `sleep` may ask for.
+const MAX_STEPS: u32 = 100;
 
 struct SleepWorkflow {
     tools: Arc<ToolManager>,
     default_duration_ms: u64,
+}
+
+impl SleepWorkflow {
+    async fn nap(
+        &self,
+        ctx: &ExecutionContext,
+        step: &str,
+        ms: u64,
+    ) -> Result<Value, WorkflowError> {
+        ctx.run_step(step, async {
+            ctx.progress(step, format!("sleeping {ms} ms"), Some(0.0))
+                .await?;
+            ctx.call_tool(step, "sleep", json!({ "duration_ms": ms }))
+                .await
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -45,26 +67,33 @@ impl Workflow for SleepWorkflow {
     }
 
     fn validate_input(&self, input: &Value) -> Result<(), WorkflowError> {
-        super::parse_input::<Input>(input.clone()).map(|_| ())
+        let input: Input = super::parse_input(input.clone())?;
+        match input.steps {
+            Some(n) if n == 0 || n > MAX_STEPS => Err(WorkflowError::InvalidInput(format!(
+                "steps must be between 1 and {MAX_STEPS}, not {n}"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     async fn execute(&self, ctx: &ExecutionContext, input: Value) -> Result<Value, WorkflowError> {
         let input: Input = super::parse_input(input)?;
         let ms = input.duration_ms.unwrap_or(self.default_duration_ms);
-        ctx.run_step("sleep", async {
-            ctx.progress("sleep", format!("sleeping {ms} ms"), Some(0.0))
-                .await?;
-            ctx.call_tool("sleep", "sleep", json!({ "duration_ms": ms }))
-                .await
-        })
-        .await
+        let Some(steps) = input.steps else {
+            return self.nap(ctx, "sleep", ms).await;
+        };
+        let mut outputs = Vec::new();
+        for n in 1..=steps {
+            outputs.push(self.nap(ctx, &format!("sleep-{n}"), ms).await?);
+        }
+        Ok(Value::Array(outputs))
     }
 }
 
 pub fn workflow_type() -> WorkflowType {
     WorkflowType {
         name: "sleep",
-        description: "Waits input.duration_ms milliseconds (or the default_duration_ms argument) in one step named 'sleep'.",
+        description: "Waits input.duration_ms milliseconds (or the default_duration_ms argument) in one step named 'sleep', or in input.steps sequential steps named 'sleep-1'..'sleep-N'.",
         arguments_schema: json!({"type": "object", "additionalProperties": false,
             "properties": {"default_duration_ms": {"type": "integer", "minimum": 0, "default": 1000}}}),
         factory: |tools: Arc<ToolManager>, args: &Value| {

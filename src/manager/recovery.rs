@@ -1,0 +1,150 @@
+//! Start-up: the registry and the executions come back from the store. Workflows are built
+//! and initialized again; executions that were queued or running when the process died are
+//! resumed as a new attempt that reuses the outputs of the steps they had completed.
+
+use std::{collections::HashMap, sync::Arc, time::SystemTime};
+
+use tokio::sync::Semaphore;
+
+use super::{ManagerError, WorkflowManager, executions::Resume, registry::RegisteredWorkflow};
+use crate::engine::{EventKind, StepResult, StepStatus};
+use crate::store::{ExecutionRecord, WorkflowRecord, WorkflowSource};
+
+/// Events read from the store at a time while rebuilding an execution's state.
+const EVENT_BATCH: usize = 1024;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub workflows: usize,
+    pub workflows_failed: usize,
+    pub executions_resumed: usize,
+}
+
+impl WorkflowManager {
+    /// Loads every workflow version and resumes every unfinished execution.
+    pub async fn recover(self: &Arc<Self>) -> Result<RecoveryReport, ManagerError> {
+        let mut report = RecoveryReport::default();
+        for record in self.store.load_workflows().await? {
+            let name = record.name.clone();
+            let version = record.version;
+            match self.rebuild(record).await {
+                Ok(workflow) => {
+                    self.registry.publish(workflow);
+                    report.workflows += 1;
+                }
+                Err(e) => {
+                    report.workflows_failed += 1;
+                    tracing::error!(workflow = %name, version, error = %e, "workflow could not be restored; its executions will fail");
+                }
+            }
+        }
+        for execution in self.store.unfinished_executions().await? {
+            self.resume(execution).await?;
+            report.executions_resumed += 1;
+        }
+        if report.workflows + report.executions_resumed > 0 {
+            tracing::info!(
+                workflows = report.workflows,
+                failed = report.workflows_failed,
+                resumed = report.executions_resumed,
+                "recovered from the store"
+            );
+        }
+        Ok(report)
+    }
+
+    async fn rebuild(&self, record: WorkflowRecord) -> Result<RegisteredWorkflow, String> {
+        let WorkflowSource::Native {
+            type_name,
+            arguments,
+        } = &record.source;
+        let workflow_type = self
+            .catalog
+            .get(type_name)
+            .ok_or_else(|| format!("this server has no workflow type '{type_name}'"))?;
+        let instance =
+            (workflow_type.factory)(self.tools.clone(), arguments).map_err(|e| e.to_string())?;
+        instance.initialize().await.map_err(|e| e.to_string())?;
+        Ok(RegisteredWorkflow {
+            slots: (record.max_concurrency > 0)
+                .then(|| Arc::new(Semaphore::new(record.max_concurrency as usize))),
+            record,
+            instance,
+        })
+    }
+
+    async fn resume(self: &Arc<Self>, execution: ExecutionRecord) -> Result<(), ManagerError> {
+        let (attempts, completed_steps) = self.replay(&execution.id).await?;
+        let workflow = self
+            .registry
+            .get(&execution.workflow_name, execution.workflow_version);
+        let slots = workflow.as_ref().and_then(|w| {
+            w.slots
+                .as_ref()
+                .map(|s| (s, w.record.name.as_str(), w.record.max_concurrency))
+        });
+        // Already accepted once: it waits for a slot however long the queue is.
+        let admission = self.gate.admit_recovered(slots);
+        tracing::info!(id = %execution.id, attempt = attempts + 1, reused_steps = completed_steps.len(), "resuming execution");
+        self.spawn_execution(
+            execution,
+            workflow,
+            admission,
+            Resume {
+                attempt: attempts + 1,
+                completed_steps,
+            },
+        );
+        Ok(())
+    }
+
+    /// How many times the execution started, and the steps it completed, from its events.
+    async fn replay(&self, id: &str) -> Result<(u32, Vec<StepResult>), ManagerError> {
+        let mut attempts = 0;
+        let mut completed: HashMap<String, StepResult> = HashMap::new();
+        let mut order = Vec::new();
+        let mut after = 0;
+        loop {
+            let events = self.store.events_after(id, after, EVENT_BATCH).await?;
+            let Some(last) = events.last() else { break };
+            after = last.sequence;
+            for event in events {
+                match event.kind {
+                    EventKind::Started { .. } => attempts += 1,
+                    EventKind::StepCompleted {
+                        step_id,
+                        output,
+                        duration,
+                    } => {
+                        order.push(step_id.clone());
+                        completed.insert(
+                            step_id.clone(),
+                            StepResult {
+                                step_id,
+                                status: StepStatus::Completed,
+                                output,
+                                error: None,
+                                duration,
+                                attempts: 1,
+                            },
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let steps = order
+            .into_iter()
+            .filter_map(|id| completed.remove(&id))
+            .collect();
+        Ok((attempts, steps))
+    }
+
+    /// Deletes executions that ended more than `retention` ago.
+    pub async fn purge(&self, retention: std::time::Duration) -> Result<usize, ManagerError> {
+        let before = SystemTime::now()
+            .checked_sub(retention)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        Ok(self.store.purge_ended_before(before).await?)
+    }
+}

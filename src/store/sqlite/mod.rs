@@ -1,0 +1,321 @@
+//! The embedded default store: one SQLite file in WAL mode with `synchronous = FULL`
+//! (every commit is on disk), written through a group-commit writer, read through a small
+//! pool of read connections. Migrations are versioned in `migrations/` and applied at start.
+
+mod writer;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, atomic::AtomicUsize, atomic::Ordering, mpsc},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::{
+    ExecutionFilter, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreResult,
+    WorkflowRecord,
+};
+use crate::engine::Event;
+use writer::{Job, Write};
+
+/// Schema migrations, in order; the database's `user_version` is how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+/// Read connections: reads run in parallel with each other and with the writer (WAL).
+const READERS: usize = 4;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writes: mpsc::Sender<Job>,
+    readers: Vec<Arc<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+}
+
+pub(crate) fn micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+pub(crate) fn status_name(s: ExecutionStatus) -> &'static str {
+    match s {
+        ExecutionStatus::Queued => "queued",
+        ExecutionStatus::Running => "running",
+        ExecutionStatus::Completed => "completed",
+        ExecutionStatus::Failed => "failed",
+        ExecutionStatus::Cancelled => "cancelled",
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("unreadable record: {e}")))
+}
+
+impl SqliteStore {
+    /// Opens (creating when absent) `wfm.db` in `data_dir`. Refuses, without touching the
+    /// file, a database from a newer wfm or one that is not a readable SQLite database.
+    pub fn open(data_dir: &Path) -> StoreResult<SqliteStore> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Open(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join("wfm.db");
+        let mut conn = Connection::open(&path)
+            .map_err(|e| StoreError::Open(format!("cannot open {}: {e}", path.display())))?;
+        let refuse = |e: rusqlite::Error| {
+            StoreError::Open(format!(
+                "{} is not a readable wfm database ({e}); wfm will not overwrite it: move it away or restore a backup",
+                path.display()
+            ))
+        };
+        conn.busy_timeout(Duration::from_secs(5)).map_err(refuse)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(refuse)?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(StoreError::Open(format!(
+                "{} has schema version {version}, newer than this wfm knows ({}); run a newer wfm or use another data directory",
+                path.display(),
+                MIGRATIONS.len()
+            )));
+        }
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| StoreError::Open(format!("cannot write {}: {e}", path.display())))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Open(format!(
+                "{} cannot use WAL mode (got {mode})",
+                path.display()
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(refuse)?;
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction().map_err(backend)?;
+            tx.execute_batch(migration)
+                .and_then(|_| tx.pragma_update(None, "user_version", (i + 1) as i64))
+                .map_err(|e| {
+                    StoreError::Open(format!(
+                        "migration {} failed on {}: {e}",
+                        i + 1,
+                        path.display()
+                    ))
+                })?;
+            tx.commit()
+                .map_err(|e| StoreError::Open(format!("cannot write {}: {e}", path.display())))?;
+            tracing::info!(version = i + 1, "database migrated");
+        }
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(refuse)?;
+            reader
+                .busy_timeout(Duration::from_secs(5))
+                .map_err(refuse)?;
+            readers.push(Arc::new(Mutex::new(reader)));
+        }
+        let (writes, jobs) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("wfm-store-writer".into())
+            .spawn(move || writer::run(conn, jobs))
+            .map_err(backend)?;
+        Ok(SqliteStore {
+            path,
+            writes,
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write(&self, write: Write) -> StoreResult<usize> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writes
+            .send(Job { write, reply })
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let reader = self.readers[i].clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().expect("reader lock");
+            f(&conn)
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+/// An execution record with its last sequence number read from the events.
+const EXECUTION_COLUMNS: &str =
+    "e.record, (SELECT MAX(sequence) FROM events WHERE execution_id = e.id) FROM executions e";
+
+fn execution_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Option<i64>)> {
+    Ok((row.get(0)?, row.get(1)?))
+}
+
+fn to_execution((record, last): (String, Option<i64>)) -> StoreResult<ExecutionRecord> {
+    let mut e: ExecutionRecord = parse(&record)?;
+    e.last_sequence = last.unwrap_or(0) as u64;
+    Ok(e)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn save_workflow(&self, workflow: &WorkflowRecord) -> StoreResult<()> {
+        self.write(Write::SaveWorkflow(workflow.clone()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn delete_workflow(&self, name: &str) -> StoreResult<usize> {
+        self.write(Write::DeleteWorkflow(name.to_string())).await
+    }
+
+    async fn load_workflows(&self) -> StoreResult<Vec<WorkflowRecord>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare("SELECT record FROM workflows ORDER BY name, version")
+                .map_err(backend)?;
+            let rows = s
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.map(|r| parse(&r.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn create_execution(&self, execution: &ExecutionRecord) -> StoreResult<()> {
+        self.write(Write::CreateExecution(execution.clone()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn update_execution(&self, execution: &ExecutionRecord) -> StoreResult<()> {
+        self.write(Write::UpdateExecution(execution.clone()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {EXECUTION_COLUMNS} WHERE e.id = ?1"),
+                params![id],
+                execution_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .map(to_execution)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn find_by_request_id(&self, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
+        let request_id = request_id.to_string();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {EXECUTION_COLUMNS} WHERE e.request_id = ?1"),
+                params![request_id],
+                execution_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .map(to_execution)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+        before: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let workflow = filter.workflow_name.clone();
+        let status = filter.status.map(status_name);
+        let from = filter.created_from.map(micros);
+        let until = filter.created_before.map(micros);
+        let before = before.map(str::to_string);
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {EXECUTION_COLUMNS}
+                     WHERE (?1 IS NULL OR e.workflow_name = ?1) AND (?2 IS NULL OR e.status = ?2)
+                       AND (?3 IS NULL OR e.create_time >= ?3) AND (?4 IS NULL OR e.create_time < ?4)
+                       AND (?5 IS NULL OR e.id < ?5)
+                     ORDER BY e.id DESC LIMIT ?6"
+                ))
+                .map_err(backend)?;
+            let rows = s
+                .query_map(params![workflow, status, from, until, before, limit as i64], execution_row)
+                .map_err(backend)?;
+            rows.map(|r| to_execution(r.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn unfinished_executions(&self) -> StoreResult<Vec<ExecutionRecord>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare(&format!("SELECT {EXECUTION_COLUMNS} WHERE e.status IN ('queued', 'running') ORDER BY e.id"))
+                .map_err(backend)?;
+            let rows = s.query_map([], execution_row).map_err(backend)?;
+            rows.map(|r| to_execution(r.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn append_event(&self, event: &Event) -> StoreResult<()> {
+        self.write(Write::AppendEvent(event.clone()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn events_after(
+        &self,
+        execution_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        let id = execution_id.to_string();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT event FROM events WHERE execution_id = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let rows = s
+                .query_map(params![id, after as i64, limit as i64], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.map(|r| parse(&r.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn purge_ended_before(&self, before: SystemTime) -> StoreResult<usize> {
+        self.write(Write::PurgeEndedBefore(micros(before))).await
+    }
+}

@@ -1,0 +1,160 @@
+//! Group commit: one thread owns the write connection and applies every pending write of
+//! every execution in one transaction, one fsync for the lot. Each caller is answered once
+//! its transaction is durable, so an event is never sent before it is on disk.
+
+use std::sync::mpsc;
+
+use rusqlite::{Connection, params};
+use tokio::sync::oneshot;
+
+use super::{micros, status_name};
+use crate::engine::Event;
+use crate::store::{ExecutionRecord, StoreError, StoreResult, WorkflowRecord};
+
+/// Most writes one transaction takes.
+const MAX_BATCH: usize = 4096;
+
+pub enum Write {
+    SaveWorkflow(WorkflowRecord),
+    DeleteWorkflow(String),
+    CreateExecution(ExecutionRecord),
+    UpdateExecution(ExecutionRecord),
+    AppendEvent(Event),
+    /// Deletes finished executions (and their events) that ended before this many
+    /// microseconds since the epoch.
+    PurgeEndedBefore(i64),
+}
+
+pub struct Job {
+    pub write: Write,
+    /// Rows affected.
+    pub reply: oneshot::Sender<StoreResult<usize>>,
+}
+
+/// Runs until every sender is dropped.
+pub fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit(&mut conn, batch);
+    }
+}
+
+fn commit(conn: &mut Connection, batch: Vec<Job>) {
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(batch, &e),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for job in &batch {
+        results.push(apply(&tx, &job.write));
+    }
+    if let Err(e) = tx.commit() {
+        return fail_all(batch, &e);
+    }
+    for (job, result) in batch.into_iter().zip(results) {
+        let _ = job.reply.send(result);
+    }
+}
+
+fn fail_all(batch: Vec<Job>, e: &rusqlite::Error) {
+    tracing::error!(error = %e, writes = batch.len(), "store commit failed");
+    for job in batch {
+        let _ = job
+            .reply
+            .send(Err(StoreError::Backend(format!("commit failed: {e}"))));
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> StoreResult<usize> {
+    let backend = |e: rusqlite::Error| StoreError::Backend(e.to_string());
+    match write {
+        Write::SaveWorkflow(w) => {
+            let record = json(w)?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO workflows (name, version, record) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![w.name, w.version, record]))
+            .map_err(backend)
+        }
+        Write::DeleteWorkflow(name) => tx
+            .prepare_cached("DELETE FROM workflows WHERE name = ?1")
+            .and_then(|mut s| s.execute(params![name]))
+            .map_err(backend),
+        Write::CreateExecution(e) => {
+            let record = json(e)?;
+            tx.prepare_cached(
+                "INSERT INTO executions (id, workflow_name, status, create_time, end_time, request_id, parent_id, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    e.id,
+                    e.workflow_name,
+                    status_name(e.status),
+                    micros(e.create_time),
+                    e.end_time.map(micros),
+                    e.request_id,
+                    e.parent_execution_id,
+                    record
+                ])
+            })
+            .map_err(backend)
+        }
+        Write::UpdateExecution(e) => {
+            let record = json(e)?;
+            let n = tx
+                .prepare_cached(
+                    "UPDATE executions SET status = ?2, end_time = ?3, record = ?4 WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        e.id,
+                        status_name(e.status),
+                        e.end_time.map(micros),
+                        record
+                    ])
+                })
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::ExecutionNotFound(e.id.clone()));
+            }
+            Ok(n)
+        }
+        Write::AppendEvent(event) => {
+            let text = json(event)?;
+            tx.prepare_cached(
+                "INSERT INTO events (execution_id, sequence, event) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![event.execution_id, event.sequence as i64, text]))
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::OutOfOrder {
+                    execution_id: event.execution_id.clone(),
+                    sequence: event.sequence,
+                    last: event.sequence,
+                },
+                _ => backend(e),
+            })
+        }
+        Write::PurgeEndedBefore(before) => {
+            tx.prepare_cached(
+                "DELETE FROM events WHERE execution_id IN
+                   (SELECT id FROM executions WHERE end_time IS NOT NULL AND end_time < ?1)",
+            )
+            .and_then(|mut s| s.execute(params![before]))
+            .map_err(backend)?;
+            tx.prepare_cached("DELETE FROM executions WHERE end_time IS NOT NULL AND end_time < ?1")
+                .and_then(|mut s| s.execute(params![before]))
+                .map_err(backend)
+        }
+    }
+}
