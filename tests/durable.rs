@@ -1,0 +1,257 @@
+//! Durable history: every workflow and execution survives a restart, and executions that
+//! were running when the process was killed are resumed without running a completed step twice.
+
+mod common;
+
+use std::{collections::HashMap, process::Command, time::Duration};
+
+use common::*;
+use serde_json::json;
+use wfm::proto::{self, execution_event::Kind};
+
+async fn watch_all(client: &mut Client, id: &str, after: i64) -> Vec<proto::ExecutionEvent> {
+    let mut stream = client
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.into(),
+            after_sequence: after,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(r) = stream.message().await.expect("stream") {
+        events.push(r.event.unwrap());
+    }
+    events
+}
+
+#[tokio::test]
+async fn workflows_and_executions_survive_a_restart() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "echo", "echo", json!({})).await;
+    register(&mut client, "nap", "sleep", json!({})).await;
+    register(
+        &mut client,
+        "nap",
+        "sleep",
+        json!({"default_duration_ms": 5}),
+    )
+    .await;
+    let events = execute(&mut client, "echo", json!({"n": 1})).await;
+    let id = events[0].execution_id.clone();
+    drop(client);
+
+    let server = Server::start_in(server.kill_keep_dir(), &[], &[]);
+    let mut client = server.client().await;
+    let got = client
+        .get(proto::GetRequest {
+            name: "nap".into(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.versions, vec![1, 2]);
+    let listed = client
+        .list(proto::ListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .workflows;
+    assert_eq!(
+        listed.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
+        ["echo", "nap"]
+    );
+    let exec = client
+        .get_execution(proto::GetExecutionRequest {
+            execution_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution
+        .unwrap();
+    assert_eq!(exec.status, proto::ExecutionStatus::Completed as i32);
+    assert_eq!(exec.last_sequence, 5);
+    assert_eq!(output_json(&exec.result.unwrap().output), json!({"n": 1}));
+    // The whole history replays, from the start and from the middle.
+    let replay = watch_all(&mut client, &id, 0).await;
+    assert_eq!(labels(&replay), labels(&events));
+    assert_eq!(replay, events);
+    let tail = watch_all(&mut client, &id, 3).await;
+    assert_eq!(tail.iter().map(|e| e.sequence).collect::<Vec<_>>(), [4, 5]);
+    // Restored workflows run.
+    let events = execute(&mut client, "nap", json!({})).await;
+    assert_eq!(labels(&events).last().unwrap(), "completed");
+}
+
+#[tokio::test]
+async fn killed_while_200_run_then_every_one_finishes_without_rerunning_a_step() {
+    const RUNS: usize = 200;
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "steps", "sleep", json!({})).await;
+    let mut ids = Vec::new();
+    for i in 0..RUNS {
+        let started = client
+            .start_execution(proto::StartExecutionRequest {
+                name: "steps".into(),
+                input: json_struct(json!({"duration_ms": 400, "steps": 4})),
+                request_id: format!("run-{i}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        ids.push(started.execution_id);
+    }
+    // Let them get into their steps, then kill -9.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut running_at_kill = Vec::new();
+    for id in &ids {
+        let exec = client
+            .get_execution(proto::GetExecutionRequest {
+                execution_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .execution
+            .unwrap();
+        running_at_kill.push(exec.status != proto::ExecutionStatus::Completed as i32);
+    }
+    let running = running_at_kill.iter().filter(|r| **r).count();
+    assert!(
+        running >= RUNS / 2,
+        "only {running} of {RUNS} were running at the kill"
+    );
+    drop(client);
+    let dir = server.kill_keep_dir();
+
+    let server = Server::start_in(dir, &[], &[]);
+    let mut client = server.client().await;
+    let mut resumed_with_reuse = 0;
+    for (id, was_running) in ids.iter().zip(running_at_kill) {
+        let events = watch_all(&mut client, id, 0).await;
+        assert_gap_free(&events);
+        let labels = labels(&events);
+        assert_eq!(labels.last().unwrap(), "completed", "{id}: {labels:?}");
+        // A second attempt, marked as such.
+        let attempts: Vec<i32> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Some(Kind::Started(s)) => Some(s.attempt),
+                _ => None,
+            })
+            .collect();
+        let expected: &[i32] = if was_running { &[1, 2] } else { &[1] };
+        assert_eq!(attempts, expected, "{id}: {labels:?}");
+        // Every step completed exactly once, and none that had completed started again.
+        let mut completed: HashMap<String, usize> = HashMap::new();
+        let mut started_after_completion = Vec::new();
+        for e in &events {
+            match &e.kind {
+                Some(Kind::StepCompleted(s)) => {
+                    *completed.entry(s.step_id.clone()).or_default() += 1
+                }
+                Some(Kind::StepStarted(s)) if completed.contains_key(&s.step_id) => {
+                    started_after_completion.push(s.step_id.clone())
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            started_after_completion.is_empty(),
+            "{id}: re-ran {started_after_completion:?}"
+        );
+        for n in 1..=4 {
+            assert_eq!(
+                completed.get(&format!("sleep-{n}")),
+                Some(&1),
+                "{id}: {labels:?}"
+            );
+        }
+        if let Some(restart_at) = events
+            .iter()
+            .position(|e| matches!(&e.kind, Some(Kind::Started(s)) if s.attempt == 2))
+            && events[..restart_at]
+                .iter()
+                .any(|e| label(e) == "step_completed:sleep-1")
+        {
+            resumed_with_reuse += 1;
+        }
+        let result = result_of(events.last().unwrap());
+        assert_eq!(result.steps_completed, 4);
+    }
+    // The kill came after the first step of most runs: they reused it.
+    assert!(
+        resumed_with_reuse > 0,
+        "no execution had completed a step before the kill"
+    );
+    let listed = client
+        .list_executions(proto::ListExecutionsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.executions.len(), RUNS);
+    assert!(
+        listed
+            .executions
+            .iter()
+            .all(|e| e.status == proto::ExecutionStatus::Completed as i32)
+    );
+}
+
+fn serve_fails(data_dir: &std::path::Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("wfm runs");
+    assert!(!output.status.success(), "wfm must refuse to start");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn refuses_a_data_directory_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, "x").unwrap();
+    let stderr = serve_fails(&file);
+    assert!(stderr.contains("cannot use data directory"), "{stderr}");
+    assert!(stderr.contains("Not a directory"), "{stderr}");
+}
+
+#[test]
+fn refuses_a_database_from_a_newer_version_and_a_corrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("wfm.db")).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let stderr = serve_fails(dir.path());
+    assert!(
+        stderr.contains("schema version 99, newer than this wfm knows"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let garbage: Vec<u8> = (0..8192u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let db = dir.path().join("wfm.db");
+    std::fs::write(&db, &garbage).unwrap();
+    let stderr = serve_fails(dir.path());
+    assert!(
+        stderr.contains("is not a readable wfm database"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("will not overwrite it"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        garbage,
+        "the file is left as it was"
+    );
+}
