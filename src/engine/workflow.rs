@@ -14,6 +14,12 @@ pub trait Workflow: Send + Sync {
         Ok(())
     }
 
+    /// Checks an execution's input before the execution is created, so a bad input is
+    /// answered at once (INVALID_ARGUMENT) instead of by a failed execution.
+    fn validate_input(&self, _input: &Value) -> Result<(), WorkflowError> {
+        Ok(())
+    }
+
     /// Runs one execution. Report steps through `ctx`; return the output data.
     async fn execute(&self, ctx: &ExecutionContext, input: Value) -> Result<Value, WorkflowError>;
 

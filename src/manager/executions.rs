@@ -129,6 +129,13 @@ impl WorkflowManager {
             .registry
             .get(&spec.name, version)
             .ok_or_else(|| self.workflow_not_found(&spec.name, version))?;
+        workflow
+            .instance
+            .validate_input(&spec.input)
+            .map_err(|e| match e {
+                WorkflowError::InvalidInput(reason) => ManagerError::invalid("input", reason),
+                other => ManagerError::invalid("input", other.to_string()),
+            })?;
 
         let _request_guard = if spec.request_id.is_empty() {
             None
@@ -219,7 +226,7 @@ impl WorkflowManager {
 
     /// Admission, start and the workflow itself; returns the terminal event to emit.
     async fn drive(
-        &self,
+        self: &Arc<Self>,
         live: &Arc<LiveExecution>,
         workflow: &RegisteredWorkflow,
         admission: Admission,
@@ -263,7 +270,10 @@ impl WorkflowManager {
             self.tools.clone(),
             live.cancel.clone(),
             sink,
-        );
+        )
+        .with_children(Arc::new(super::children::Children {
+            manager: self.clone(),
+        }));
         let started = Instant::now();
         let outcome = AssertUnwindSafe(workflow.instance.execute(&ctx, record.input.clone()))
             .catch_unwind()
