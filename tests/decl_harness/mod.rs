@@ -29,6 +29,8 @@ impl Server {
     pub fn start(config: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("wfm.toml");
+        // Not WFM_LOG: figment reads every WFM_* variable as configuration.
+        let config = format!("{config}\n[log]\nlevel = \"info,wfm=debug\"\n");
         std::fs::write(&config_path, config).expect("write config");
         let log = std::fs::File::create(dir.path().join("wfm.log")).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_wfm"))
@@ -36,7 +38,6 @@ impl Server {
             .arg(&config_path)
             .arg("--data-dir")
             .arg(dir.path().join("data"))
-            .env("WFM_LOG", "info,wfm=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
