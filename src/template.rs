@@ -25,9 +25,13 @@ fn environment() -> Environment<'static> {
     env
 }
 
-/// `text | fromjson`: parses JSON text, e.g. an MCP tool's text content.
-fn fromjson(text: String) -> Result<minijinja::Value, minijinja::Error> {
-    serde_json::from_str::<Value>(&text)
+/// `text | fromjson`: parses JSON text, e.g. an MCP tool's text content. A value that is
+/// not a string (structured content already) passes through unchanged.
+fn fromjson(value: minijinja::Value) -> Result<minijinja::Value, minijinja::Error> {
+    let Some(text) = value.as_str() else {
+        return Ok(value);
+    };
+    serde_json::from_str::<Value>(text)
         .map(|v| minijinja::Value::from_serialize(&v))
         .map_err(|e| {
             minijinja::Error::new(
@@ -208,6 +212,8 @@ mod tests {
         assert!(!truthy(&json!("false")) && truthy(&json!([0])));
         let ctx = json!({"text": "{\"a\": [1]}"});
         assert_eq!(eval("(text | fromjson).a", &ctx).unwrap(), json!([1]));
+        let ctx = json!({"obj": {"a": 2}});
+        assert_eq!(eval("(obj | fromjson).a", &ctx).unwrap(), json!(2));
     }
 
     #[test]

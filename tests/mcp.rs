@@ -108,7 +108,7 @@ steps:
     workflow: {{name: sum, input: {{a: "{{{{ steps.hottest.output }}}}", b: 1}}}}
 output:
   hottest: "{{{{ steps.hottest.output }}}}"
-  timezone: "{{{{ (steps.now.output | fromjson).timezone }}}}"
+  timezone: "{{{{ steps.now.output.timezone }}}}"
   sum_text: "{{{{ steps.total.output }}}}"
   warned: "{{{{ steps.warn.status }}}}"
   slow: "{{{{ steps.slow.status }}}}"
