@@ -66,12 +66,18 @@ output:
     assert_eq!(double.first().map(String::as_str), Some("started double 1"));
     assert_eq!(double.last().map(String::as_str), Some("completed double"));
     assert_eq!(
-        double.iter().filter(|l| l.starts_with("progress double: item ")).count(),
+        double
+            .iter()
+            .filter(|l| l.starts_with("progress double: item "))
+            .count(),
         4,
         "{double:#?}"
     );
     assert!(double.iter().any(|l| l.ends_with("(4/4)")), "{double:#?}");
-    assert_eq!(step_lines(&events, "total"), ["started total 1", "completed total"]);
+    assert_eq!(
+        step_lines(&events, "total"),
+        ["started total 1", "completed total"]
+    );
     assert_eq!(
         step_lines(&events, "big"),
         ["skipped big: when 'steps.total.output > 1000' is false"]
@@ -86,7 +92,10 @@ output:
     assert!(pos("completed double") < pos("started total 1"));
     let r = result(&events);
     assert!(r.success);
-    assert_eq!((r.steps_completed, r.steps_skipped, r.steps_failed), (2, 2, 0));
+    assert_eq!(
+        (r.steps_completed, r.steps_skipped, r.steps_failed),
+        (2, 2, 0)
+    );
 }
 
 #[tokio::test]
@@ -108,7 +117,11 @@ steps:
     let started = std::time::Instant::now();
     let events = execute(&mut c, "par", json!({})).await.unwrap();
     assert!(result(&events).success);
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(
         output(&events),
         json!({"a": {"slept_ms": 600}, "b": {"slept_ms": 600}, "c": {"slept_ms": 600}})
@@ -133,14 +146,25 @@ steps:
     let fetch = step_lines(&events, "fetch");
     assert_eq!(fetch.len(), 6, "{fetch:#?}");
     assert_eq!(fetch[0], "started fetch 1");
-    assert!(fetch[1].starts_with("failed fetch 1 retry: ToolFailed:"), "{}", fetch[1]);
+    assert!(
+        fetch[1].starts_with("failed fetch 1 retry: ToolFailed:"),
+        "{}",
+        fetch[1]
+    );
     assert_eq!(fetch[2], "started fetch 2");
-    assert!(fetch[3].starts_with("failed fetch 2 retry: "), "{}", fetch[3]);
+    assert!(
+        fetch[3].starts_with("failed fetch 2 retry: "),
+        "{}",
+        fetch[3]
+    );
     assert_eq!(fetch[4], "started fetch 3");
     assert_eq!(fetch[5], "completed fetch");
     let r = result(&events);
     assert_eq!(step_result(&r, "fetch").attempts, 3);
-    assert_eq!(output(&events)["fetch"]["body"], json!({"ok": true, "request": 3}));
+    assert_eq!(
+        output(&events)["fetch"]["body"],
+        json!({"ok": true, "request": 3})
+    );
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
 
@@ -163,8 +187,17 @@ steps:
     let events = execute(&mut c, "nr", json!({})).await.unwrap();
     let bad = step_lines(&events, "bad");
     assert_eq!(bad.len(), 2, "{bad:#?}");
-    assert!(bad[1].starts_with("failed bad 1: InvalidArguments"), "{}", bad[1]);
-    assert!(lines(&events).last().unwrap().starts_with("run failed: step 'bad' failed"));
+    assert!(
+        bad[1].starts_with("failed bad 1: InvalidArguments"),
+        "{}",
+        bad[1]
+    );
+    assert!(
+        lines(&events)
+            .last()
+            .unwrap()
+            .starts_with("run failed: step 'bad' failed")
+    );
 }
 
 #[tokio::test]
@@ -194,11 +227,20 @@ steps:
     assert!(started.elapsed() < Duration::from_secs(5));
     let slow = step_lines(&events, "slow");
     assert_eq!(slow[0], "started slow 1");
-    assert!(slow[1].starts_with("failed slow 1: Timeout: the attempt took longer than its timeout of 200ms"), "{}", slow[1]);
+    assert!(
+        slow[1].starts_with(
+            "failed slow 1: Timeout: the attempt took longer than its timeout of 200ms"
+        ),
+        "{}",
+        slow[1]
+    );
     let r = result(&events);
     assert!(r.success, "continue_on_error keeps the run going");
     assert_eq!(output(&events), json!({"next": "failed"}));
-    assert_eq!(step_result(&r, "slow").status, proto::StepStatus::Failed as i32);
+    assert_eq!(
+        step_result(&r, "slow").status,
+        proto::StepStatus::Failed as i32
+    );
 
     // Without continue_on_error the run fails and names the step.
     register(
@@ -210,7 +252,10 @@ steps:
     .unwrap();
     let events = execute(&mut c, "slow2", json!({})).await.unwrap();
     let last = lines(&events).pop().unwrap();
-    assert!(last.starts_with("run failed: step 'slow' failed: Timeout"), "{last}");
+    assert!(
+        last.starts_with("run failed: step 'slow' failed: Timeout"),
+        "{last}"
+    );
     assert!(step_lines(&events, "after").is_empty());
 }
 
@@ -246,12 +291,25 @@ output: {all: "{{ steps.each.output | map(attribute='squared') | list }}", one: 
     )
     .await
     .unwrap();
-    let events = execute(&mut c, "parent", json!({"ns": [2, 3]})).await.unwrap();
-    assert_eq!(output(&events), json!({"all": [4, 9], "one": 49}), "{:#?}", lines(&events));
+    let events = execute(&mut c, "parent", json!({"ns": [2, 3]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        output(&events),
+        json!({"all": [4, 9], "one": 49}),
+        "{:#?}",
+        lines(&events)
+    );
     let one = step_lines(&events, "one");
     assert_eq!(one[0], "started one 1");
-    assert!(one[1].starts_with("progress one: child execution "), "{one:#?}");
-    assert!(one.iter().any(|l| l.contains("step square completed")), "{one:#?}");
+    assert!(
+        one[1].starts_with("progress one: child execution "),
+        "{one:#?}"
+    );
+    assert!(
+        one.iter().any(|l| l.contains("step square completed")),
+        "{one:#?}"
+    );
     assert!(one.iter().any(|l| l.ends_with(": completed")), "{one:#?}");
     assert_eq!(one.last().unwrap(), "completed one");
 
@@ -270,7 +328,9 @@ output: {all: "{{ steps.each.output | map(attribute='squared') | list }}", one: 
     assert!(children.iter().all(|e| e.parent_execution_id == parent_id));
 
     // A child's input failing its schema fails the step with the violation.
-    let events = execute(&mut c, "parent", json!({"ns": ["x"]})).await.unwrap();
+    let events = execute(&mut c, "parent", json!({"ns": ["x"]}))
+        .await
+        .unwrap();
     let last = lines(&events).pop().unwrap();
     assert!(last.starts_with("run failed: step 'each' failed: ChildWorkflowFailed: item 0: child workflow 'child' could not start: input:"), "{last}");
 }
@@ -279,12 +339,20 @@ output: {all: "{{ steps.each.output | map(attribute='squared') | list }}", one: 
 async fn cancelling_the_parent_cancels_the_child() {
     let server = Server::start("");
     let mut c = server.client().await;
-    register(&mut c, "sleepy", "steps:\n  - {id: nap, tool: {name: sleep, arguments: {duration_ms: 60000}}}\n")
-        .await
-        .unwrap();
-    register(&mut c, "outer", "steps:\n  - {id: run, workflow: {name: sleepy}}\n")
-        .await
-        .unwrap();
+    register(
+        &mut c,
+        "sleepy",
+        "steps:\n  - {id: nap, tool: {name: sleep, arguments: {duration_ms: 60000}}}\n",
+    )
+    .await
+    .unwrap();
+    register(
+        &mut c,
+        "outer",
+        "steps:\n  - {id: run, workflow: {name: sleepy}}\n",
+    )
+    .await
+    .unwrap();
     let parent = c
         .start_execution(proto::StartExecutionRequest {
             name: "outer".into(),
@@ -309,7 +377,9 @@ async fn cancelling_the_parent_cancels_the_child() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let e = c
-            .get_execution(proto::GetExecutionRequest { execution_id: child.id.clone() })
+            .get_execution(proto::GetExecutionRequest {
+                execution_id: child.id.clone(),
+            })
             .await
             .unwrap()
             .into_inner()
@@ -318,7 +388,11 @@ async fn cancelling_the_parent_cancels_the_child() {
         if e.status == proto::ExecutionStatus::Cancelled as i32 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "child still {:?}", e.status);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child still {:?}",
+            e.status
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -375,7 +449,9 @@ steps:
     assert!(m.contains("/limit"), "{m}");
     assert!(m.contains("/tags/1"), "{m}");
     // A valid input runs.
-    let events = execute(&mut c, "typed", json!({"dataset_id": "d", "limit": 2})).await.unwrap();
+    let events = execute(&mut c, "typed", json!({"dataset_id": "d", "limit": 2}))
+        .await
+        .unwrap();
     assert!(result(&events).success);
 }
 
@@ -390,7 +466,9 @@ async fn for_each_over_a_non_list_fails_the_step_at_run_time() {
     )
     .await
     .unwrap();
-    let events = execute(&mut c, "fe", json!({"items": "abc"})).await.unwrap();
+    let events = execute(&mut c, "fe", json!({"items": "abc"}))
+        .await
+        .unwrap();
     let each = step_lines(&events, "each");
     assert!(
         each[1].starts_with("failed each 1: ForEachNotList: for_each 'input.items' gave a string"),
@@ -413,8 +491,18 @@ async fn refuses_cycles() {
     )
     .await;
     assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(s.message().contains("depends_on forms a cycle: "), "{}", s.message());
-    assert!(s.message().contains("a → b → c → a") || s.message().contains("c → a → b → c") || s.message().contains("b → c → a → b"), "{}", s.message());
+    assert!(
+        s.message().contains("depends_on forms a cycle: "),
+        "{}",
+        s.message()
+    );
+    assert!(
+        s.message().contains("a → b → c → a")
+            || s.message().contains("c → a → b → c")
+            || s.message().contains("b → c → a → b"),
+        "{}",
+        s.message()
+    );
 }
 
 #[tokio::test]
@@ -425,7 +513,10 @@ async fn refuses_unknown_dependencies_and_duplicates_all_at_once() {
     .await;
     assert_eq!(s.code(), Code::InvalidArgument);
     let m = s.message();
-    assert!(m.contains("step 'a': depends_on 'nope' is not a step of this workflow"), "{m}");
+    assert!(
+        m.contains("step 'a': depends_on 'nope' is not a step of this workflow"),
+        "{m}"
+    );
     assert!(m.contains("step 'a': duplicate step id"), "{m}");
     assert!(m.contains("step 'b': unknown tool 'no_such_tool'"), "{m}");
 }
@@ -434,7 +525,12 @@ async fn refuses_unknown_dependencies_and_duplicates_all_at_once() {
 async fn refuses_unknown_tools_as_a_failed_precondition() {
     let s = refused("steps:\n  - {id: fetch, tool: {name: warehouse.query}}\n").await;
     assert_eq!(s.code(), Code::FailedPrecondition);
-    assert!(s.message().contains("step 'fetch': unknown tool 'warehouse.query'"), "{}", s.message());
+    assert!(
+        s.message()
+            .contains("step 'fetch': unknown tool 'warehouse.query'"),
+        "{}",
+        s.message()
+    );
 }
 
 #[tokio::test]
@@ -445,7 +541,10 @@ async fn refuses_bad_templates() {
     .await;
     assert_eq!(s.code(), Code::InvalidArgument);
     let m = s.message();
-    assert!(m.contains("step 't': tool.arguments: template does not parse"), "{m}");
+    assert!(
+        m.contains("step 't': tool.arguments: template does not parse"),
+        "{m}"
+    );
     assert!(m.contains("step 'w': when does not parse"), "{m}");
 }
 
@@ -456,14 +555,25 @@ async fn refuses_templates_reading_steps_they_do_not_depend_on() {
     )
     .await;
     assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(s.message().contains("step 'b': reads steps.a but does not depend on it"), "{}", s.message());
+    assert!(
+        s.message()
+            .contains("step 'b': reads steps.a but does not depend on it"),
+        "{}",
+        s.message()
+    );
 }
 
 #[tokio::test]
 async fn refuses_a_bad_schema() {
-    let s = refused("input_schema: {type: objekt}\nsteps:\n  - {id: a, tool: {name: sleep}}\n").await;
+    let s =
+        refused("input_schema: {type: objekt}\nsteps:\n  - {id: a, tool: {name: sleep}}\n").await;
     assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(s.message().contains("input_schema: is not a valid JSON Schema"), "{}", s.message());
+    assert!(
+        s.message()
+            .contains("input_schema: is not a valid JSON Schema"),
+        "{}",
+        s.message()
+    );
 }
 
 #[tokio::test]
@@ -475,14 +585,22 @@ async fn refuses_for_each_over_a_non_list() {
     assert_eq!(s.code(), Code::InvalidArgument);
     let m = s.message();
     assert!(m.contains("step 'each': for_each 'input.name' is not a list: input_schema declares it as \"string\""), "{m}");
-    assert!(m.contains("step 'konst': for_each '{{ 42 }}' gives 42, not a list"), "{m}");
+    assert!(
+        m.contains("step 'konst': for_each '{{ 42 }}' gives 42, not a list"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
 async fn refuses_a_missing_child_workflow() {
     let s = refused("steps:\n  - {id: sub, workflow: {name: ghost}}\n").await;
     assert_eq!(s.code(), Code::FailedPrecondition);
-    assert!(s.message().contains("step 'sub': child workflow 'ghost' is not registered"), "{}", s.message());
+    assert!(
+        s.message()
+            .contains("step 'sub': child workflow 'ghost' is not registered"),
+        "{}",
+        s.message()
+    );
 }
 
 #[tokio::test]
@@ -490,31 +608,70 @@ async fn refuses_composition_cycles() {
     let server = Server::start("");
     let mut c = server.client().await;
     // A workflow running itself.
-    let s = register(&mut c, "selfish", "steps:\n  - {id: again, workflow: {name: selfish}}\n")
-        .await
-        .unwrap_err();
+    let s = register(
+        &mut c,
+        "selfish",
+        "steps:\n  - {id: again, workflow: {name: selfish}}\n",
+    )
+    .await
+    .unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(s.message().contains("step 'again': runs a workflow that runs this one again: selfish → selfish"), "{}", s.message());
+    assert!(
+        s.message()
+            .contains("step 'again': runs a workflow that runs this one again: selfish → selfish"),
+        "{}",
+        s.message()
+    );
     // b → a, then a new version of b running a: b → a → b.
-    register(&mut c, "b", "steps:\n  - {id: x, tool: {name: sleep}}\n").await.unwrap();
-    register(&mut c, "a", "steps:\n  - {id: call_b, workflow: {name: b}}\n").await.unwrap();
-    let s = register(&mut c, "b", "steps:\n  - {id: call_a, workflow: {name: a}}\n")
+    register(&mut c, "b", "steps:\n  - {id: x, tool: {name: sleep}}\n")
         .await
-        .unwrap_err();
+        .unwrap();
+    register(
+        &mut c,
+        "a",
+        "steps:\n  - {id: call_b, workflow: {name: b}}\n",
+    )
+    .await
+    .unwrap();
+    let s = register(
+        &mut c,
+        "b",
+        "steps:\n  - {id: call_a, workflow: {name: a}}\n",
+    )
+    .await
+    .unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(s.message().contains("step 'call_a': runs a workflow that runs this one again: b → a → b"), "{}", s.message());
+    assert!(
+        s.message()
+            .contains("step 'call_a': runs a workflow that runs this one again: b → a → b"),
+        "{}",
+        s.message()
+    );
 }
 
 #[tokio::test]
 async fn refuses_nesting_deeper_than_the_limit() {
     let server = Server::start("[limits]\nmax_workflow_depth = 3\n");
     let mut c = server.client().await;
-    register(&mut c, "l1", "steps:\n  - {id: x, tool: {name: sleep}}\n").await.unwrap();
-    register(&mut c, "l2", "steps:\n  - {id: x, workflow: {name: l1}}\n").await.unwrap();
-    register(&mut c, "l3", "steps:\n  - {id: x, workflow: {name: l2}}\n").await.unwrap();
-    let s = register(&mut c, "l4", "steps:\n  - {id: x, workflow: {name: l3}}\n").await.unwrap_err();
+    register(&mut c, "l1", "steps:\n  - {id: x, tool: {name: sleep}}\n")
+        .await
+        .unwrap();
+    register(&mut c, "l2", "steps:\n  - {id: x, workflow: {name: l1}}\n")
+        .await
+        .unwrap();
+    register(&mut c, "l3", "steps:\n  - {id: x, workflow: {name: l2}}\n")
+        .await
+        .unwrap();
+    let s = register(&mut c, "l4", "steps:\n  - {id: x, workflow: {name: l3}}\n")
+        .await
+        .unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(s.message().contains("nest 4 levels deep; limits.max_workflow_depth is 3"), "{}", s.message());
+    assert!(
+        s.message()
+            .contains("nest 4 levels deep; limits.max_workflow_depth is 3"),
+        "{}",
+        s.message()
+    );
 }
 
 #[tokio::test]
@@ -524,7 +681,11 @@ async fn refuses_ten_thousand_steps_naming_the_limit() {
     let steps = (0..10_000)
         .map(|i| proto::Step {
             id: format!("s{i}"),
-            depends_on: if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] },
+            depends_on: if i == 0 {
+                vec![]
+            } else {
+                vec![format!("s{}", i - 1)]
+            },
             action: Some(proto::step::Action::Tool(proto::ToolAction {
                 name: "sleep".into(),
                 arguments: None,
@@ -535,13 +696,17 @@ async fn refuses_ten_thousand_steps_naming_the_limit() {
     let s = register_proto(
         &mut c,
         "huge",
-        proto::WorkflowDefinition { steps, ..Default::default() },
+        proto::WorkflowDefinition {
+            steps,
+            ..Default::default()
+        },
     )
     .await
     .unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument);
     assert!(
-        s.message().contains("10000 steps is over limits.max_steps_per_workflow, which is 1000"),
+        s.message()
+            .contains("10000 steps is over limits.max_steps_per_workflow, which is 1000"),
         "{}",
         s.message()
     );

@@ -43,16 +43,29 @@ async fn lists_mcp_tools_and_survives_a_broken_server() {
         .into_inner()
         .tools;
     let find = |name: &str| tools.iter().find(|t| t.name == name);
-    let echo = find("everything.echo").unwrap_or_else(|| panic!("no everything.echo in {:?}\n{}", tools.iter().map(|t| &t.name).collect::<Vec<_>>(), server.log()));
+    let echo = find("everything.echo").unwrap_or_else(|| {
+        panic!(
+            "no everything.echo in {:?}\n{}",
+            tools.iter().map(|t| &t.name).collect::<Vec<_>>(),
+            server.log()
+        )
+    });
     assert_eq!(echo.server, "everything");
     assert!(!echo.description.is_empty());
-    assert!(echo.input_schema.as_ref().is_some_and(|s| s.fields.contains_key("properties")));
+    assert!(
+        echo.input_schema
+            .as_ref()
+            .is_some_and(|s| s.fields.contains_key("properties"))
+    );
     let time = find("time.get_current_time").expect("time.get_current_time");
     assert_eq!(time.server, "time");
     assert!(find("sleep").is_some_and(|t| t.server == "builtin"));
     assert!(!tools.iter().any(|t| t.server == "broken"));
     let log = server.log();
-    assert!(log.contains("broken") && log.contains("could not be connected"), "{log}");
+    assert!(
+        log.contains("broken") && log.contains("could not be connected"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -114,7 +127,9 @@ output:
   slow: "{{{{ steps.slow.status }}}}"
 "#
     );
-    register(&mut c, "mcp-flow", &yaml).await.expect("registers");
+    register(&mut c, "mcp-flow", &yaml)
+        .await
+        .expect("registers");
     let events = execute(
         &mut c,
         "mcp-flow",
@@ -131,7 +146,10 @@ output:
     assert_eq!(out["slow"], json!("failed"));
     let hottest = out["hottest"].as_f64().expect("a number, kept as a number");
     assert!(
-        out["sum_text"].as_str().unwrap_or_default().contains(&format!("is {}", hottest + 1.0)),
+        out["sum_text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("is {}", hottest + 1.0)),
         "{out}"
     );
 
@@ -142,21 +160,43 @@ output:
     assert!(items[0]["temperature"].is_number(), "{items}");
     let w = step_lines(&events, "weather");
     assert_eq!(w[0], "started weather 1");
-    assert_eq!(w.iter().filter(|l| l.starts_with("progress weather: item")).count(), 3);
+    assert_eq!(
+        w.iter()
+            .filter(|l| l.starts_with("progress weather: item"))
+            .count(),
+        3
+    );
     assert_eq!(w.last().unwrap(), "completed weather");
 
-    assert_eq!(step_lines(&events, "now"), ["started now 1", "completed now"]);
-    assert_eq!(step_lines(&events, "hottest"), ["started hottest 1", "completed hottest"]);
+    assert_eq!(
+        step_lines(&events, "now"),
+        ["started now 1", "completed now"]
+    );
+    assert_eq!(
+        step_lines(&events, "hottest"),
+        ["started hottest 1", "completed hottest"]
+    );
     assert!(step_lines(&events, "warn")[0].starts_with("skipped warn: when"));
     let ping = step_lines(&events, "ping");
     assert_eq!(ping[0], "started ping 1");
-    assert!(ping[1].starts_with("failed ping 1 retry: ToolFailed"), "{ping:#?}");
+    assert!(
+        ping[1].starts_with("failed ping 1 retry: ToolFailed"),
+        "{ping:#?}"
+    );
     assert_eq!(&ping[2..], ["started ping 2", "completed ping"]);
     let slow = step_lines(&events, "slow");
-    assert!(slow.iter().any(|l| l.starts_with("failed slow 1: Timeout")), "{slow:#?}");
+    assert!(
+        slow.iter().any(|l| l.starts_with("failed slow 1: Timeout")),
+        "{slow:#?}"
+    );
     let total = step_lines(&events, "total");
     assert_eq!(total[0], "started total 1");
-    assert!(total.iter().any(|l| l.contains("child sum (") && l.contains("step add completed")), "{total:#?}");
+    assert!(
+        total
+            .iter()
+            .any(|l| l.contains("child sum (") && l.contains("step add completed")),
+        "{total:#?}"
+    );
     assert_eq!(total.last().unwrap(), "completed total");
 }
 
@@ -173,8 +213,15 @@ async fn an_mcp_tool_error_fails_the_step_with_the_servers_message() {
     .unwrap();
     let events = execute(&mut c, "bad-tz", json!({})).await.unwrap();
     let now = step_lines(&events, "now");
-    assert!(now[1].starts_with("failed now 1: ToolFailed: tool 'time.get_current_time' failed:"), "{now:#?}");
-    assert!(now[1].contains("Not/AZone"), "the server's message: {}", now[1]);
+    assert!(
+        now[1].starts_with("failed now 1: ToolFailed: tool 'time.get_current_time' failed:"),
+        "{now:#?}"
+    );
+    assert!(
+        now[1].contains("Not/AZone"),
+        "the server's message: {}",
+        now[1]
+    );
     assert!(!result(&events).success);
 }
 
@@ -186,7 +233,10 @@ fn children_matching(parent: u32, needle: &str) -> Vec<u32> {
     };
     for task in tasks.flatten() {
         let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        for pid in children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             if String::from_utf8_lossy(&cmdline).contains(needle) {
                 found.push(pid);
@@ -223,12 +273,21 @@ steps:
         .unwrap();
     assert!(status.success());
     let events = execute(&mut c, "echo", json!({})).await.unwrap();
-    assert!(result(&events).success, "{:#?}\n{}", lines(&events), server.log());
+    assert!(
+        result(&events).success,
+        "{:#?}\n{}",
+        lines(&events),
+        server.log()
+    );
     assert_eq!(output(&events)["say"], json!("Echo: hello"));
     let after = children_matching(server.pid(), "server-everything");
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after, before, "a new server process");
-    assert!(server.log().contains("MCP server reconnected"), "{}", server.log());
+    assert!(
+        server.log().contains("MCP server reconnected"),
+        "{}",
+        server.log()
+    );
 }
 
 /// Starts server-everything over streamable HTTP on a free port; killed on drop.
@@ -257,8 +316,14 @@ async fn http_everything() -> HttpEverything {
         .spawn()
         .expect("start server-everything over HTTP");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "server-everything did not listen on {port}");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server-everything did not listen on {port}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     HttpEverything(child, port)
@@ -272,9 +337,16 @@ async fn calls_a_server_over_streamable_http() {
         http.1
     ));
     let mut c = server.client().await;
-    let tools = c.list_tools(proto::ListToolsRequest {}).await.unwrap().into_inner().tools;
+    let tools = c
+        .list_tools(proto::ListToolsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .tools;
     assert!(
-        tools.iter().any(|t| t.name == "web.echo" && t.server == "web"),
+        tools
+            .iter()
+            .any(|t| t.name == "web.echo" && t.server == "web"),
         "{}",
         server.log()
     );
@@ -285,6 +357,13 @@ async fn calls_a_server_over_streamable_http() {
     )
     .await
     .unwrap();
-    let events = execute(&mut c, "web-echo", json!({"m": "over http"})).await.unwrap();
-    assert_eq!(output(&events), json!({"say": "Echo: over http"}), "{:#?}", lines(&events));
+    let events = execute(&mut c, "web-echo", json!({"m": "over http"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        output(&events),
+        json!({"say": "Echo: over http"}),
+        "{:#?}",
+        lines(&events)
+    );
 }

@@ -4,7 +4,9 @@ use crate::engine::definition::{Definition, RetryPolicy, Step, ToolAction, Workf
 use crate::manager::ManagerError;
 use crate::proto;
 
-use super::convert::{duration, json_to_struct, json_to_value, std_duration, struct_to_json, value_to_json_checked};
+use super::convert::{
+    duration, json_to_struct, json_to_value, std_duration, struct_to_json, value_to_json_checked,
+};
 
 /// A WorkflowDefinition message to the domain definition; what cannot be represented
 /// (negative counts, invalid durations, NaN) is refused naming the step and field.
@@ -29,7 +31,12 @@ pub fn definition_from_proto(d: proto::WorkflowDefinition) -> Result<Definition,
 }
 
 fn step_from_proto(i: usize, s: proto::Step) -> Result<Step, ManagerError> {
-    let field = |name: &str| format!("definition.steps[{i}] (step '{}').{name}", s.id.escape_debug());
+    let field = |name: &str| {
+        format!(
+            "definition.steps[{i}] (step '{}').{name}",
+            s.id.escape_debug()
+        )
+    };
     let non_negative = |name: &str, v: i32| {
         u32::try_from(v).map_err(|_| ManagerError::invalid(field(name), format!("{v} is negative")))
     };

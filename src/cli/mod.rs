@@ -47,7 +47,12 @@ pub enum Command {
     /// definition from a YAML or JSON file (-f).
     Register {
         /// Workflow type (see `wfm types`).
-        #[arg(long = "type", short = 't', required_unless_present = "file", conflicts_with = "file")]
+        #[arg(
+            long = "type",
+            short = 't',
+            required_unless_present = "file",
+            conflicts_with = "file"
+        )]
         type_name: Option<String>,
         /// A declarative workflow definition in YAML (or JSON, by the .json extension).
         #[arg(long, short = 'f')]

@@ -128,7 +128,14 @@ impl ExecutionContext {
 
     /// Reports the start of an attempt of a step (attempts count from 1).
     pub async fn step_started(&self, step_id: &str, attempt: u32) -> Result<(), WorkflowError> {
-        self.record(step_id, StepStatus::Running, Value::Null, None, 0.0, attempt);
+        self.record(
+            step_id,
+            StepStatus::Running,
+            Value::Null,
+            None,
+            0.0,
+            attempt,
+        );
         self.emit(EventKind::StepStarted {
             step_id: step_id.to_string(),
             attempt,

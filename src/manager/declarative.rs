@@ -51,15 +51,13 @@ impl WorkflowManager {
                 "{count} problem{} in the definition: {listed}",
                 if count == 1 { "" } else { "s" }
             );
-            return Err(
-                if problems.iter().all(|p| p.kind == ProblemKind::Missing) {
-                    ManagerError::FailedPrecondition(format!(
-                        "workflow '{name}' needs what this server does not have: {summary}"
-                    ))
-                } else {
-                    ManagerError::invalid("definition", summary)
-                },
-            );
+            return Err(if problems.iter().all(|p| p.kind == ProblemKind::Missing) {
+                ManagerError::FailedPrecondition(format!(
+                    "workflow '{name}' needs what this server does not have: {summary}"
+                ))
+            } else {
+                ManagerError::invalid("definition", summary)
+            });
         }
         let workflow = DeclarativeWorkflow::new(definition)
             .map_err(|e| ManagerError::invalid("definition.input_schema", e.to_string()))?;

@@ -39,7 +39,9 @@ pub enum WorkflowSource {
     /// A type compiled into the server, built from custom arguments.
     Native { type_name: String, arguments: Value },
     /// A graph of steps defined by the client, run by the declarative engine.
-    Declarative { definition: std::sync::Arc<Definition> },
+    Declarative {
+        definition: std::sync::Arc<Definition>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

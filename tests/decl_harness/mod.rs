@@ -44,7 +44,9 @@ impl Server {
             .expect("start wfm");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read stdout");
         let addr = line
             .trim()
             .strip_prefix("wfm listening on ")
@@ -201,10 +203,17 @@ pub fn step_result<'a>(r: &'a proto::ExecutionResult, step: &str) -> &'a proto::
 
 /// An HTTP server on 127.0.0.1 that drops the first `failures` connections without an
 /// answer, then answers `{"ok": true, "request": N}`: a flaky dependency.
-pub async fn flaky_http(failures: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+pub async fn flaky_http(
+    failures: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}/", listener.local_addr().expect("addr"));
     let count = Arc::new(AtomicUsize::new(0));
     let seen = count.clone();

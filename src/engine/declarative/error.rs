@@ -77,9 +77,9 @@ impl StepError {
     /// matches the error type's name or a fragment of the message.
     pub fn retryable(&self, non_retryable: &[String]) -> bool {
         !self.kind.always_final()
-            && !non_retryable
-                .iter()
-                .any(|n| n == self.kind.name() || (!n.is_empty() && self.message.contains(n.as_str())))
+            && !non_retryable.iter().any(|n| {
+                n == self.kind.name() || (!n.is_empty() && self.message.contains(n.as_str()))
+            })
     }
 }
 

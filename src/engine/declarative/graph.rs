@@ -26,7 +26,9 @@ impl Outcome {
         match self {
             Outcome::Completed(output) => json!({"status": "completed", "output": output}),
             Outcome::Failed(error) => json!({"status": "failed", "output": null, "error": error}),
-            Outcome::Skipped(reason) => json!({"status": "skipped", "output": null, "reason": reason}),
+            Outcome::Skipped(reason) => {
+                json!({"status": "skipped", "output": null, "reason": reason})
+            }
         }
     }
 }
@@ -107,14 +109,17 @@ pub(super) async fn run(
             } else {
                 match template::eval(&step.when, &context) {
                     Ok(v) if template::truthy(&v) => None,
-                    Ok(v) => Some(Outcome::Skipped(format!(
-                        "when '{}' is {v}",
-                        step.when
-                    ))),
+                    Ok(v) => Some(Outcome::Skipped(format!("when '{}' is {v}", step.when))),
                     Err(e) => {
                         let error = StepError::from(e);
-                        ctx.step_failed(&step.id, format!("when: {error}"), Default::default(), 0, false)
-                            .await?;
+                        ctx.step_failed(
+                            &step.id,
+                            format!("when: {error}"),
+                            Default::default(),
+                            0,
+                            false,
+                        )
+                        .await?;
                         Some(Outcome::Failed(format!("when: {error}")))
                     }
                 }
@@ -131,7 +136,15 @@ pub(super) async fn run(
                         )));
                         run_cancel.cancel();
                     }
-                    finish(&graph, i, outcome, &mut outcomes, &mut views, &mut waiting, &mut ready);
+                    finish(
+                        &graph,
+                        i,
+                        outcome,
+                        &mut outcomes,
+                        &mut views,
+                        &mut waiting,
+                        &mut ready,
+                    );
                 }
                 None => {
                     let cancel = run_cancel.clone();
@@ -162,7 +175,15 @@ pub(super) async fn run(
                 Outcome::Failed(error.to_string())
             }
         };
-        finish(&graph, i, outcome, &mut outcomes, &mut views, &mut waiting, &mut ready);
+        finish(
+            &graph,
+            i,
+            outcome,
+            &mut outcomes,
+            &mut views,
+            &mut waiting,
+            &mut ready,
+        );
     }
 
     if let Some(failure) = failure {

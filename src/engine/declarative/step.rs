@@ -49,8 +49,7 @@ async fn back_off(policy: Option<&RetryPolicy>, attempt: u32, cancel: &Cancellat
 }
 
 fn will_retry(error: &StepError, attempt: u32, max: u32, policy: Option<&RetryPolicy>) -> bool {
-    attempt < max
-        && error.retryable(policy.map_or(&[][..], |p| &p.non_retryable_error_types[..]))
+    attempt < max && error.retryable(policy.map_or(&[][..], |p| &p.non_retryable_error_types[..]))
 }
 
 /// A step without for_each: each attempt is reported (StepStarted / StepFailed with
@@ -74,15 +73,27 @@ async fn single(
             }
             Err(error) => {
                 let retry = will_retry(&error, attempt, max, policy) && !cancel.is_cancelled();
-                ctx.step_failed(&step.id, error.to_string(), started.elapsed(), attempt, retry)
-                    .await?;
+                ctx.step_failed(
+                    &step.id,
+                    error.to_string(),
+                    started.elapsed(),
+                    attempt,
+                    retry,
+                )
+                .await?;
                 if !retry {
                     return Err(error);
                 }
                 if !back_off(policy, attempt, cancel).await {
                     let error = StepError::cancelled();
-                    ctx.step_failed(&step.id, error.to_string(), started.elapsed(), attempt, false)
-                        .await?;
+                    ctx.step_failed(
+                        &step.id,
+                        error.to_string(),
+                        started.elapsed(),
+                        attempt,
+                        false,
+                    )
+                    .await?;
                     return Err(error);
                 }
                 attempt += 1;
@@ -131,7 +142,10 @@ async fn for_each(
                     map.insert("item".into(), item);
                     map.insert("index".into(), index.into());
                 }
-                (index, one_item(step, ctx, &item_context, index, items_cancel).await)
+                (
+                    index,
+                    one_item(step, ctx, &item_context, index, items_cancel).await,
+                )
             })
             .buffer_unordered(parallel);
         while let Some((index, outcome)) = running.next().await {
@@ -166,8 +180,14 @@ async fn for_each(
             Ok(output)
         }
         Some(error) => {
-            ctx.step_failed(&step.id, error.to_string(), started.elapsed(), attempts_used, false)
-                .await?;
+            ctx.step_failed(
+                &step.id,
+                error.to_string(),
+                started.elapsed(),
+                attempts_used,
+                false,
+            )
+            .await?;
             Err(error)
         }
     }

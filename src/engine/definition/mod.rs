@@ -7,6 +7,6 @@ pub use model::{
     Action, DEFAULT_MAXIMUM_ATTEMPTS, Definition, RetryPolicy, Step, ToolAction, WorkflowAction,
 };
 pub use validate::{
-    DefinitionLimits, MAX_ATTEMPTS, MAX_PARALLEL, Problem, ProblemKind, ResolvedWorkflow,
-    Subject, WorkflowResolver, validate,
+    DefinitionLimits, MAX_ATTEMPTS, MAX_PARALLEL, Problem, ProblemKind, ResolvedWorkflow, Subject,
+    WorkflowResolver, validate,
 };

@@ -217,8 +217,8 @@ impl Validator {
                 self.check_templates(&here, "tool.arguments", &tool.arguments);
             }
             Some(Action::Workflow(w)) => {
-                let itself = w.name == subject.name
-                    && (w.version == 0 || w.version == subject.version);
+                let itself =
+                    w.name == subject.name && (w.version == 0 || w.version == subject.version);
                 if w.name.is_empty() {
                     self.invalid(&here, "workflow.name is required");
                 } else if !itself && workflows.resolve(&w.name, w.version).is_none() {
@@ -323,7 +323,9 @@ impl Validator {
         };
         let mut node = schema;
         for key in rest.split('.') {
-            node = node.and_then(|n| n.get("properties")).and_then(|p| p.get(key));
+            node = node
+                .and_then(|n| n.get("properties"))
+                .and_then(|p| p.get(key));
         }
         let declared = node.and_then(|n| n.get("type"));
         let is_list = match declared {
@@ -351,11 +353,7 @@ impl Validator {
     }
 
     /// Kahn's algorithm; on a cycle, names one. Returns a topological order when acyclic.
-    fn check_cycles(
-        &mut self,
-        steps: &[Step],
-        ids: &HashMap<String, usize>,
-    ) -> Option<Vec<usize>> {
+    fn check_cycles(&mut self, steps: &[Step], ids: &HashMap<String, usize>) -> Option<Vec<usize>> {
         let n = steps.len();
         let deps: Vec<Vec<usize>> = steps
             .iter()
@@ -393,12 +391,10 @@ impl Validator {
         let mut path = vec![start];
         let mut position = HashMap::from([(start, 0)]);
         let mut current = start;
-        loop {
-            let Some(&next) = deps[current].iter().find(|d| left.contains(d)) else {
-                break;
-            };
+        while let Some(&next) = deps[current].iter().find(|d| left.contains(d)) {
             if let Some(&p) = position.get(&next) {
-                let mut cycle: Vec<&str> = path[p..].iter().map(|&i| steps[i].id.as_str()).collect();
+                let mut cycle: Vec<&str> =
+                    path[p..].iter().map(|&i| steps[i].id.as_str()).collect();
                 cycle.push(&steps[next].id);
                 cycle.reverse();
                 self.invalid(
@@ -448,20 +444,21 @@ impl Validator {
             for var in vars {
                 let mut parts = var.split('.');
                 match parts.next().unwrap_or_default() {
-                    "steps" => match parts.next() {
-                        Some(other) => match ids.get(other) {
-                            None => self.invalid(
-                                &here,
-                                format!("{field}, when or for_each read steps.{other}, which is not a step"),
-                            ),
-                            Some(&j) if !ancestors[i].contains(&j) => self.invalid(
-                                &here,
-                                format!("reads steps.{other} but does not depend on it: add '{other}' to depends_on"),
-                            ),
-                            _ => {}
-                        },
-                        None => {}
-                    },
+                    "steps" => {
+                        if let Some(other) = parts.next() {
+                            match ids.get(other) {
+                                None => self.invalid(
+                                    &here,
+                                    format!("{field}, when or for_each read steps.{other}, which is not a step"),
+                                ),
+                                Some(&j) if !ancestors[i].contains(&j) => self.invalid(
+                                    &here,
+                                    format!("reads steps.{other} but does not depend on it: add '{other}' to depends_on"),
+                                ),
+                                _ => {}
+                            }
+                        }
+                    }
                     "item" | "index" if step.for_each.is_empty() => self.invalid(
                         &here,
                         format!("reads '{var}', which only exists in a step with for_each"),
@@ -480,7 +477,10 @@ impl Validator {
                             && let Some(other) = parts.next()
                             && !ids.contains_key(other)
                         {
-                            self.invalid("output", format!("reads steps.{other}, which is not a step"));
+                            self.invalid(
+                                "output",
+                                format!("reads steps.{other}, which is not a step"),
+                            );
                         }
                     }
                 }
@@ -497,7 +497,10 @@ impl Validator {
         if let Err(e) = jsonschema::meta::validate(schema) {
             self.invalid(
                 "input_schema",
-                format!("is not a valid JSON Schema: {e} (at {})", pointer(e.instance_path().as_str())),
+                format!(
+                    "is not a valid JSON Schema: {e} (at {})",
+                    pointer(e.instance_path().as_str())
+                ),
             );
             return;
         }
@@ -528,7 +531,10 @@ impl Validator {
         if let Some((step, cycle)) = walker.cycle {
             self.invalid(
                 at(&step),
-                format!("runs a workflow that runs this one again: {}", cycle.join(" → ")),
+                format!(
+                    "runs a workflow that runs this one again: {}",
+                    cycle.join(" → ")
+                ),
             );
         } else if depth > limits.max_depth {
             self.invalid(

@@ -74,7 +74,12 @@ impl Connection {
     }
 
     /// Calls a tool of this server; `qualified` is its wfm name, for errors.
-    pub async fn call(&self, qualified: &str, tool: &str, arguments: Value) -> Result<Value, ToolError> {
+    pub async fn call(
+        &self,
+        qualified: &str,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<Value, ToolError> {
         let arguments = match arguments {
             Value::Object(map) => map,
             Value::Null => Default::default(),
@@ -157,10 +162,12 @@ async fn supervise(connection: Arc<Connection>, mut client: Client) {
                 _ = connection.closed.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
             }
-            let attempt =
-                tokio::time::timeout(connection.config.startup_timeout, connect(&connection.name, &connection.config))
-                    .await
-                    .unwrap_or_else(|_| Err("did not answer within startup_timeout".into()));
+            let attempt = tokio::time::timeout(
+                connection.config.startup_timeout,
+                connect(&connection.name, &connection.config),
+            )
+            .await
+            .unwrap_or_else(|_| Err("did not answer within startup_timeout".into()));
             match attempt {
                 Ok(new_client) => {
                     generation += 1;
@@ -183,9 +190,10 @@ async fn supervise(connection: Arc<Connection>, mut client: Client) {
 async fn connect(name: &str, config: &McpServerConfig) -> Result<Client, String> {
     if let Some(url) = &config.url {
         let transport = StreamableHttpClientTransport::from_uri(url.clone());
-        return ().serve(transport).await.map_err(|e| {
-            format!("MCP session with {url} could not be initialized: {e}")
-        });
+        return ()
+            .serve(transport)
+            .await
+            .map_err(|e| format!("MCP session with {url} could not be initialized: {e}"));
     }
     let command = config.command.as_deref().unwrap_or_default();
     let mut cmd = tokio::process::Command::new(command);

@@ -51,9 +51,9 @@ pub async fn connect_all(
     tools: &ToolManager,
     servers: &BTreeMap<String, McpServerConfig>,
 ) -> Vec<String> {
-    let attempts = servers.iter().map(|(name, config)| async move {
-        (name, config, Connection::start(name, config).await)
-    });
+    let attempts = servers
+        .iter()
+        .map(|(name, config)| async move { (name, config, Connection::start(name, config).await) });
     let mut connected = Vec::new();
     for (name, config, outcome) in join_all(attempts).await {
         match outcome {
@@ -62,7 +62,11 @@ pub async fn connect_all(
                     tools.add(Arc::new(McpTool {
                         spec: ToolSpec {
                             name: format!("{name}.{}", tool.name),
-                            description: tool.description.as_deref().unwrap_or_default().to_string(),
+                            description: tool
+                                .description
+                                .as_deref()
+                                .unwrap_or_default()
+                                .to_string(),
                             input_schema: Value::Object((*tool.input_schema).clone()),
                             server: name.clone(),
                         },
