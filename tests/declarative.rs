@@ -96,6 +96,26 @@ output:
         (r.steps_completed, r.steps_skipped, r.steps_failed),
         (2, 2, 0)
     );
+
+    // Get returns the definition as registered; registering it again changes nothing.
+    let got = c
+        .get(proto::GetRequest {
+            name: "fan".into(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .workflow
+        .unwrap();
+    let Some(proto::workflow::Source::Definition(d)) = got.source.clone() else {
+        panic!("no definition: {got:?}");
+    };
+    let ids: Vec<&str> = d.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["double", "total", "big", "after_big"]);
+    assert_eq!(d.steps[0].max_parallel, 2);
+    let again = register_proto(&mut c, "fan", d).await.unwrap();
+    assert_eq!(again.version, 1);
 }
 
 #[tokio::test]
