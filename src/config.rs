@@ -29,6 +29,10 @@ pub struct Config {
     /// Dataset name → CSV or JSON file, for the `read_dataset` tool.
     pub datasets: BTreeMap<String, PathBuf>,
     pub tools: ToolsConfig,
+    /// MCP servers whose tools workflows can call as `NAME.TOOL`, in the shape MCP clients
+    /// use: `[mcp_servers.NAME]` with `command`, `args` and `env` (stdio) or `url`
+    /// (streamable HTTP).
+    pub mcp_servers: BTreeMap<String, crate::tools::mcp::McpServerConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -75,6 +79,12 @@ pub struct Limits {
     pub max_versions_per_workflow: u32,
     /// Registered workflow names.
     pub max_workflows: usize,
+    /// Steps one declarative definition may have; a larger one is refused at registration.
+    pub max_steps_per_workflow: usize,
+    /// Levels of executions a composition may nest (a workflow running a child workflow
+    /// running another...), the top one included; checked at registration and when a
+    /// child starts.
+    pub max_workflow_depth: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -99,6 +109,7 @@ impl Default for Config {
             retention: None,
             datasets: BTreeMap::new(),
             tools: ToolsConfig::default(),
+            mcp_servers: BTreeMap::new(),
         }
     }
 }
@@ -123,6 +134,8 @@ impl Default for Limits {
             max_page_size: 1000,
             max_versions_per_workflow: 1000,
             max_workflows: 10_000,
+            max_steps_per_workflow: 1000,
+            max_workflow_depth: 8,
         }
     }
 }
@@ -199,11 +212,16 @@ impl Config {
             ),
             ("limits.max_page_size", l.max_page_size),
             ("limits.max_workflows", l.max_workflows),
+            ("limits.max_steps_per_workflow", l.max_steps_per_workflow),
+            ("limits.max_workflow_depth", l.max_workflow_depth),
         ];
         for (name, value) in positive {
             if value == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        for (name, server) in &self.mcp_servers {
+            server.check(name)?;
         }
         if l.max_events_per_execution < 16 {
             return Err("limits.max_events_per_execution must be at least 16".into());

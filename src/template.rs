@@ -1,5 +1,11 @@
 //! Expressions over JSON values through minijinja, keeping JSON types:
 //! an expression yields a value (a list stays a list), not its string.
+//!
+//! Templates inside JSON values: a string that is exactly one `{{ expression }}` yields the
+//! expression's value with its JSON type; a string mixing text and `{{ }}` or `{% %}`
+//! renders to a string; any other string stays as it is.
+
+use std::collections::BTreeSet;
 
 use minijinja::Environment;
 use serde_json::Value;
@@ -15,7 +21,24 @@ pub struct TemplateError {
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_filter("fromjson", fromjson);
     env
+}
+
+/// `text | fromjson`: parses JSON text, e.g. an MCP tool's text content. A value that is
+/// not a string (structured content already) passes through unchanged.
+fn fromjson(value: minijinja::Value) -> Result<minijinja::Value, minijinja::Error> {
+    let Some(text) = value.as_str() else {
+        return Ok(value);
+    };
+    serde_json::from_str::<Value>(text)
+        .map(|v| minijinja::Value::from_serialize(&v))
+        .map_err(|e| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("fromjson: not JSON: {e}"),
+            )
+        })
 }
 
 /// Evaluates one expression (without `{{ }}`) against a JSON context object.
@@ -32,10 +55,175 @@ pub fn eval_expression(expression: &str, context: &Value) -> Result<Value, Templ
     serde_json::to_value(&value).map_err(|e| fail(&e))
 }
 
+/// How a string is read as a template.
+enum Form<'a> {
+    /// Exactly one `{{ expression }}`: its value keeps its type.
+    Expression(&'a str),
+    /// Text with template tags: renders to a string.
+    Template(&'a str),
+    /// No template at all.
+    Literal,
+}
+
+fn form(text: &str) -> Form<'_> {
+    let trimmed = text.trim();
+    if let Some(inner) = trimmed
+        .strip_prefix("{{")
+        .and_then(|rest| rest.strip_suffix("}}"))
+        && !inner.contains("{{")
+        && !inner.contains("}}")
+    {
+        return Form::Expression(inner.trim());
+    }
+    if text.contains("{{") || text.contains("{%") {
+        Form::Template(text)
+    } else {
+        Form::Literal
+    }
+}
+
+/// Renders every template string inside `value` (object keys are left alone).
+pub fn render_value(value: &Value, context: &Value) -> Result<Value, TemplateError> {
+    Ok(match value {
+        Value::String(s) => render_string(s, context)?,
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_value(v, context))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_value(v, context)?)))
+                .collect::<Result<_, TemplateError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Renders one string: one expression keeps its type, mixed text becomes a string.
+pub fn render_string(text: &str, context: &Value) -> Result<Value, TemplateError> {
+    match form(text) {
+        Form::Expression(e) => eval_expression(e, context),
+        Form::Template(t) => environment()
+            .render_str(t, minijinja::Value::from_serialize(context))
+            .map(Value::String)
+            .map_err(|e| TemplateError {
+                expression: t.to_string(),
+                reason: e.to_string(),
+            }),
+        Form::Literal => Ok(Value::String(text.to_string())),
+    }
+}
+
+/// Evaluates a condition or list expression, written bare (`input.n > 2`) or as one
+/// `{{ expression }}`.
+pub fn eval(text: &str, context: &Value) -> Result<Value, TemplateError> {
+    match form(text) {
+        Form::Literal => eval_expression(text, context),
+        _ => render_string(text, context),
+    }
+}
+
+/// Truthiness of a JSON value as a condition: null, false, 0, "", "false", [] and {} are false.
+pub fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !(s.is_empty() || s.eq_ignore_ascii_case("false")),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// Compiles every template inside `value` without running it; returns the variables they
+/// read (dotted, e.g. `steps.fetch.output`), or the first that does not parse.
+pub fn check_value(value: &Value) -> Result<BTreeSet<String>, TemplateError> {
+    let mut vars = BTreeSet::new();
+    check_into(value, &mut vars)?;
+    Ok(vars)
+}
+
+/// Like [`check_value`] for a condition or list expression (see [`eval`]).
+pub fn check_expression(text: &str) -> Result<BTreeSet<String>, TemplateError> {
+    match form(text) {
+        Form::Literal => check_one(&Form::Expression(text), text),
+        f => check_one(&f, text),
+    }
+}
+
+fn check_into(value: &Value, vars: &mut BTreeSet<String>) -> Result<(), TemplateError> {
+    match value {
+        Value::String(s) => vars.extend(check_one(&form(s), s)?),
+        Value::Array(items) => {
+            for v in items {
+                check_into(v, vars)?;
+            }
+        }
+        Value::Object(map) => {
+            for v in map.values() {
+                check_into(v, vars)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_one(form: &Form<'_>, text: &str) -> Result<BTreeSet<String>, TemplateError> {
+    let fail = |e: minijinja::Error| TemplateError {
+        expression: text.to_string(),
+        reason: e.to_string(),
+    };
+    let env = environment();
+    Ok(match form {
+        Form::Expression(e) => env
+            .compile_expression(e)
+            .map_err(fail)?
+            .undeclared_variables(true)
+            .into_iter()
+            .collect(),
+        Form::Template(t) => env
+            .template_from_str(t)
+            .map_err(fail)?
+            .undeclared_variables(true)
+            .into_iter()
+            .collect(),
+        Form::Literal => BTreeSet::new(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn renders_values_keeping_types() {
+        let ctx = json!({"input": {"id": 7, "rows": [1, 2]}});
+        let v = json!({"a": "{{ input.rows }}", "b": "id={{ input.id }}", "c": ["{{ input.id + 1 }}", 5], "d": "plain"});
+        assert_eq!(
+            render_value(&v, &ctx).unwrap(),
+            json!({"a": [1, 2], "b": "id=7", "c": [8, 5], "d": "plain"})
+        );
+        assert_eq!(eval("input.id > 3", &ctx).unwrap(), json!(true));
+        assert_eq!(eval("{{ input.rows | length }}", &ctx).unwrap(), json!(2));
+        assert!(!truthy(&json!("false")) && truthy(&json!([0])));
+        let ctx = json!({"text": "{\"a\": [1]}"});
+        assert_eq!(eval("(text | fromjson).a", &ctx).unwrap(), json!([1]));
+        let ctx = json!({"obj": {"a": 2}});
+        assert_eq!(eval("(obj | fromjson).a", &ctx).unwrap(), json!(2));
+    }
+
+    #[test]
+    fn checks_without_running() {
+        let vars = check_value(&json!({"x": "{{ steps.fetch.output.rows | length }}", "y": "{% if input.a %}1{% endif %}"})).unwrap();
+        assert!(vars.contains("steps.fetch.output.rows"), "{vars:?}");
+        assert!(vars.contains("input.a"), "{vars:?}");
+        assert!(check_value(&json!("{{ steps.( }}")).is_err());
+        assert!(check_expression("input.n >").is_err());
+    }
 
     #[test]
     fn keeps_json_types() {

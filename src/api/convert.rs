@@ -31,6 +31,11 @@ fn struct_fields(path: &str, s: Struct, depth: usize) -> Result<Value, ManagerEr
     Ok(Value::Object(map))
 }
 
+/// A protobuf Value to JSON; NaN and infinities are refused, naming the path.
+pub fn value_to_json_checked(path: &str, v: prost_types::Value) -> Result<Value, ManagerError> {
+    value_to_json(path, v, 1)
+}
+
 fn value_to_json(path: &str, v: prost_types::Value, depth: usize) -> Result<Value, ManagerError> {
     if depth > MAX_JSON_DEPTH {
         return Err(ManagerError::invalid(
@@ -168,6 +173,9 @@ pub fn workflow(r: &WorkflowRecord) -> proto::Workflow {
                 r#type: type_name.clone(),
                 arguments: Some(json_to_struct(arguments)),
             }),
+            WorkflowSource::Declarative { definition } => proto::workflow::Source::Definition(
+                super::convert_definition::definition_to_proto(definition),
+            ),
         }),
     }
 }

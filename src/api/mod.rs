@@ -1,6 +1,7 @@
 //! The gRPC layer: the WorkflowService, health, reflection, and the server's lifecycle.
 
 pub mod convert;
+pub mod convert_definition;
 mod decode_errors;
 mod service;
 mod status;
@@ -67,6 +68,14 @@ pub async fn serve(
         config.tools.max_dataset_bytes,
     );
     builtin::register_all(&tools, Arc::new(datasets), config.tools.http_timeout);
+    if !config.mcp_servers.is_empty() {
+        let connected = crate::tools::mcp::connect_all(&tools, &config.mcp_servers).await;
+        tracing::info!(
+            connected = connected.len(),
+            configured = config.mcp_servers.len(),
+            "MCP servers"
+        );
+    }
     let store: Arc<dyn Store> = match config.store {
         StoreKind::Sqlite => Arc::new(SqliteStore::open(&config.data_dir)?),
         StoreKind::Memory => Arc::new(MemoryStore::new()),

@@ -104,12 +104,24 @@ impl WorkflowService for Service {
         request: Request<proto::RegisterRequest>,
     ) -> Result<Response<proto::RegisterResponse>, Status> {
         let r = request.into_inner();
-        let Some(proto::register_request::Source::Native(native)) = r.source else {
-            return Err(ManagerError::invalid(
-                "source",
-                "is required: give `native` with a workflow type (see ListWorkflowTypes)",
-            )
-            .into());
+        let (type_name, arguments, definition) = match r.source {
+            Some(proto::register_request::Source::Native(native)) => (
+                native.r#type,
+                convert::struct_to_json("native.arguments", native.arguments)?,
+                None,
+            ),
+            Some(proto::register_request::Source::Definition(d)) => (
+                String::new(),
+                serde_json::Value::Null,
+                Some(super::convert_definition::definition_from_proto(d)?),
+            ),
+            None => {
+                return Err(ManagerError::invalid(
+                    "source",
+                    "is required: give `native` with a workflow type (see ListWorkflowTypes) or a `definition`",
+                )
+                .into());
+            }
         };
         let max_concurrency = u32::try_from(r.max_concurrency).map_err(|_| {
             ManagerError::invalid(
@@ -125,8 +137,9 @@ impl WorkflowService for Service {
             description: r.description,
             labels: labels(r.labels),
             max_concurrency,
-            type_name: native.r#type,
-            arguments: convert::struct_to_json("native.arguments", native.arguments)?,
+            type_name,
+            arguments,
+            definition,
         };
         let (record, created) = self.manager.register(spec).await?;
         Ok(Response::new(proto::RegisterResponse {

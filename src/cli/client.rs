@@ -44,28 +44,31 @@ pub async fn run(server: &str, command: Command) -> anyhow::Result<i32> {
         Command::Serve { .. } => unreachable!("serve is not a client command"),
         Command::Register {
             type_name,
+            file,
             name,
             description,
             labels,
             arguments,
             max_concurrency,
         } => {
-            let mut client = connect(server).await?;
-            let response = client
-                .register(proto::RegisterRequest {
+            let request = match (file, type_name) {
+                (Some(file), _) => super::definition_file::DefinitionFile::read(&file)?
+                    .into_request(name, description, labels, max_concurrency)?,
+                (None, type_name) => proto::RegisterRequest {
                     name: name.unwrap_or_default(),
                     description,
                     labels: labels.into_iter().collect(),
                     max_concurrency,
                     source: Some(proto::register_request::Source::Native(
                         proto::NativeSource {
-                            r#type: type_name,
+                            r#type: type_name.unwrap_or_default(),
                             arguments: Some(json_object("--arguments", &arguments)?),
                         },
                     )),
-                })
-                .await?
-                .into_inner();
+                },
+            };
+            let mut client = connect(server).await?;
+            let response = client.register(request).await?.into_inner();
             let w = response.workflow.unwrap_or_default();
             let verb = if response.created {
                 "registered"

@@ -50,6 +50,13 @@ fn step_status_name(status: i32) -> String {
 pub fn workflow(w: &proto::Workflow) -> Value {
     let (type_name, arguments) = match &w.source {
         Some(proto::workflow::Source::Native(n)) => (json!(n.r#type), opt_struct(&n.arguments)),
+        Some(proto::workflow::Source::Definition(d)) => (
+            json!("definition"),
+            json!({
+                "steps": d.steps.iter().map(|s| &s.id).collect::<Vec<_>>(),
+                "input_schema": opt_struct(&d.input_schema),
+            }),
+        ),
         None => (Value::Null, Value::Null),
     };
     json!({

@@ -1,6 +1,7 @@
 //! The `wfm` command line: `wfm serve` and the client subcommands.
 
 mod client;
+mod definition_file;
 mod display;
 mod json;
 
@@ -42,11 +43,20 @@ pub enum Command {
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
     },
-    /// Registers a workflow from a type compiled into the server.
+    /// Registers a workflow: a type compiled into the server (--type), or a declarative
+    /// definition from a YAML or JSON file (-f).
     Register {
         /// Workflow type (see `wfm types`).
-        #[arg(long = "type", short = 't')]
-        type_name: String,
+        #[arg(
+            long = "type",
+            short = 't',
+            required_unless_present = "file",
+            conflicts_with = "file"
+        )]
+        type_name: Option<String>,
+        /// A declarative workflow definition in YAML (or JSON, by the .json extension).
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
         /// Name (defaults to the type's name).
         #[arg(long)]
         name: Option<String>,
@@ -55,7 +65,7 @@ pub enum Command {
         /// Label as key=value; repeat for more.
         #[arg(long = "label", value_parser = client::parse_label)]
         labels: Vec<(String, String)>,
-        /// Custom arguments as a JSON object.
+        /// Custom arguments of the type as a JSON object.
         #[arg(long, default_value = "{}")]
         arguments: String,
         /// Executions of this workflow running at once (0: no per-workflow limit).

@@ -8,7 +8,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{EventKind, StepResult, StepStatus, WorkflowError};
+use super::{ChildRunner, EventKind, StepResult, StepStatus, WorkflowError};
 use crate::tools::ToolManager;
 
 /// Where an execution's events go. The manager's implementation numbers them, makes
@@ -26,6 +26,7 @@ pub struct ExecutionContext {
     sink: Arc<dyn EventSink>,
     steps: Mutex<Vec<StepResult>>,
     completed_before: Vec<StepResult>,
+    children: Option<Arc<dyn ChildRunner>>,
 }
 
 impl ExecutionContext {
@@ -42,7 +43,19 @@ impl ExecutionContext {
             sink,
             steps: Mutex::new(Vec::new()),
             completed_before: Vec::new(),
+            children: None,
         }
+    }
+
+    /// Lets the workflow start child executions (composition).
+    pub fn with_children(mut self, children: Arc<dyn ChildRunner>) -> Self {
+        self.children = Some(children);
+        self
+    }
+
+    /// Starts child executions; None where composition is not available.
+    pub fn children(&self) -> Option<&Arc<dyn ChildRunner>> {
+        self.children.as_ref()
     }
 
     pub fn execution_id(&self) -> &str {
@@ -94,21 +107,10 @@ impl ExecutionContext {
         if self.cancel.is_cancelled() {
             return Err(WorkflowError::Cancelled(format!("before step '{step_id}'")));
         }
-        if let Some(done) = self.previously_completed(step_id) {
-            let value = serde_json::from_value(done.output.clone()).map_err(|e| {
-                WorkflowError::Failed(format!(
-                    "step '{step_id}' recorded output cannot be reused: {e}"
-                ))
-            })?;
-            self.steps.lock().expect("step results lock").push(done);
+        if let Some(value) = self.reuse_completed(step_id)? {
             return Ok(value);
         }
-        self.record(step_id, StepStatus::Running, Value::Null, None, 0.0, 1);
-        self.emit(EventKind::StepStarted {
-            step_id: step_id.to_string(),
-            attempt: 1,
-        })
-        .await?;
+        self.step_started(step_id, 1).await?;
         let started = Instant::now();
         let outcome = tokio::select! {
             r = work => r,
@@ -120,45 +122,17 @@ impl ExecutionContext {
                 let output = serde_json::to_value(&value).map_err(|e| {
                     WorkflowError::Failed(format!("step '{step_id}' output is not JSON: {e}"))
                 })?;
-                self.record(
-                    step_id,
-                    StepStatus::Completed,
-                    output.clone(),
-                    None,
-                    duration.as_secs_f64(),
-                    1,
-                );
-                self.emit(EventKind::StepCompleted {
-                    step_id: step_id.to_string(),
-                    output,
-                    duration,
-                })
-                .await?;
+                self.step_completed(step_id, output, duration, 1).await?;
                 Ok(value)
             }
             Err(error) => {
-                let message = error.to_string();
-                // A step cut short by cancellation did not fail.
-                let status = if matches!(error, WorkflowError::Cancelled(_)) {
-                    StepStatus::Cancelled
+                if matches!(error, WorkflowError::Cancelled(_)) {
+                    self.step_cancelled(step_id, error.to_string(), duration)
+                        .await?;
                 } else {
-                    StepStatus::Failed
-                };
-                self.record(
-                    step_id,
-                    status,
-                    Value::Null,
-                    Some(message.clone()),
-                    duration.as_secs_f64(),
-                    1,
-                );
-                self.emit(EventKind::StepFailed {
-                    step_id: step_id.to_string(),
-                    error: message,
-                    attempt: 1,
-                    will_retry: false,
-                })
-                .await?;
+                    self.step_failed(step_id, error.to_string(), duration, 1, false)
+                        .await?;
+                }
                 Err(error)
             }
         }
@@ -170,11 +144,123 @@ impl ExecutionContext {
         self
     }
 
-    fn previously_completed(&self, step_id: &str) -> Option<StepResult> {
-        self.completed_before
+    /// The recorded output of a step an earlier attempt of this execution completed, now
+    /// counted as completed again; None when the step has to run.
+    pub fn reuse_completed<T: DeserializeOwned>(
+        &self,
+        step_id: &str,
+    ) -> Result<Option<T>, WorkflowError> {
+        let Some(done) = self
+            .completed_before
             .iter()
             .find(|s| s.step_id == step_id)
             .cloned()
+        else {
+            return Ok(None);
+        };
+        let value = serde_json::from_value(done.output.clone()).map_err(|e| {
+            WorkflowError::Failed(format!(
+                "step '{step_id}' recorded output cannot be reused: {e}"
+            ))
+        })?;
+        self.steps.lock().expect("step results lock").push(done);
+        Ok(Some(value))
+    }
+
+    /// Reports a step cut short by cancellation: it did not fail.
+    pub async fn step_cancelled(
+        &self,
+        step_id: &str,
+        error: String,
+        duration: std::time::Duration,
+    ) -> Result<(), WorkflowError> {
+        self.record(
+            step_id,
+            StepStatus::Cancelled,
+            Value::Null,
+            Some(error.clone()),
+            duration.as_secs_f64(),
+            1,
+        );
+        self.emit(EventKind::StepFailed {
+            step_id: step_id.to_string(),
+            error,
+            attempt: 1,
+            will_retry: false,
+        })
+        .await
+    }
+
+    /// Reports the start of an attempt of a step (attempts count from 1).
+    pub async fn step_started(&self, step_id: &str, attempt: u32) -> Result<(), WorkflowError> {
+        self.record(
+            step_id,
+            StepStatus::Running,
+            Value::Null,
+            None,
+            0.0,
+            attempt,
+        );
+        self.emit(EventKind::StepStarted {
+            step_id: step_id.to_string(),
+            attempt,
+        })
+        .await
+    }
+
+    /// Reports a step's completion after `attempts` attempts.
+    pub async fn step_completed(
+        &self,
+        step_id: &str,
+        output: Value,
+        duration: std::time::Duration,
+        attempts: u32,
+    ) -> Result<(), WorkflowError> {
+        self.record(
+            step_id,
+            StepStatus::Completed,
+            output.clone(),
+            None,
+            duration.as_secs_f64(),
+            attempts,
+        );
+        self.emit(EventKind::StepCompleted {
+            step_id: step_id.to_string(),
+            output,
+            duration,
+        })
+        .await
+    }
+
+    /// Reports a failed attempt; with `will_retry` the step stays running.
+    pub async fn step_failed(
+        &self,
+        step_id: &str,
+        error: String,
+        duration: std::time::Duration,
+        attempt: u32,
+        will_retry: bool,
+    ) -> Result<(), WorkflowError> {
+        let status = if will_retry {
+            StepStatus::Running
+        } else {
+            StepStatus::Failed
+        };
+        self.record(
+            step_id,
+            status,
+            Value::Null,
+            Some(error.clone()),
+            duration.as_secs_f64(),
+            attempt,
+        );
+        self.emit(EventKind::StepFailed {
+            step_id: step_id.to_string(),
+            error,
+            attempt,
+            will_retry,
+        })
+        .await
     }
 
     /// Reports progress of a running step; `fraction` is between 0 and 1 when known.

@@ -10,7 +10,7 @@ use std::{
 use async_trait::async_trait;
 use futures_util::FutureExt;
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -59,10 +59,13 @@ pub(crate) struct LiveExecution {
     /// Cancelled when the execution has reached its terminal state.
     pub finished: CancellationToken,
     pub events: broadcast::Sender<Arc<Event>>,
-    last_sequence: tokio::sync::Mutex<u64>,
-    store: Arc<dyn Store>,
+    last_sequence: Mutex<u64>,
+    writer: mpsc::UnboundedSender<QueuedEvent>,
     max_events: u64,
 }
+
+/// An event waiting for the execution's writer, and who to tell once it is durable.
+type QueuedEvent = (Event, oneshot::Sender<Result<(), String>>);
 
 impl LiveExecution {
     /// Cancels the execution; the first reason given is the one reported.
@@ -85,29 +88,51 @@ impl LiveExecution {
 
 #[async_trait]
 impl EventSink for LiveExecution {
-    /// Numbers the event, makes it durable, and only then hands it to followers.
+    /// Numbers the event and queues it to the execution's writer, which makes it durable
+    /// and only then hands it to followers; returns once it is durable. No lock is held
+    /// while waiting, so a caller suspended here never blocks the execution's other steps.
     async fn emit(&self, kind: EventKind) -> Result<(), String> {
-        let mut last = self.last_sequence.lock().await;
-        if *last >= self.max_events && !kind.is_terminal() {
-            return Err(format!(
-                "the execution emitted {} events; limits.max_events_per_execution is {}",
-                *last, self.max_events
-            ));
-        }
-        let event = Event {
-            execution_id: self.id.clone(),
-            sequence: *last + 1,
-            time: SystemTime::now(),
-            kind,
+        let durable = {
+            let mut last = self.last_sequence.lock().expect("sequence lock");
+            if *last >= self.max_events && !kind.is_terminal() {
+                return Err(format!(
+                    "the execution emitted {} events; limits.max_events_per_execution is {}",
+                    *last, self.max_events
+                ));
+            }
+            *last += 1;
+            let event = Event {
+                execution_id: self.id.clone(),
+                sequence: *last,
+                time: SystemTime::now(),
+                kind,
+            };
+            let (done, durable) = oneshot::channel();
+            // Queued under the lock: the writer receives events in sequence order.
+            self.writer
+                .send((event, done))
+                .map_err(|_| "the execution's event writer has stopped".to_string())?;
+            durable
         };
-        self.store
-            .append_event(&event)
+        durable
             .await
-            .map_err(|e| e.to_string())?;
-        *last = event.sequence;
-        // No follower is fine: the event is in the store.
-        let _ = self.events.send(Arc::new(event));
-        Ok(())
+            .map_err(|_| "the execution's event writer has stopped".to_string())?
+    }
+}
+
+/// Writes one execution's events in order: to the store, then to its followers.
+async fn write_events(
+    store: Arc<dyn Store>,
+    followers: broadcast::Sender<Arc<Event>>,
+    mut queue: mpsc::UnboundedReceiver<QueuedEvent>,
+) {
+    while let Some((event, done)) = queue.recv().await {
+        let written = store.append_event(&event).await.map_err(|e| e.to_string());
+        if written.is_ok() {
+            // No follower is fine: the event is in the store.
+            let _ = followers.send(Arc::new(event));
+        }
+        let _ = done.send(written);
     }
 }
 
@@ -137,6 +162,13 @@ impl WorkflowManager {
             .registry
             .get(&spec.name, version)
             .ok_or_else(|| self.workflow_not_found(&spec.name, version))?;
+        workflow
+            .instance
+            .validate_input(&spec.input)
+            .map_err(|e| match e {
+                WorkflowError::InvalidInput(reason) => ManagerError::invalid("input", reason),
+                other => ManagerError::invalid("input", other.to_string()),
+            })?;
 
         workflow
             .instance
@@ -207,14 +239,17 @@ impl WorkflowManager {
         resume: Resume,
     ) {
         let id = record.id.clone();
+        let followers = broadcast::channel(LIVE_EVENT_BUFFER).0;
+        let (writer, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_events(self.store.clone(), followers.clone(), queue));
         let live = Arc::new(LiveExecution {
             id: id.clone(),
             cancel: CancellationToken::new(),
             cancel_reason: Mutex::new(None),
             finished: CancellationToken::new(),
-            events: broadcast::channel(LIVE_EVENT_BUFFER).0,
-            last_sequence: tokio::sync::Mutex::new(record.last_sequence),
-            store: self.store.clone(),
+            events: followers,
+            last_sequence: Mutex::new(record.last_sequence),
+            writer,
             max_events: self.limits.max_events_per_execution,
         });
         self.live
@@ -277,7 +312,7 @@ impl WorkflowManager {
 
     /// Admission, start and the workflow itself; returns the terminal event to emit.
     async fn drive(
-        &self,
+        self: &Arc<Self>,
         live: &Arc<LiveExecution>,
         workflow: &RegisteredWorkflow,
         admission: Admission,
@@ -329,7 +364,10 @@ impl WorkflowManager {
             live.cancel.clone(),
             sink,
         )
-        .with_completed_steps(resume.completed_steps);
+        .with_completed_steps(resume.completed_steps)
+        .with_children(Arc::new(super::children::Children {
+            manager: self.clone(),
+        }));
         let started = Instant::now();
         let outcome = AssertUnwindSafe(workflow.instance.execute(&ctx, record.input.clone()))
             .catch_unwind()

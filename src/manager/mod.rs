@@ -1,6 +1,8 @@
 //! The WorkflowManager (the seed's Mediator): the registry of workflows, their executions,
 //! and the service's lifecycle. It speaks domain types; only the gRPC layer knows protobuf.
 
+mod children;
+mod declarative;
 mod error;
 mod executions;
 mod gate;
@@ -27,7 +29,8 @@ pub use recovery::RecoveryReport;
 pub use watch::Watcher;
 
 use crate::config::Limits;
-use crate::engine::{Catalog, WorkflowError, WorkflowType};
+use crate::engine::definition::Definition;
+use crate::engine::{Catalog, Workflow, WorkflowError, WorkflowType};
 use crate::store::{Store, WorkflowRecord, WorkflowSource};
 use crate::tools::{ToolManager, ToolSpec};
 use executions::LiveExecution;
@@ -42,9 +45,11 @@ pub struct RegisterSpec {
     pub description: String,
     pub labels: BTreeMap<String, String>,
     pub max_concurrency: u32,
-    /// The workflow type and its custom arguments.
+    /// The workflow type and its custom arguments (a native workflow).
     pub type_name: String,
     pub arguments: Value,
+    /// A declarative definition instead of a type; `type_name` is then ignored.
+    pub definition: Option<Definition>,
 }
 
 /// Default page size of List and ListExecutions.
@@ -109,11 +114,19 @@ impl WorkflowManager {
         spec: RegisterSpec,
     ) -> Result<(WorkflowRecord, bool), ManagerError> {
         self.ensure_accepting("registrations")?;
-        let workflow_type = self.workflow_type(&spec.type_name)?;
-        let name = if spec.name.is_empty() {
-            workflow_type.name.to_string()
-        } else {
-            spec.name
+        let workflow_type = match &spec.definition {
+            Some(_) => None,
+            None => Some(self.workflow_type(&spec.type_name)?),
+        };
+        let name = match (&workflow_type, spec.name.is_empty()) {
+            (Some(t), true) => t.name.to_string(),
+            (None, true) => {
+                return Err(ManagerError::invalid(
+                    "name",
+                    "is required for a workflow definition",
+                ));
+            }
+            (_, false) => spec.name,
         };
         validate::name("name", &name)?;
         validate::description(&spec.description)?;
@@ -132,6 +145,16 @@ impl WorkflowManager {
             Value::Null => Value::Object(Default::default()),
             other => other,
         };
+        let source = match (&workflow_type, spec.definition) {
+            (Some(t), _) => WorkflowSource::Native {
+                type_name: t.name.to_string(),
+                arguments: arguments.clone(),
+            },
+            (None, Some(definition)) => WorkflowSource::Declarative {
+                definition: Arc::new(definition),
+            },
+            (None, None) => unreachable!("a workflow type or a definition was given"),
+        };
 
         let _guard = self.register_lock.lock().await;
         let latest = self.registry.latest(&name);
@@ -142,10 +165,7 @@ impl WorkflowManager {
             labels: spec.labels,
             max_concurrency,
             create_time: SystemTime::now(),
-            source: WorkflowSource::Native {
-                type_name: workflow_type.name.to_string(),
-                arguments: arguments.clone(),
-            },
+            source,
         };
         if let Some(latest) = &latest
             && latest.record.same_content(&record)
@@ -169,16 +189,22 @@ impl WorkflowManager {
             });
         }
 
-        let instance =
-            (workflow_type.factory)(self.tools.clone(), &arguments).map_err(|e| match e {
-                WorkflowError::InvalidArguments(reason) => ManagerError::invalid(
-                    "arguments",
-                    format!("type '{}': {reason}", workflow_type.name),
-                ),
-                other => ManagerError::FailedPrecondition(format!(
-                    "workflow '{name}' could not be built: {other}"
-                )),
-            })?;
+        let instance: Arc<dyn Workflow> = match (&record.source, workflow_type) {
+            (WorkflowSource::Declarative { definition }, _) => {
+                self.build_declarative(&name, record.version, definition.clone())?
+            }
+            (_, Some(workflow_type)) => (workflow_type.factory)(self.tools.clone(), &arguments)
+                .map_err(|e| match e {
+                    WorkflowError::InvalidArguments(reason) => ManagerError::invalid(
+                        "arguments",
+                        format!("type '{}': {reason}", workflow_type.name),
+                    ),
+                    other => ManagerError::FailedPrecondition(format!(
+                        "workflow '{name}' could not be built: {other}"
+                    )),
+                })?,
+            (_, None) => unreachable!("a native source has a workflow type"),
+        };
         instance.initialize().await.map_err(|e| {
             ManagerError::FailedPrecondition(format!("workflow '{name}' was not registered: {e}"))
         })?;

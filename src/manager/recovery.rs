@@ -24,19 +24,29 @@ impl WorkflowManager {
     /// Loads every workflow version and resumes every unfinished execution.
     pub async fn recover(self: &Arc<Self>) -> Result<RecoveryReport, ManagerError> {
         let mut report = RecoveryReport::default();
-        for record in self.store.load_workflows().await? {
-            let name = record.name.clone();
-            let version = record.version;
-            match self.rebuild(record).await {
-                Ok(workflow) => {
-                    self.registry.publish(workflow);
-                    report.workflows += 1;
-                }
-                Err(e) => {
-                    report.workflows_failed += 1;
-                    tracing::error!(workflow = %name, version, error = %e, "workflow could not be restored; its executions will fail");
+        // A declarative workflow validates against the workflows it runs, which may come
+        // later in the store's order: retry what failed until a pass restores nothing more.
+        let mut pending = self.store.load_workflows().await?;
+        loop {
+            let mut failed = Vec::new();
+            let restored_before = report.workflows;
+            for record in pending {
+                match self.rebuild(record.clone()).await {
+                    Ok(workflow) => {
+                        self.registry.publish(workflow);
+                        report.workflows += 1;
+                    }
+                    Err(e) => failed.push((record, e)),
                 }
             }
+            if failed.is_empty() || report.workflows == restored_before {
+                for (record, e) in &failed {
+                    report.workflows_failed += 1;
+                    tracing::error!(workflow = %record.name, version = record.version, error = %e, "workflow could not be restored; its executions will fail");
+                }
+                break;
+            }
+            pending = failed.into_iter().map(|(record, _)| record).collect();
         }
         for execution in self.store.unfinished_executions().await? {
             self.resume(execution).await?;
@@ -54,16 +64,21 @@ impl WorkflowManager {
     }
 
     async fn rebuild(&self, record: WorkflowRecord) -> Result<RegisteredWorkflow, String> {
-        let WorkflowSource::Native {
-            type_name,
-            arguments,
-        } = &record.source;
-        let workflow_type = self
-            .catalog
-            .get(type_name)
-            .ok_or_else(|| format!("this server has no workflow type '{type_name}'"))?;
-        let instance =
-            (workflow_type.factory)(self.tools.clone(), arguments).map_err(|e| e.to_string())?;
+        let instance = match &record.source {
+            WorkflowSource::Native {
+                type_name,
+                arguments,
+            } => {
+                let workflow_type = self
+                    .catalog
+                    .get(type_name)
+                    .ok_or_else(|| format!("this server has no workflow type '{type_name}'"))?;
+                (workflow_type.factory)(self.tools.clone(), arguments).map_err(|e| e.to_string())?
+            }
+            WorkflowSource::Declarative { definition } => self
+                .build_declarative(&record.name, record.version, definition.clone())
+                .map_err(|e| e.to_string())?,
+        };
         instance.initialize().await.map_err(|e| e.to_string())?;
         Ok(RegisteredWorkflow {
             slots: (record.max_concurrency > 0)

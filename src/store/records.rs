@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::engine::ExecutionResult;
+use crate::engine::definition::Definition;
 
 /// One registered workflow version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +38,10 @@ impl WorkflowRecord {
 pub enum WorkflowSource {
     /// A type compiled into the server, built from custom arguments.
     Native { type_name: String, arguments: Value },
+    /// A graph of steps defined by the client, run by the declarative engine.
+    Declarative {
+        definition: std::sync::Arc<Definition>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

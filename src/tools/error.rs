@@ -9,6 +9,10 @@ pub enum ToolError {
     InvalidArguments { tool: String, reason: String },
     #[error("tool '{tool}' failed: {message}")]
     Failed { tool: String, message: String },
+    /// The tool's provider cannot be reached (an MCP server died or does not answer);
+    /// a retry may succeed once it is back.
+    #[error("tool '{tool}' is unavailable: {message}")]
+    Unavailable { tool: String, message: String },
 }
 
 impl ToolError {

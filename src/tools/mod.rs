@@ -4,6 +4,7 @@
 
 pub mod builtin;
 mod error;
+pub mod mcp;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -33,10 +34,17 @@ pub trait Tool: Send + Sync {
     async fn call(&self, arguments: Value) -> Result<Value, ToolError>;
 }
 
+/// Something holding connections behind tools (an MCP server), closed at shutdown.
+#[async_trait]
+pub trait ToolProvider: Send + Sync {
+    async fn close(&self);
+}
+
 /// Registry of every tool, shared by all workflows.
 #[derive(Default)]
 pub struct ToolManager {
     tools: RwLock<BTreeMap<String, Arc<dyn Tool>>>,
+    providers: std::sync::Mutex<Vec<Arc<dyn ToolProvider>>>,
 }
 
 impl ToolManager {
@@ -83,9 +91,19 @@ impl ToolManager {
         tool.call(arguments).await
     }
 
-    /// Closes tool connections at shutdown (MCP servers will hook in here).
+    /// Adds a provider to close at shutdown.
+    pub fn add_provider(&self, provider: Arc<dyn ToolProvider>) {
+        self.providers
+            .lock()
+            .expect("tool providers lock")
+            .push(provider);
+    }
+
+    /// Closes tool connections at shutdown: MCP sessions end and stdio servers stop.
     pub async fn close(&self) {
         self.tools.write().expect("tool registry lock").clear();
+        let providers = std::mem::take(&mut *self.providers.lock().expect("tool providers lock"));
+        futures_util::future::join_all(providers.iter().map(|p| p.close())).await;
     }
 }
 

@@ -1,0 +1,87 @@
+//! `wfm register -f FILE`: a declarative workflow in YAML or JSON, read straight into the
+//! domain definition (the same field names as the protobuf message), then sent as proto.
+
+use std::{collections::BTreeMap, path::Path};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::convert_definition::definition_to_proto;
+use crate::engine::definition::{Definition, Step};
+use crate::proto;
+
+/// The file: the registration's metadata and the definition side by side.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefinitionFile {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub max_concurrency: i32,
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub input_schema: Option<Value>,
+    #[serde(default)]
+    pub output: Option<Value>,
+}
+
+impl DefinitionFile {
+    /// Reads a `.json` file as JSON and anything else as YAML.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let is_json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let file: DefinitionFile = if is_json {
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a valid workflow definition", path.display()))?
+        } else {
+            serde_norway::from_str(&text)
+                .with_context(|| format!("{} is not a valid workflow definition", path.display()))?
+        };
+        Ok(file)
+    }
+
+    /// The RegisterRequest; `name` given on the command line wins over the file's.
+    pub fn into_request(
+        self,
+        name: Option<String>,
+        description: String,
+        labels: Vec<(String, String)>,
+        max_concurrency: i32,
+    ) -> anyhow::Result<proto::RegisterRequest> {
+        let Some(name) = name.or(self.name) else {
+            bail!("the workflow needs a name: give `name:` in the file or --name");
+        };
+        let mut all_labels = self.labels;
+        all_labels.extend(labels);
+        let definition = Definition {
+            steps: self.steps,
+            input_schema: self.input_schema,
+            output: self.output,
+        };
+        Ok(proto::RegisterRequest {
+            name,
+            description: if description.is_empty() {
+                self.description
+            } else {
+                description
+            },
+            labels: all_labels.into_iter().collect(),
+            max_concurrency: if max_concurrency == 0 {
+                self.max_concurrency
+            } else {
+                max_concurrency
+            },
+            source: Some(proto::register_request::Source::Definition(
+                definition_to_proto(&definition),
+            )),
+        })
+    }
+}

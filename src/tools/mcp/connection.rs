@@ -1,0 +1,250 @@
+//! One MCP server connection, kept alive: a supervisor task watches it and reconnects with
+//! backoff when the transport dies (a stdio server that exited, an HTTP server gone).
+//! Transport errors are the liveness signal; a call in flight then fails as Unavailable
+//! and the step's retry policy decides whether to try again.
+
+use std::{
+    process::Stdio,
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use rmcp::{
+    RoleClient, ServiceError, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult, ContentBlock},
+    service::{Peer, RunningService},
+    transport::{StreamableHttpClientTransport, TokioChildProcess},
+};
+use serde_json::Value;
+use tokio::{io::AsyncBufReadExt, sync::Notify, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+use super::McpServerConfig;
+use crate::tools::ToolError;
+
+type Client = RunningService<RoleClient, ()>;
+
+/// First delay before reconnecting; it doubles up to [`MAX_BACKOFF`].
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often a quiet connection is checked for a closed transport.
+const LIVENESS_POLL: Duration = Duration::from_millis(500);
+/// How long closing a connection (and stopping a stdio server) may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Connection {
+    name: String,
+    config: McpServerConfig,
+    /// The live session and its generation; None while reconnecting.
+    current: RwLock<Option<(u64, Peer<RoleClient>)>>,
+    broken: Notify,
+    closed: CancellationToken,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Connection {
+    /// Connects and lists the server's tools; the connection is then supervised.
+    pub async fn start(
+        name: &str,
+        config: &McpServerConfig,
+    ) -> Result<(Arc<Connection>, Vec<rmcp::model::Tool>), String> {
+        let timeout = config.startup_timeout;
+        let started = tokio::time::timeout(timeout, async {
+            let client = connect(name, config).await?;
+            let tools = client
+                .list_all_tools()
+                .await
+                .map_err(|e| format!("listing its tools failed: {e}"))?;
+            Ok::<_, String>((client, tools))
+        })
+        .await
+        .map_err(|_| format!("did not start within startup_timeout ({timeout:?})"))??;
+        let (client, tools) = started;
+        let connection = Arc::new(Connection {
+            name: name.to_string(),
+            config: config.clone(),
+            current: RwLock::new(Some((0, client.peer().clone()))),
+            broken: Notify::new(),
+            closed: CancellationToken::new(),
+            supervisor: Mutex::new(None),
+        });
+        let task = tokio::spawn(supervise(connection.clone(), client));
+        *connection.supervisor.lock().expect("supervisor lock") = Some(task);
+        Ok((connection, tools))
+    }
+
+    /// Calls a tool of this server; `qualified` is its wfm name, for errors.
+    pub async fn call(
+        &self,
+        qualified: &str,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<Value, ToolError> {
+        let arguments = match arguments {
+            Value::Object(map) => map,
+            Value::Null => Default::default(),
+            other => {
+                return Err(ToolError::invalid(
+                    qualified,
+                    format!("arguments must be an object, not {other}"),
+                ));
+            }
+        };
+        let current = self.current.read().expect("connection lock").clone();
+        let Some((generation, peer)) = current else {
+            return Err(ToolError::Unavailable {
+                tool: qualified.to_string(),
+                message: format!("MCP server '{}' is reconnecting", self.name),
+            });
+        };
+        let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
+        match peer.call_tool(params).await {
+            Ok(result) => result_value(qualified, result),
+            Err(e @ (ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
+                self.report_broken(generation);
+                Err(ToolError::Unavailable {
+                    tool: qualified.to_string(),
+                    message: format!(
+                        "MCP server '{}' connection lost during the call ({e}); reconnecting",
+                        self.name
+                    ),
+                })
+            }
+            Err(ServiceError::McpError(e)) => Err(ToolError::failed(qualified, e.message)),
+            Err(e) => Err(ToolError::failed(qualified, e)),
+        }
+    }
+
+    /// Stops supervising and closes the session; a stdio server is stopped.
+    pub async fn close(&self) {
+        self.closed.cancel();
+        let task = self.supervisor.lock().expect("supervisor lock").take();
+        if let Some(task) = task
+            && tokio::time::timeout(CLOSE_TIMEOUT * 2, task).await.is_err()
+        {
+            tracing::warn!(server = %self.name, "MCP connection did not close in time");
+        }
+    }
+
+    fn report_broken(&self, generation: u64) {
+        let current = self.current.read().expect("connection lock");
+        if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+            self.broken.notify_one();
+        }
+    }
+}
+
+/// Watches the session; when its transport dies, reconnects with exponential backoff.
+async fn supervise(connection: Arc<Connection>, mut client: Client) {
+    let mut generation = 0;
+    loop {
+        loop {
+            tokio::select! {
+                _ = connection.closed.cancelled() => {
+                    *connection.current.write().expect("connection lock") = None;
+                    let _ = client.close_with_timeout(CLOSE_TIMEOUT).await;
+                    return;
+                }
+                _ = connection.broken.notified() => break,
+                _ = tokio::time::sleep(LIVENESS_POLL) => {
+                    if client.peer().is_transport_closed() {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::warn!(server = %connection.name, "MCP server connection lost; reconnecting");
+        *connection.current.write().expect("connection lock") = None;
+        let _ = client.close_with_timeout(CLOSE_TIMEOUT).await;
+        let mut backoff = INITIAL_BACKOFF;
+        loop {
+            tokio::select! {
+                _ = connection.closed.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            let attempt = tokio::time::timeout(
+                connection.config.startup_timeout,
+                connect(&connection.name, &connection.config),
+            )
+            .await
+            .unwrap_or_else(|_| Err("did not answer within startup_timeout".into()));
+            match attempt {
+                Ok(new_client) => {
+                    generation += 1;
+                    client = new_client;
+                    *connection.current.write().expect("connection lock") =
+                        Some((generation, client.peer().clone()));
+                    tracing::info!(server = %connection.name, "MCP server reconnected");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(server = %connection.name, %error, retry_in = ?backoff, "MCP server reconnect failed");
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+/// Starts (stdio) or reaches (HTTP) the server and initializes an MCP session.
+async fn connect(name: &str, config: &McpServerConfig) -> Result<Client, String> {
+    if let Some(url) = &config.url {
+        let transport = StreamableHttpClientTransport::from_uri(url.clone());
+        return ()
+            .serve(transport)
+            .await
+            .map_err(|e| format!("MCP session with {url} could not be initialized: {e}"));
+    }
+    let command = config.command.as_deref().unwrap_or_default();
+    let mut cmd = tokio::process::Command::new(command);
+    cmd.args(&config.args).envs(&config.env);
+    let (transport, stderr) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("`{}` could not be started: {e}", config.describe()))?;
+    if let Some(stderr) = stderr {
+        // The server's own log, at debug level: a piped stderr nobody reads would block it.
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::debug!(server = %name, "{line}");
+            }
+        });
+    }
+    ().serve(transport).await.map_err(|e| {
+        format!(
+            "`{}` started but its MCP session could not be initialized: {e}",
+            config.describe()
+        )
+    })
+}
+
+/// Structured content when the server gives it, else the text content; an MCP tool
+/// error becomes a tool failure carrying the server's message.
+fn result_value(tool: &str, result: CallToolResult) -> Result<Value, ToolError> {
+    let text = result
+        .content
+        .iter()
+        .filter_map(|c| match c {
+            ContentBlock::Text(t) => Some(t.text.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if result.is_error == Some(true) {
+        let message = if text.is_empty() {
+            "the MCP tool reported an error without a message".to_string()
+        } else {
+            text
+        };
+        return Err(ToolError::failed(tool, message));
+    }
+    if let Some(structured) = result.structured_content {
+        return Ok(structured);
+    }
+    if !text.is_empty() {
+        return Ok(Value::String(text));
+    }
+    Ok(serde_json::to_value(&result.content).unwrap_or(Value::Null))
+}

@@ -1,0 +1,87 @@
+//! MCP servers as tool providers: each configured server is connected at start-up with the
+//! official SDK (rmcp), its tools are listed and registered as `server.tool` in the
+//! ToolManager, and its connection is kept alive until the ToolManager closes.
+
+mod config;
+mod connection;
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use async_trait::async_trait;
+use futures_util::future::join_all;
+use serde_json::Value;
+
+pub use config::McpServerConfig;
+use connection::Connection;
+
+use super::{Tool, ToolError, ToolManager, ToolProvider, ToolSpec};
+
+/// A tool of an MCP server, as the ToolManager sees it.
+struct McpTool {
+    spec: ToolSpec,
+    /// The tool's name on its server.
+    remote_name: String,
+    connection: Arc<Connection>,
+}
+
+#[async_trait]
+impl Tool for McpTool {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    async fn call(&self, arguments: Value) -> Result<Value, ToolError> {
+        self.connection
+            .call(&self.spec.name, &self.remote_name, arguments)
+            .await
+    }
+}
+
+#[async_trait]
+impl ToolProvider for Connection {
+    async fn close(&self) {
+        Connection::close(self).await;
+    }
+}
+
+/// Connects every configured server in parallel and registers their tools. A server that
+/// fails is logged with the reason and left out; the others serve. Returns the names of
+/// the servers connected.
+pub async fn connect_all(
+    tools: &ToolManager,
+    servers: &BTreeMap<String, McpServerConfig>,
+) -> Vec<String> {
+    let attempts = servers
+        .iter()
+        .map(|(name, config)| async move { (name, config, Connection::start(name, config).await) });
+    let mut connected = Vec::new();
+    for (name, config, outcome) in join_all(attempts).await {
+        match outcome {
+            Ok((connection, listed)) => {
+                for tool in &listed {
+                    tools.add(Arc::new(McpTool {
+                        spec: ToolSpec {
+                            name: format!("{name}.{}", tool.name),
+                            description: tool
+                                .description
+                                .as_deref()
+                                .unwrap_or_default()
+                                .to_string(),
+                            input_schema: Value::Object((*tool.input_schema).clone()),
+                            server: name.clone(),
+                        },
+                        remote_name: tool.name.to_string(),
+                        connection: connection.clone(),
+                    }));
+                }
+                tools.add_provider(connection);
+                tracing::info!(server = %name, tools = listed.len(), "MCP server connected");
+                connected.push(name.clone());
+            }
+            Err(error) => {
+                tracing::error!(server = %name, target = %config.describe(), %error, "MCP server could not be connected; its tools are not available");
+            }
+        }
+    }
+    connected
+}

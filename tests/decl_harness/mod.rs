@@ -1,0 +1,259 @@
+//! A small harness for the declarative and MCP integration tests: starts the real `wfm`
+//! binary with a TOML config, registers YAML definitions, runs executions and summarizes
+//! their event streams. (The shared tests/common harness may absorb this later.)
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+use tonic::transport::Channel;
+use wfm::api::convert::{json_to_struct, value_to_json_lossy};
+use wfm::engine::definition::Definition;
+use wfm::proto::{self, execution_event::Kind, workflow_service_client::WorkflowServiceClient};
+
+pub type Client = WorkflowServiceClient<Channel>;
+
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `wfm serve` on a free port with `config` (TOML) and waits for it to listen.
+    pub fn start(config: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("wfm.toml");
+        // Not WFM_LOG: figment reads every WFM_* variable as configuration.
+        let config = format!("{config}\n[log]\nlevel = \"info,wfm=debug\"\n");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = std::fs::File::create(dir.path().join("wfm.log")).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wfm"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start wfm");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read stdout");
+        let addr = line
+            .trim()
+            .strip_prefix("wfm listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "wfm did not start: {line:?}\n{}",
+                    std::fs::read_to_string(dir.path().join("wfm.log")).unwrap_or_default()
+                )
+            })
+            .to_string();
+        Server { child, addr, dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub async fn client(&self) -> Client {
+        WorkflowServiceClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect")
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+
+    /// The server's log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("wfm.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A definition in YAML, as `wfm register -f` reads it (without the metadata).
+pub fn definition(yaml: &str) -> proto::WorkflowDefinition {
+    let d: Definition = serde_norway::from_str(yaml).expect("test definition parses");
+    wfm::api::convert_definition::definition_to_proto(&d)
+}
+
+pub async fn register(
+    client: &mut Client,
+    name: &str,
+    yaml: &str,
+) -> Result<proto::Workflow, tonic::Status> {
+    register_proto(client, name, definition(yaml)).await
+}
+
+pub async fn register_proto(
+    client: &mut Client,
+    name: &str,
+    definition: proto::WorkflowDefinition,
+) -> Result<proto::Workflow, tonic::Status> {
+    client
+        .register(proto::RegisterRequest {
+            name: name.into(),
+            source: Some(proto::register_request::Source::Definition(definition)),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().workflow.expect("workflow"))
+}
+
+/// Runs an execution to its end and returns every event.
+pub async fn execute(
+    client: &mut Client,
+    name: &str,
+    input: Value,
+) -> Result<Vec<proto::ExecutionEvent>, tonic::Status> {
+    let mut stream = client
+        .execute(proto::ExecuteRequest {
+            name: name.into(),
+            input: Some(json_to_struct(&input)),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(r) = tokio::time::timeout(Duration::from_secs(60), stream.message())
+        .await
+        .expect("execution ended within 60s")?
+    {
+        events.push(r.event.expect("event"));
+    }
+    Ok(events)
+}
+
+/// One line per event: `started a 1`, `failed a 1 retry`, `completed a`, `skipped a`,
+/// `progress a: text`, and `run completed` / `run failed: ...` / `run cancelled: ...`.
+pub fn lines(events: &[proto::ExecutionEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| {
+            Some(match e.kind.as_ref()? {
+                Kind::StepStarted(s) => format!("started {} {}", s.step_id, s.attempt),
+                Kind::StepFailed(s) => format!(
+                    "failed {} {}{}: {}",
+                    s.step_id,
+                    s.attempt,
+                    if s.will_retry { " retry" } else { "" },
+                    s.error
+                ),
+                Kind::StepCompleted(s) => format!("completed {}", s.step_id),
+                Kind::StepSkipped(s) => format!("skipped {}: {}", s.step_id, s.reason),
+                Kind::StepProgress(s) => format!("progress {}: {}", s.step_id, s.message),
+                Kind::Completed(_) => "run completed".into(),
+                Kind::Failed(f) => format!("run failed: {}", f.error),
+                Kind::Cancelled(c) => format!("run cancelled: {}", c.reason),
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+/// The lines about one step, in order.
+pub fn step_lines(events: &[proto::ExecutionEvent], step: &str) -> Vec<String> {
+    let prefixes = [
+        format!("started {step} "),
+        format!("failed {step} "),
+        format!("skipped {step}:"),
+        format!("progress {step}:"),
+    ];
+    let done = format!("completed {step}");
+    lines(events)
+        .into_iter()
+        .filter(|l| *l == done || prefixes.iter().any(|p| l.starts_with(p.as_str())))
+        .collect()
+}
+
+/// The terminal result of an execution's events.
+pub fn result(events: &[proto::ExecutionEvent]) -> proto::ExecutionResult {
+    match events.last().and_then(|e| e.kind.clone()) {
+        Some(Kind::Completed(c)) => c.result.expect("result"),
+        Some(Kind::Failed(f)) => f.result.expect("result"),
+        Some(Kind::Cancelled(c)) => c.result.expect("result"),
+        other => panic!("no terminal event: {other:?}"),
+    }
+}
+
+pub fn output(events: &[proto::ExecutionEvent]) -> Value {
+    value_to_json_lossy(&result(events).output.unwrap_or_default())
+}
+
+pub fn step_result<'a>(r: &'a proto::ExecutionResult, step: &str) -> &'a proto::StepResult {
+    r.steps
+        .iter()
+        .find(|s| s.step_id == step)
+        .unwrap_or_else(|| panic!("no result for step {step}: {r:?}"))
+}
+
+/// An HTTP server on 127.0.0.1 that drops the first `failures` connections without an
+/// answer, then answers `{"ok": true, "request": N}`: a flaky dependency.
+pub async fn flaky_http(
+    failures: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+            if n <= failures {
+                drop(socket);
+                continue;
+            }
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let body = format!("{{\"ok\": true, \"request\": {n}}}");
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (url, count)
+}
+
+/// Where scripts/install-mcp-servers.sh puts the MCP servers.
+pub fn mcp_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/mcp")
+}
+
+/// The installed MCP servers, or a failure telling how to install them.
+pub fn mcp_servers() -> (PathBuf, PathBuf) {
+    let dir = mcp_dir();
+    let everything = dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let time = dir.join("venv/bin/mcp-server-time");
+    assert!(
+        everything.exists() && time.exists(),
+        "the MCP test servers are not installed: run scripts/install-mcp-servers.sh (looked for {} and {})",
+        everything.display(),
+        time.display()
+    );
+    (everything, time)
+}

@@ -1,0 +1,733 @@
+//! Declarative workflows end to end against the real `wfm` binary, with built-in tools
+//! only: fan-out with for_each, joins, conditions, retries, timeouts, composition,
+//! cancellation reaching a child, input schemas, and bad definitions refused.
+
+mod decl_harness;
+
+use std::time::Duration;
+
+use decl_harness::*;
+use serde_json::json;
+use tonic::Code;
+use wfm::proto;
+
+#[tokio::test]
+async fn fans_out_joins_and_skips() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "fan",
+        r#"
+input_schema:
+  type: object
+  required: [items]
+  properties:
+    items: {type: array, items: {type: integer}}
+steps:
+  - id: double
+    for_each: "{{ input.items }}"
+    max_parallel: 2
+    tool:
+      name: json_transform
+      arguments: {data: "{{ item }}", expression: "data * 2"}
+  - id: total
+    depends_on: [double]
+    tool:
+      name: json_transform
+      arguments: {data: "{{ steps.double.output }}", expression: "data | sum"}
+  - id: big
+    depends_on: [total]
+    when: "steps.total.output > 1000"
+    tool: {name: sleep, arguments: {duration_ms: 1}}
+  - id: after_big
+    depends_on: [big]
+    tool: {name: sleep, arguments: {duration_ms: 1}}
+output:
+  doubled: "{{ steps.double.output }}"
+  total: "{{ steps.total.output }}"
+  count: "{{ steps.double.output | length }}"
+  summary: "total={{ steps.total.output }}"
+  big: "{{ steps.big.status }}"
+"#,
+    )
+    .await
+    .expect("registers");
+    let events = execute(&mut c, "fan", json!({"items": [1, 2, 3, 4]}))
+        .await
+        .expect("runs");
+    assert_eq!(
+        output(&events),
+        json!({"doubled": [2, 4, 6, 8], "total": 20, "count": 4, "summary": "total=20", "big": "skipped"}),
+        "{:#?}",
+        lines(&events)
+    );
+    let double = step_lines(&events, "double");
+    assert_eq!(double.first().map(String::as_str), Some("started double 1"));
+    assert_eq!(double.last().map(String::as_str), Some("completed double"));
+    assert_eq!(
+        double
+            .iter()
+            .filter(|l| l.starts_with("progress double: item "))
+            .count(),
+        4,
+        "{double:#?}"
+    );
+    assert!(double.iter().any(|l| l.ends_with("(4/4)")), "{double:#?}");
+    assert_eq!(
+        step_lines(&events, "total"),
+        ["started total 1", "completed total"]
+    );
+    assert_eq!(
+        step_lines(&events, "big"),
+        ["skipped big: when 'steps.total.output > 1000' is false"]
+    );
+    assert_eq!(
+        step_lines(&events, "after_big"),
+        ["skipped after_big: every step it depends on was skipped"]
+    );
+    // The join starts only after the fan-out completed.
+    let all = lines(&events);
+    let pos = |l: &str| all.iter().position(|x| x == l).unwrap();
+    assert!(pos("completed double") < pos("started total 1"));
+    let r = result(&events);
+    assert!(r.success);
+    assert_eq!(
+        (r.steps_completed, r.steps_skipped, r.steps_failed),
+        (2, 2, 0)
+    );
+
+    // Get returns the definition as registered; registering it again changes nothing.
+    let got = c
+        .get(proto::GetRequest {
+            name: "fan".into(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .workflow
+        .unwrap();
+    let Some(proto::workflow::Source::Definition(d)) = got.source.clone() else {
+        panic!("no definition: {got:?}");
+    };
+    let ids: Vec<&str> = d.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["double", "total", "big", "after_big"]);
+    assert_eq!(d.steps[0].max_parallel, 2);
+    let again = register_proto(&mut c, "fan", d).await.unwrap();
+    assert_eq!(again.version, 1);
+}
+
+#[tokio::test]
+async fn independent_steps_run_in_parallel() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "par",
+        r#"
+steps:
+  - {id: a, tool: {name: sleep, arguments: {duration_ms: 600}}}
+  - {id: b, tool: {name: sleep, arguments: {duration_ms: 600}}}
+  - {id: c, tool: {name: sleep, arguments: {duration_ms: 600}}}
+"#,
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let events = execute(&mut c, "par", json!({})).await.unwrap();
+    assert!(result(&events).success);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        output(&events),
+        json!({"a": {"slept_ms": 600}, "b": {"slept_ms": 600}, "c": {"slept_ms": 600}})
+    );
+}
+
+#[tokio::test]
+async fn retries_a_flaky_step_with_backoff() {
+    let (url, requests) = flaky_http(2).await;
+    let server = Server::start("");
+    let mut c = server.client().await;
+    let yaml = format!(
+        r#"
+steps:
+  - id: fetch
+    tool: {{name: http_request, arguments: {{url: "{url}"}}}}
+    retry: {{maximum_attempts: 4, initial_interval: 50ms, backoff_coefficient: 2}}
+"#
+    );
+    register(&mut c, "flaky", &yaml).await.unwrap();
+    let events = execute(&mut c, "flaky", json!({})).await.unwrap();
+    let fetch = step_lines(&events, "fetch");
+    assert_eq!(fetch.len(), 6, "{fetch:#?}");
+    assert_eq!(fetch[0], "started fetch 1");
+    assert!(
+        fetch[1].starts_with("failed fetch 1 retry: ToolFailed:"),
+        "{}",
+        fetch[1]
+    );
+    assert_eq!(fetch[2], "started fetch 2");
+    assert!(
+        fetch[3].starts_with("failed fetch 2 retry: "),
+        "{}",
+        fetch[3]
+    );
+    assert_eq!(fetch[4], "started fetch 3");
+    assert_eq!(fetch[5], "completed fetch");
+    let r = result(&events);
+    assert_eq!(step_result(&r, "fetch").attempts, 3);
+    assert_eq!(
+        output(&events)["fetch"]["body"],
+        json!({"ok": true, "request": 3})
+    );
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn non_retryable_errors_are_not_retried() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "nr",
+        r#"
+steps:
+  - id: bad
+    tool: {name: http_request, arguments: {url: "http://127.0.0.1:1/", method: "NOT A METHOD"}}
+    retry: {maximum_attempts: 5, initial_interval: 10ms, non_retryable_error_types: [InvalidArguments]}
+"#,
+    )
+    .await
+    .unwrap();
+    let events = execute(&mut c, "nr", json!({})).await.unwrap();
+    let bad = step_lines(&events, "bad");
+    assert_eq!(bad.len(), 2, "{bad:#?}");
+    assert!(
+        bad[1].starts_with("failed bad 1: InvalidArguments"),
+        "{}",
+        bad[1]
+    );
+    assert!(
+        lines(&events)
+            .last()
+            .unwrap()
+            .starts_with("run failed: step 'bad' failed")
+    );
+}
+
+#[tokio::test]
+async fn times_out_a_slow_step() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "slow",
+        r#"
+steps:
+  - id: slow
+    tool: {name: sleep, arguments: {duration_ms: 30000}}
+    timeout: 200ms
+    continue_on_error: true
+  - id: next
+    depends_on: [slow]
+    tool:
+      name: json_transform
+      arguments: {data: "{{ steps.slow.status }}", expression: "data"}
+"#,
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let events = execute(&mut c, "slow", json!({})).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let slow = step_lines(&events, "slow");
+    assert_eq!(slow[0], "started slow 1");
+    assert!(
+        slow[1].starts_with(
+            "failed slow 1: Timeout: the attempt took longer than its timeout of 200ms"
+        ),
+        "{}",
+        slow[1]
+    );
+    let r = result(&events);
+    assert!(r.success, "continue_on_error keeps the run going");
+    assert_eq!(output(&events), json!({"next": "failed"}));
+    assert_eq!(
+        step_result(&r, "slow").status,
+        proto::StepStatus::Failed as i32
+    );
+
+    // Without continue_on_error the run fails and names the step.
+    register(
+        &mut c,
+        "slow2",
+        "steps:\n  - {id: slow, timeout: 100ms, tool: {name: sleep, arguments: {duration_ms: 30000}}}\n  - {id: after, depends_on: [slow], tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+    )
+    .await
+    .unwrap();
+    let events = execute(&mut c, "slow2", json!({})).await.unwrap();
+    let last = lines(&events).pop().unwrap();
+    assert!(
+        last.starts_with("run failed: step 'slow' failed: Timeout"),
+        "{last}"
+    );
+    assert!(step_lines(&events, "after").is_empty());
+}
+
+#[tokio::test]
+async fn composes_a_child_workflow() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "child",
+        r#"
+input_schema: {type: object, required: [n], properties: {n: {type: integer}}}
+steps:
+  - id: square
+    tool: {name: json_transform, arguments: {data: "{{ input.n }}", expression: "data * data"}}
+output: {squared: "{{ steps.square.output }}"}
+"#,
+    )
+    .await
+    .unwrap();
+    register(
+        &mut c,
+        "parent",
+        r#"
+steps:
+  - id: each
+    for_each: "{{ input.ns }}"
+    workflow: {name: child, input: {n: "{{ item }}"}}
+  - id: one
+    workflow: {name: child, input: {n: 7}}
+output: {all: "{{ steps.each.output | map(attribute='squared') | list }}", one: "{{ steps.one.output.squared }}"}
+"#,
+    )
+    .await
+    .unwrap();
+    let events = execute(&mut c, "parent", json!({"ns": [2, 3]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        output(&events),
+        json!({"all": [4, 9], "one": 49}),
+        "{:#?}",
+        lines(&events)
+    );
+    let one = step_lines(&events, "one");
+    assert_eq!(one[0], "started one 1");
+    assert!(
+        one[1].starts_with("progress one: child execution "),
+        "{one:#?}"
+    );
+    assert!(
+        one.iter().any(|l| l.contains("step square completed")),
+        "{one:#?}"
+    );
+    assert!(one.iter().any(|l| l.ends_with(": completed")), "{one:#?}");
+    assert_eq!(one.last().unwrap(), "completed one");
+
+    // The children are executions of their own, linked to the parent.
+    let parent_id = events[0].execution_id.clone();
+    let children = c
+        .list_executions(proto::ListExecutionsRequest {
+            workflow_name: "child".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .executions;
+    assert_eq!(children.len(), 3);
+    assert!(children.iter().all(|e| e.parent_execution_id == parent_id));
+
+    // A child's input failing its schema fails the step with the violation.
+    let events = execute(&mut c, "parent", json!({"ns": ["x"]}))
+        .await
+        .unwrap();
+    let last = lines(&events).pop().unwrap();
+    assert!(last.starts_with("run failed: step 'each' failed: ChildWorkflowFailed: item 0: child workflow 'child' could not start: input:"), "{last}");
+}
+
+#[tokio::test]
+async fn cancelling_the_parent_cancels_the_child() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "sleepy",
+        "steps:\n  - {id: nap, tool: {name: sleep, arguments: {duration_ms: 60000}}}\n",
+    )
+    .await
+    .unwrap();
+    register(
+        &mut c,
+        "outer",
+        "steps:\n  - {id: run, workflow: {name: sleepy}}\n",
+    )
+    .await
+    .unwrap();
+    let parent = c
+        .start_execution(proto::StartExecutionRequest {
+            name: "outer".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution_id;
+    let child = wait_for_running_child(&mut c, "sleepy").await;
+    assert_eq!(child.parent_execution_id, parent);
+    let status = c
+        .cancel_execution(proto::CancelExecutionRequest {
+            execution_id: parent.clone(),
+            reason: "test".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, proto::ExecutionStatus::Cancelled as i32);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let e = c
+            .get_execution(proto::GetExecutionRequest {
+                execution_id: child.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .execution
+            .unwrap();
+        if e.status == proto::ExecutionStatus::Cancelled as i32 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child still {:?}",
+            e.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_for_running_child(c: &mut Client, name: &str) -> proto::Execution {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = c
+            .list_executions(proto::ListExecutionsRequest {
+                workflow_name: name.into(),
+                status: proto::ExecutionStatus::Running as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .executions;
+        if let Some(e) = list.into_iter().next() {
+            return e;
+        }
+        assert!(std::time::Instant::now() < deadline, "no running {name}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn input_failing_the_schema_lists_every_violation() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "typed",
+        r#"
+input_schema:
+  type: object
+  required: [dataset_id, limit]
+  properties:
+    dataset_id: {type: string}
+    limit: {type: integer, minimum: 1}
+    tags: {type: array, items: {type: string}}
+steps:
+  - {id: a, tool: {name: sleep, arguments: {duration_ms: 1}}}
+"#,
+    )
+    .await
+    .unwrap();
+    let err = execute(&mut c, "typed", json!({"limit": 0, "tags": ["x", 3]}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let m = err.message();
+    assert!(m.contains("3 violation(s)"), "{m}");
+    assert!(m.contains("dataset_id"), "{m}");
+    assert!(m.contains("/limit"), "{m}");
+    assert!(m.contains("/tags/1"), "{m}");
+    // A valid input runs.
+    let events = execute(&mut c, "typed", json!({"dataset_id": "d", "limit": 2}))
+        .await
+        .unwrap();
+    assert!(result(&events).success);
+}
+
+#[tokio::test]
+async fn for_each_over_a_non_list_fails_the_step_at_run_time() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "fe",
+        "steps:\n  - {id: each, for_each: input.items, tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+    )
+    .await
+    .unwrap();
+    let events = execute(&mut c, "fe", json!({"items": "abc"}))
+        .await
+        .unwrap();
+    let each = step_lines(&events, "each");
+    assert!(
+        each[1].starts_with("failed each 1: ForEachNotList: for_each 'input.items' gave a string"),
+        "{each:#?}"
+    );
+}
+
+// ---- bad definitions: each refused with the right code, naming the step and problem ----
+
+async fn refused(yaml: &str) -> tonic::Status {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(&mut c, "bad", yaml).await.expect_err("refused")
+}
+
+#[tokio::test]
+async fn refuses_cycles() {
+    let s = refused(
+        "steps:\n  - {id: a, depends_on: [c], tool: {name: sleep}}\n  - {id: b, depends_on: [a], tool: {name: sleep}}\n  - {id: c, depends_on: [b], tool: {name: sleep}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(
+        s.message().contains("depends_on forms a cycle: "),
+        "{}",
+        s.message()
+    );
+    assert!(
+        s.message().contains("a → b → c → a")
+            || s.message().contains("c → a → b → c")
+            || s.message().contains("b → c → a → b"),
+        "{}",
+        s.message()
+    );
+}
+
+#[tokio::test]
+async fn refuses_unknown_dependencies_and_duplicates_all_at_once() {
+    let s = refused(
+        "steps:\n  - {id: a, depends_on: [nope], tool: {name: sleep}}\n  - {id: a, tool: {name: sleep}}\n  - {id: b, tool: {name: no_such_tool}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    assert!(
+        m.contains("step 'a': depends_on 'nope' is not a step of this workflow"),
+        "{m}"
+    );
+    assert!(m.contains("step 'a': duplicate step id"), "{m}");
+    assert!(m.contains("step 'b': unknown tool 'no_such_tool'"), "{m}");
+}
+
+#[tokio::test]
+async fn refuses_unknown_tools_as_a_failed_precondition() {
+    let s = refused("steps:\n  - {id: fetch, tool: {name: warehouse.query}}\n").await;
+    assert_eq!(s.code(), Code::FailedPrecondition);
+    assert!(
+        s.message()
+            .contains("step 'fetch': unknown tool 'warehouse.query'"),
+        "{}",
+        s.message()
+    );
+}
+
+#[tokio::test]
+async fn refuses_bad_templates() {
+    let s = refused(
+        "steps:\n  - {id: t, tool: {name: sleep, arguments: {duration_ms: \"{{ input.ms + }}\"}}}\n  - {id: w, when: \"input.(\", tool: {name: sleep}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    assert!(
+        m.contains("step 't': tool.arguments: template does not parse"),
+        "{m}"
+    );
+    assert!(m.contains("step 'w': when does not parse"), "{m}");
+}
+
+#[tokio::test]
+async fn refuses_templates_reading_steps_they_do_not_depend_on() {
+    let s = refused(
+        "steps:\n  - {id: a, tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: b, tool: {name: json_transform, arguments: {data: \"{{ steps.a.output }}\", expression: data}}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(
+        s.message()
+            .contains("step 'b': reads steps.a but does not depend on it"),
+        "{}",
+        s.message()
+    );
+}
+
+#[tokio::test]
+async fn refuses_a_bad_schema() {
+    let s =
+        refused("input_schema: {type: objekt}\nsteps:\n  - {id: a, tool: {name: sleep}}\n").await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(
+        s.message()
+            .contains("input_schema: is not a valid JSON Schema"),
+        "{}",
+        s.message()
+    );
+}
+
+#[tokio::test]
+async fn refuses_for_each_over_a_non_list() {
+    let s = refused(
+        "input_schema: {type: object, properties: {name: {type: string}}}\nsteps:\n  - {id: each, for_each: input.name, tool: {name: sleep}}\n  - {id: konst, for_each: \"{{ 42 }}\", tool: {name: sleep}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    assert!(m.contains("step 'each': for_each 'input.name' is not a list: input_schema declares it as \"string\""), "{m}");
+    assert!(
+        m.contains("step 'konst': for_each '{{ 42 }}' gives 42, not a list"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn refuses_a_missing_child_workflow() {
+    let s = refused("steps:\n  - {id: sub, workflow: {name: ghost}}\n").await;
+    assert_eq!(s.code(), Code::FailedPrecondition);
+    assert!(
+        s.message()
+            .contains("step 'sub': child workflow 'ghost' is not registered"),
+        "{}",
+        s.message()
+    );
+}
+
+#[tokio::test]
+async fn refuses_composition_cycles() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    // A workflow running itself.
+    let s = register(
+        &mut c,
+        "selfish",
+        "steps:\n  - {id: again, workflow: {name: selfish}}\n",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(
+        s.message()
+            .contains("step 'again': runs a workflow that runs this one again: selfish → selfish"),
+        "{}",
+        s.message()
+    );
+    // b → a, then a new version of b running a: b → a → b.
+    register(&mut c, "b", "steps:\n  - {id: x, tool: {name: sleep}}\n")
+        .await
+        .unwrap();
+    register(
+        &mut c,
+        "a",
+        "steps:\n  - {id: call_b, workflow: {name: b}}\n",
+    )
+    .await
+    .unwrap();
+    let s = register(
+        &mut c,
+        "b",
+        "steps:\n  - {id: call_a, workflow: {name: a}}\n",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(
+        s.message()
+            .contains("step 'call_a': runs a workflow that runs this one again: b → a → b"),
+        "{}",
+        s.message()
+    );
+}
+
+#[tokio::test]
+async fn refuses_nesting_deeper_than_the_limit() {
+    let server = Server::start("[limits]\nmax_workflow_depth = 3\n");
+    let mut c = server.client().await;
+    register(&mut c, "l1", "steps:\n  - {id: x, tool: {name: sleep}}\n")
+        .await
+        .unwrap();
+    register(&mut c, "l2", "steps:\n  - {id: x, workflow: {name: l1}}\n")
+        .await
+        .unwrap();
+    register(&mut c, "l3", "steps:\n  - {id: x, workflow: {name: l2}}\n")
+        .await
+        .unwrap();
+    let s = register(&mut c, "l4", "steps:\n  - {id: x, workflow: {name: l3}}\n")
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(
+        s.message()
+            .contains("nest 4 levels deep; limits.max_workflow_depth is 3"),
+        "{}",
+        s.message()
+    );
+}
+
+#[tokio::test]
+async fn refuses_ten_thousand_steps_naming_the_limit() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    let steps = (0..10_000)
+        .map(|i| proto::Step {
+            id: format!("s{i}"),
+            depends_on: if i == 0 {
+                vec![]
+            } else {
+                vec![format!("s{}", i - 1)]
+            },
+            action: Some(proto::step::Action::Tool(proto::ToolAction {
+                name: "sleep".into(),
+                arguments: None,
+            })),
+            ..Default::default()
+        })
+        .collect();
+    let s = register_proto(
+        &mut c,
+        "huge",
+        proto::WorkflowDefinition {
+            steps,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(
+        s.message()
+            .contains("10000 steps is over limits.max_steps_per_workflow, which is 1000"),
+        "{}",
+        s.message()
+    );
+}

@@ -1,0 +1,369 @@
+//! MCP servers as tool providers, against real servers installed from their registries by
+//! scripts/install-mcp-servers.sh: @modelcontextprotocol/server-everything (npm, over stdio
+//! and streamable HTTP) and mcp-server-time (PyPI, over stdio).
+
+mod decl_harness;
+
+use std::time::Duration;
+
+use decl_harness::*;
+use serde_json::json;
+use wfm::proto;
+
+/// A config with both servers over stdio and one that cannot start.
+fn config() -> String {
+    let (everything, time) = mcp_servers();
+    format!(
+        r#"
+[mcp_servers.everything]
+command = "node"
+args = ["{}", "stdio"]
+
+[mcp_servers.time]
+command = "{}"
+args = ["--local-timezone", "UTC"]
+
+[mcp_servers.broken]
+command = "/nonexistent/mcp-server"
+startup_timeout = "5s"
+"#,
+        everything.display(),
+        time.display()
+    )
+}
+
+#[tokio::test]
+async fn lists_mcp_tools_and_survives_a_broken_server() {
+    let server = Server::start(&config());
+    let mut c = server.client().await;
+    let tools = c
+        .list_tools(proto::ListToolsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .tools;
+    let find = |name: &str| tools.iter().find(|t| t.name == name);
+    let echo = find("everything.echo").unwrap_or_else(|| {
+        panic!(
+            "no everything.echo in {:?}\n{}",
+            tools.iter().map(|t| &t.name).collect::<Vec<_>>(),
+            server.log()
+        )
+    });
+    assert_eq!(echo.server, "everything");
+    assert!(!echo.description.is_empty());
+    assert!(
+        echo.input_schema
+            .as_ref()
+            .is_some_and(|s| s.fields.contains_key("properties"))
+    );
+    let time = find("time.get_current_time").expect("time.get_current_time");
+    assert_eq!(time.server, "time");
+    assert!(find("sleep").is_some_and(|t| t.server == "builtin"));
+    assert!(!tools.iter().any(|t| t.server == "broken"));
+    let log = server.log();
+    assert!(
+        log.contains("broken") && log.contains("could not be connected"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn runs_a_workflow_over_mcp_tools() {
+    let (url, _requests) = flaky_http(1).await;
+    let server = Server::start(&config());
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "sum",
+        r#"
+steps:
+  - id: add
+    tool: {name: everything.get-sum, arguments: {a: "{{ input.a }}", b: "{{ input.b }}"}}
+output: "{{ steps.add.output }}"
+"#,
+    )
+    .await
+    .expect("child registers");
+    let yaml = format!(
+        r#"
+input_schema:
+  type: object
+  required: [cities, timezone]
+  properties:
+    cities: {{type: array, items: {{type: string}}}}
+    timezone: {{type: string}}
+steps:
+  - id: weather
+    for_each: "{{{{ input.cities }}}}"
+    max_parallel: 2
+    tool: {{name: everything.get-structured-content, arguments: {{location: "{{{{ item }}}}"}}}}
+  - id: now
+    tool: {{name: time.get_current_time, arguments: {{timezone: "{{{{ input.timezone }}}}"}}}}
+  - id: hottest
+    depends_on: [weather]
+    tool:
+      name: json_transform
+      arguments: {{data: "{{{{ steps.weather.output }}}}", expression: "data | map(attribute='temperature') | max"}}
+  - id: warn
+    depends_on: [hottest]
+    when: "steps.hottest.output > 100"
+    tool: {{name: everything.echo, arguments: {{message: "too hot"}}}}
+  - id: ping
+    tool: {{name: http_request, arguments: {{url: "{url}"}}}}
+    retry: {{maximum_attempts: 3, initial_interval: 50ms}}
+  - id: slow
+    tool: {{name: everything.trigger-long-running-operation, arguments: {{duration: 30, steps: 5}}}}
+    timeout: 300ms
+    continue_on_error: true
+  - id: total
+    depends_on: [hottest, now]
+    workflow: {{name: sum, input: {{a: "{{{{ steps.hottest.output }}}}", b: 1}}}}
+output:
+  hottest: "{{{{ steps.hottest.output }}}}"
+  timezone: "{{{{ steps.now.output.timezone }}}}"
+  sum_text: "{{{{ steps.total.output }}}}"
+  warned: "{{{{ steps.warn.status }}}}"
+  slow: "{{{{ steps.slow.status }}}}"
+"#
+    );
+    register(&mut c, "mcp-flow", &yaml)
+        .await
+        .expect("registers");
+    let events = execute(
+        &mut c,
+        "mcp-flow",
+        json!({"cities": ["New York", "Chicago", "Los Angeles"], "timezone": "Europe/Paris"}),
+    )
+    .await
+    .expect("runs");
+    let all = lines(&events);
+    let r = result(&events);
+    assert!(r.success, "{all:#?}\n{}", server.log());
+    let out = output(&events);
+    assert_eq!(out["timezone"], json!("Europe/Paris"), "{out}");
+    assert_eq!(out["warned"], json!("skipped"));
+    assert_eq!(out["slow"], json!("failed"));
+    let hottest = out["hottest"].as_f64().expect("a number, kept as a number");
+    assert!(
+        out["sum_text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("is {}", hottest + 1.0)),
+        "{out}"
+    );
+
+    // Structured content of each item, in item order.
+    let weather = step_result(&r, "weather");
+    let items = wfm::api::convert::value_to_json_lossy(weather.output.as_ref().unwrap());
+    assert_eq!(items.as_array().map(Vec::len), Some(3));
+    assert!(items[0]["temperature"].is_number(), "{items}");
+    let w = step_lines(&events, "weather");
+    assert_eq!(w[0], "started weather 1");
+    assert_eq!(
+        w.iter()
+            .filter(|l| l.starts_with("progress weather: item"))
+            .count(),
+        3
+    );
+    assert_eq!(w.last().unwrap(), "completed weather");
+
+    assert_eq!(
+        step_lines(&events, "now"),
+        ["started now 1", "completed now"]
+    );
+    assert_eq!(
+        step_lines(&events, "hottest"),
+        ["started hottest 1", "completed hottest"]
+    );
+    assert!(step_lines(&events, "warn")[0].starts_with("skipped warn: when"));
+    let ping = step_lines(&events, "ping");
+    assert_eq!(ping[0], "started ping 1");
+    assert!(
+        ping[1].starts_with("failed ping 1 retry: ToolFailed"),
+        "{ping:#?}"
+    );
+    assert_eq!(&ping[2..], ["started ping 2", "completed ping"]);
+    let slow = step_lines(&events, "slow");
+    assert!(
+        slow.iter().any(|l| l.starts_with("failed slow 1: Timeout")),
+        "{slow:#?}"
+    );
+    let total = step_lines(&events, "total");
+    assert_eq!(total[0], "started total 1");
+    assert!(
+        total
+            .iter()
+            .any(|l| l.contains("child sum (") && l.contains("step add completed")),
+        "{total:#?}"
+    );
+    assert_eq!(total.last().unwrap(), "completed total");
+}
+
+#[tokio::test]
+async fn an_mcp_tool_error_fails_the_step_with_the_servers_message() {
+    let server = Server::start(&config());
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "bad-tz",
+        "steps:\n  - {id: now, tool: {name: time.get_current_time, arguments: {timezone: Not/AZone}}}\n",
+    )
+    .await
+    .unwrap();
+    let events = execute(&mut c, "bad-tz", json!({})).await.unwrap();
+    let now = step_lines(&events, "now");
+    assert!(
+        now[1].starts_with("failed now 1: ToolFailed: tool 'time.get_current_time' failed:"),
+        "{now:#?}"
+    );
+    assert!(
+        now[1].contains("Not/AZone"),
+        "the server's message: {}",
+        now[1]
+    );
+    assert!(!result(&events).success);
+}
+
+/// The pids of the processes `parent` started whose command line contains `needle`.
+fn children_matching(parent: u32, needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+        return found;
+    };
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(needle) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn reconnects_a_stdio_server_that_died() {
+    let server = Server::start(&config());
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "echo",
+        r#"
+steps:
+  - id: say
+    tool: {name: everything.echo, arguments: {message: "hello"}}
+    retry: {maximum_attempts: 20, initial_interval: 200ms, backoff_coefficient: 1.5, maximum_interval: 1s}
+"#,
+    )
+    .await
+    .unwrap();
+    let events = execute(&mut c, "echo", json!({})).await.unwrap();
+    assert!(result(&events).success);
+    let before = children_matching(server.pid(), "server-everything");
+    assert_eq!(before.len(), 1, "one server-everything child: {before:?}");
+    // Kill the server wfm started (our own grandchild), then call it again.
+    let status = std::process::Command::new("kill")
+        .args(["-9", &before[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let events = execute(&mut c, "echo", json!({})).await.unwrap();
+    assert!(
+        result(&events).success,
+        "{:#?}\n{}",
+        lines(&events),
+        server.log()
+    );
+    assert_eq!(output(&events)["say"], json!("Echo: hello"));
+    let after = children_matching(server.pid(), "server-everything");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before, "a new server process");
+    assert!(
+        server.log().contains("MCP server reconnected"),
+        "{}",
+        server.log()
+    );
+}
+
+/// Starts server-everything over streamable HTTP on a free port; killed on drop.
+struct HttpEverything(std::process::Child, u16);
+
+impl Drop for HttpEverything {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn http_everything() -> HttpEverything {
+    let (everything, _) = mcp_servers();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("node")
+        .arg(&everything)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start server-everything over HTTP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server-everything did not listen on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    HttpEverything(child, port)
+}
+
+#[tokio::test]
+async fn calls_a_server_over_streamable_http() {
+    let http = http_everything().await;
+    let server = Server::start(&format!(
+        "[mcp_servers.web]\nurl = \"http://127.0.0.1:{}/mcp\"\n",
+        http.1
+    ));
+    let mut c = server.client().await;
+    let tools = c
+        .list_tools(proto::ListToolsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .tools;
+    assert!(
+        tools
+            .iter()
+            .any(|t| t.name == "web.echo" && t.server == "web"),
+        "{}",
+        server.log()
+    );
+    register(
+        &mut c,
+        "web-echo",
+        "steps:\n  - {id: say, tool: {name: web.echo, arguments: {message: \"{{ input.m }}\"}}}\n",
+    )
+    .await
+    .unwrap();
+    let events = execute(&mut c, "web-echo", json!({"m": "over http"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        output(&events),
+        json!({"say": "Echo: over http"}),
+        "{:#?}",
+        lines(&events)
+    );
+}
