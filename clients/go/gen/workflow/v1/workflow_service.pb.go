@@ -163,6 +163,7 @@ type Workflow struct {
 	// Types that are valid to be assigned to Source:
 	//
 	//	*Workflow_Native
+	//	*Workflow_Definition
 	Source        isWorkflow_Source `protobuf_oneof:"source"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -256,6 +257,15 @@ func (x *Workflow) GetNative() *NativeSource {
 	return nil
 }
 
+func (x *Workflow) GetDefinition() *WorkflowDefinition {
+	if x != nil {
+		if x, ok := x.Source.(*Workflow_Definition); ok {
+			return x.Definition
+		}
+	}
+	return nil
+}
+
 type isWorkflow_Source interface {
 	isWorkflow_Source()
 }
@@ -264,7 +274,14 @@ type Workflow_Native struct {
 	Native *NativeSource `protobuf:"bytes,7,opt,name=native,proto3,oneof"`
 }
 
+type Workflow_Definition struct {
+	// A declarative definition: a graph of steps calling tools and other workflows.
+	Definition *WorkflowDefinition `protobuf:"bytes,8,opt,name=definition,proto3,oneof"`
+}
+
 func (*Workflow_Native) isWorkflow_Source() {}
+
+func (*Workflow_Definition) isWorkflow_Source() {}
 
 // A workflow built by a type compiled into the server (see ListWorkflowTypes).
 type NativeSource struct {
@@ -332,6 +349,7 @@ type RegisterRequest struct {
 	// Types that are valid to be assigned to Source:
 	//
 	//	*RegisterRequest_Native
+	//	*RegisterRequest_Definition
 	Source        isRegisterRequest_Source `protobuf_oneof:"source"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -411,6 +429,15 @@ func (x *RegisterRequest) GetNative() *NativeSource {
 	return nil
 }
 
+func (x *RegisterRequest) GetDefinition() *WorkflowDefinition {
+	if x != nil {
+		if x, ok := x.Source.(*RegisterRequest_Definition); ok {
+			return x.Definition
+		}
+	}
+	return nil
+}
+
 type isRegisterRequest_Source interface {
 	isRegisterRequest_Source()
 }
@@ -419,7 +446,450 @@ type RegisterRequest_Native struct {
 	Native *NativeSource `protobuf:"bytes,5,opt,name=native,proto3,oneof"`
 }
 
+type RegisterRequest_Definition struct {
+	// A declarative definition; `name` is then required. It is validated as a whole and
+	// every problem is reported at once, naming its step: INVALID_ARGUMENT for a wrong
+	// definition, FAILED_PRECONDITION when it needs tools or workflows the server lacks.
+	Definition *WorkflowDefinition `protobuf:"bytes,6,opt,name=definition,proto3,oneof"`
+}
+
 func (*RegisterRequest_Native) isRegisterRequest_Source() {}
+
+func (*RegisterRequest_Definition) isRegisterRequest_Source() {}
+
+// A workflow defined as a graph of steps. Each step runs as soon as the steps it depends
+// on are done; independent steps run in parallel. Templates (minijinja: `{{ input.id }}`,
+// `{{ steps.fetch.output.rows | length }}`) read `input`, `steps.<id>.output` (and
+// `.status`) of the steps the step depends on, and `item` / `index` inside a for_each.
+// A string that is exactly one `{{ expression }}` yields the expression's JSON value.
+type WorkflowDefinition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At least one; at most the server's limits.max_steps_per_workflow.
+	Steps []*Step `protobuf:"bytes,1,rep,name=steps,proto3" json:"steps,omitempty"`
+	// JSON Schema the input of every execution must satisfy; violations are answered
+	// with INVALID_ARGUMENT, each with its JSON path.
+	InputSchema *structpb.Struct `protobuf:"bytes,2,opt,name=input_schema,json=inputSchema,proto3" json:"input_schema,omitempty"`
+	// Template of the output over `input` and `steps`. Unset: an object of the outputs of
+	// the steps nothing depends on, by step id.
+	Output        *structpb.Value `protobuf:"bytes,3,opt,name=output,proto3" json:"output,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkflowDefinition) Reset() {
+	*x = WorkflowDefinition{}
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkflowDefinition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkflowDefinition) ProtoMessage() {}
+
+func (x *WorkflowDefinition) ProtoReflect() protoreflect.Message {
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkflowDefinition.ProtoReflect.Descriptor instead.
+func (*WorkflowDefinition) Descriptor() ([]byte, []int) {
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WorkflowDefinition) GetSteps() []*Step {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *WorkflowDefinition) GetInputSchema() *structpb.Struct {
+	if x != nil {
+		return x.InputSchema
+	}
+	return nil
+}
+
+func (x *WorkflowDefinition) GetOutput() *structpb.Value {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+// One step of a WorkflowDefinition.
+type Step struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique in the definition: letters, digits and '_', starting with a letter or '_'.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Steps that must be done (completed, failed with continue_on_error, or skipped) first.
+	DependsOn []string `protobuf:"bytes,2,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
+	// What the step does.
+	//
+	// Types that are valid to be assigned to Action:
+	//
+	//	*Step_Tool
+	//	*Step_Workflow
+	Action isStep_Action `protobuf_oneof:"action"`
+	// Condition (an expression or one `{{ }}`); false skips the step. A step whose
+	// dependencies were all skipped is skipped too.
+	When string `protobuf:"bytes,5,opt,name=when,proto3" json:"when,omitempty"`
+	// Expression giving a list: the action runs once per item (`item`, `index`) and the
+	// output is the list of results in item order.
+	ForEach string `protobuf:"bytes,6,opt,name=for_each,json=forEach,proto3" json:"for_each,omitempty"`
+	// Items of for_each running at once; 0 means the default (8).
+	MaxParallel int32 `protobuf:"varint,7,opt,name=max_parallel,json=maxParallel,proto3" json:"max_parallel,omitempty"`
+	// Retries of a failed attempt (of each item under for_each). Unset: one attempt.
+	Retry *RetryPolicy `protobuf:"bytes,8,opt,name=retry,proto3" json:"retry,omitempty"`
+	// Longest one attempt may take. Unset: no limit.
+	Timeout *durationpb.Duration `protobuf:"bytes,9,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// A failure of this step does not fail the run; its dependents still run.
+	ContinueOnError bool `protobuf:"varint,10,opt,name=continue_on_error,json=continueOnError,proto3" json:"continue_on_error,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Step) Reset() {
+	*x = Step{}
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Step) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Step) ProtoMessage() {}
+
+func (x *Step) ProtoReflect() protoreflect.Message {
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Step.ProtoReflect.Descriptor instead.
+func (*Step) Descriptor() ([]byte, []int) {
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Step) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Step) GetDependsOn() []string {
+	if x != nil {
+		return x.DependsOn
+	}
+	return nil
+}
+
+func (x *Step) GetAction() isStep_Action {
+	if x != nil {
+		return x.Action
+	}
+	return nil
+}
+
+func (x *Step) GetTool() *ToolAction {
+	if x != nil {
+		if x, ok := x.Action.(*Step_Tool); ok {
+			return x.Tool
+		}
+	}
+	return nil
+}
+
+func (x *Step) GetWorkflow() *WorkflowAction {
+	if x != nil {
+		if x, ok := x.Action.(*Step_Workflow); ok {
+			return x.Workflow
+		}
+	}
+	return nil
+}
+
+func (x *Step) GetWhen() string {
+	if x != nil {
+		return x.When
+	}
+	return ""
+}
+
+func (x *Step) GetForEach() string {
+	if x != nil {
+		return x.ForEach
+	}
+	return ""
+}
+
+func (x *Step) GetMaxParallel() int32 {
+	if x != nil {
+		return x.MaxParallel
+	}
+	return 0
+}
+
+func (x *Step) GetRetry() *RetryPolicy {
+	if x != nil {
+		return x.Retry
+	}
+	return nil
+}
+
+func (x *Step) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Step) GetContinueOnError() bool {
+	if x != nil {
+		return x.ContinueOnError
+	}
+	return false
+}
+
+type isStep_Action interface {
+	isStep_Action()
+}
+
+type Step_Tool struct {
+	// Call a tool (see ListTools).
+	Tool *ToolAction `protobuf:"bytes,3,opt,name=tool,proto3,oneof"`
+}
+
+type Step_Workflow struct {
+	// Run another registered workflow as a child execution linked to this one; its
+	// events show as this step's progress and its output is the step's output.
+	Workflow *WorkflowAction `protobuf:"bytes,4,opt,name=workflow,proto3,oneof"`
+}
+
+func (*Step_Tool) isStep_Action() {}
+
+func (*Step_Workflow) isStep_Action() {}
+
+// Calls a tool.
+type ToolAction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A tool name from ListTools, e.g. "sleep" or "time.get_current_time".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The tool's arguments; string values may be templates.
+	Arguments     *structpb.Struct `protobuf:"bytes,2,opt,name=arguments,proto3" json:"arguments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolAction) Reset() {
+	*x = ToolAction{}
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolAction) ProtoMessage() {}
+
+func (x *ToolAction) ProtoReflect() protoreflect.Message {
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolAction.ProtoReflect.Descriptor instead.
+func (*ToolAction) Descriptor() ([]byte, []int) {
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ToolAction) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ToolAction) GetArguments() *structpb.Struct {
+	if x != nil {
+		return x.Arguments
+	}
+	return nil
+}
+
+// Runs a registered workflow as a child execution.
+type WorkflowAction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// 0 means the latest version when the step runs.
+	Version int32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// The child's input; string values may be templates.
+	Input         *structpb.Struct `protobuf:"bytes,3,opt,name=input,proto3" json:"input,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkflowAction) Reset() {
+	*x = WorkflowAction{}
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkflowAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkflowAction) ProtoMessage() {}
+
+func (x *WorkflowAction) ProtoReflect() protoreflect.Message {
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkflowAction.ProtoReflect.Descriptor instead.
+func (*WorkflowAction) Descriptor() ([]byte, []int) {
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WorkflowAction) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WorkflowAction) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *WorkflowAction) GetInput() *structpb.Struct {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+// How a failed step is retried; the fields of Temporal's RetryPolicy.
+type RetryPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Delay before the first retry. Unset: 1s.
+	InitialInterval *durationpb.Duration `protobuf:"bytes,1,opt,name=initial_interval,json=initialInterval,proto3" json:"initial_interval,omitempty"`
+	// Each delay is the previous one times this, between 1 and 100. 0 means 2.
+	BackoffCoefficient float64 `protobuf:"fixed64,2,opt,name=backoff_coefficient,json=backoffCoefficient,proto3" json:"backoff_coefficient,omitempty"`
+	// Longest delay. Unset: 100 times initial_interval.
+	MaximumInterval *durationpb.Duration `protobuf:"bytes,3,opt,name=maximum_interval,json=maximumInterval,proto3" json:"maximum_interval,omitempty"`
+	// Attempts in all, the first included, at most 100. 0 means 3 (never unlimited).
+	MaximumAttempts int32 `protobuf:"varint,4,opt,name=maximum_attempts,json=maximumAttempts,proto3" json:"maximum_attempts,omitempty"`
+	// Errors not retried: error types (TemplateError, ForEachNotList, InvalidArguments,
+	// NotFound, ToolFailed, Unavailable, Timeout, ChildWorkflowFailed) or fragments of the
+	// error message.
+	NonRetryableErrorTypes []string `protobuf:"bytes,5,rep,name=non_retryable_error_types,json=nonRetryableErrorTypes,proto3" json:"non_retryable_error_types,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *RetryPolicy) Reset() {
+	*x = RetryPolicy{}
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryPolicy) ProtoMessage() {}
+
+func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
+func (*RetryPolicy) Descriptor() ([]byte, []int) {
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RetryPolicy) GetInitialInterval() *durationpb.Duration {
+	if x != nil {
+		return x.InitialInterval
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetBackoffCoefficient() float64 {
+	if x != nil {
+		return x.BackoffCoefficient
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetMaximumInterval() *durationpb.Duration {
+	if x != nil {
+		return x.MaximumInterval
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetMaximumAttempts() int32 {
+	if x != nil {
+		return x.MaximumAttempts
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetNonRetryableErrorTypes() []string {
+	if x != nil {
+		return x.NonRetryableErrorTypes
+	}
+	return nil
+}
 
 type RegisterResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -432,7 +902,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[3]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -444,7 +914,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[3]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -457,7 +927,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{3}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RegisterResponse) GetWorkflow() *Workflow {
@@ -483,7 +953,7 @@ type UnregisterRequest struct {
 
 func (x *UnregisterRequest) Reset() {
 	*x = UnregisterRequest{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[4]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +965,7 @@ func (x *UnregisterRequest) String() string {
 func (*UnregisterRequest) ProtoMessage() {}
 
 func (x *UnregisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[4]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +978,7 @@ func (x *UnregisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterRequest.ProtoReflect.Descriptor instead.
 func (*UnregisterRequest) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{4}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UnregisterRequest) GetName() string {
@@ -528,7 +998,7 @@ type UnregisterResponse struct {
 
 func (x *UnregisterResponse) Reset() {
 	*x = UnregisterResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[5]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +1010,7 @@ func (x *UnregisterResponse) String() string {
 func (*UnregisterResponse) ProtoMessage() {}
 
 func (x *UnregisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[5]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +1023,7 @@ func (x *UnregisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterResponse.ProtoReflect.Descriptor instead.
 func (*UnregisterResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{5}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UnregisterResponse) GetVersionsRemoved() int32 {
@@ -577,7 +1047,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[6]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +1059,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[6]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +1072,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{6}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListRequest) GetPageSize() int32 {
@@ -637,7 +1107,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[7]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +1119,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[7]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +1132,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{7}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListResponse) GetWorkflows() []*Workflow {
@@ -690,7 +1160,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[8]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +1172,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[8]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +1185,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{8}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetRequest) GetName() string {
@@ -743,7 +1213,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[9]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +1225,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[9]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +1238,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{9}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetResponse) GetWorkflow() *Workflow {
@@ -802,7 +1272,7 @@ type ExecuteRequest struct {
 
 func (x *ExecuteRequest) Reset() {
 	*x = ExecuteRequest{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[10]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +1284,7 @@ func (x *ExecuteRequest) String() string {
 func (*ExecuteRequest) ProtoMessage() {}
 
 func (x *ExecuteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[10]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +1297,7 @@ func (x *ExecuteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteRequest.ProtoReflect.Descriptor instead.
 func (*ExecuteRequest) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{10}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ExecuteRequest) GetName() string {
@@ -874,7 +1344,7 @@ type ExecuteResponse struct {
 
 func (x *ExecuteResponse) Reset() {
 	*x = ExecuteResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[11]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1356,7 @@ func (x *ExecuteResponse) String() string {
 func (*ExecuteResponse) ProtoMessage() {}
 
 func (x *ExecuteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[11]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1369,7 @@ func (x *ExecuteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteResponse.ProtoReflect.Descriptor instead.
 func (*ExecuteResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{11}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ExecuteResponse) GetEvent() *ExecutionEvent {
@@ -922,7 +1392,7 @@ type StartExecutionRequest struct {
 
 func (x *StartExecutionRequest) Reset() {
 	*x = StartExecutionRequest{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[12]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1404,7 @@ func (x *StartExecutionRequest) String() string {
 func (*StartExecutionRequest) ProtoMessage() {}
 
 func (x *StartExecutionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[12]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1417,7 @@ func (x *StartExecutionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartExecutionRequest.ProtoReflect.Descriptor instead.
 func (*StartExecutionRequest) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{12}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartExecutionRequest) GetName() string {
@@ -996,7 +1466,7 @@ type StartExecutionResponse struct {
 
 func (x *StartExecutionResponse) Reset() {
 	*x = StartExecutionResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[13]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1478,7 @@ func (x *StartExecutionResponse) String() string {
 func (*StartExecutionResponse) ProtoMessage() {}
 
 func (x *StartExecutionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[13]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1491,7 @@ func (x *StartExecutionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartExecutionResponse.ProtoReflect.Descriptor instead.
 func (*StartExecutionResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{13}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StartExecutionResponse) GetExecutionId() string {
@@ -1047,7 +1517,7 @@ type GetExecutionRequest struct {
 
 func (x *GetExecutionRequest) Reset() {
 	*x = GetExecutionRequest{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[14]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1529,7 @@ func (x *GetExecutionRequest) String() string {
 func (*GetExecutionRequest) ProtoMessage() {}
 
 func (x *GetExecutionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[14]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1542,7 @@ func (x *GetExecutionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExecutionRequest.ProtoReflect.Descriptor instead.
 func (*GetExecutionRequest) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{14}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetExecutionRequest) GetExecutionId() string {
@@ -1091,7 +1561,7 @@ type GetExecutionResponse struct {
 
 func (x *GetExecutionResponse) Reset() {
 	*x = GetExecutionResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[15]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1573,7 @@ func (x *GetExecutionResponse) String() string {
 func (*GetExecutionResponse) ProtoMessage() {}
 
 func (x *GetExecutionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[15]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1586,7 @@ func (x *GetExecutionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExecutionResponse.ProtoReflect.Descriptor instead.
 func (*GetExecutionResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{15}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetExecutionResponse) GetExecution() *Execution {
@@ -1144,7 +1614,7 @@ type ListExecutionsRequest struct {
 
 func (x *ListExecutionsRequest) Reset() {
 	*x = ListExecutionsRequest{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[16]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1626,7 @@ func (x *ListExecutionsRequest) String() string {
 func (*ListExecutionsRequest) ProtoMessage() {}
 
 func (x *ListExecutionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[16]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1639,7 @@ func (x *ListExecutionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutionsRequest.ProtoReflect.Descriptor instead.
 func (*ListExecutionsRequest) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{16}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListExecutionsRequest) GetWorkflowName() string {
@@ -1224,7 +1694,7 @@ type ListExecutionsResponse struct {
 
 func (x *ListExecutionsResponse) Reset() {
 	*x = ListExecutionsResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[17]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1706,7 @@ func (x *ListExecutionsResponse) String() string {
 func (*ListExecutionsResponse) ProtoMessage() {}
 
 func (x *ListExecutionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[17]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1719,7 @@ func (x *ListExecutionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutionsResponse.ProtoReflect.Descriptor instead.
 func (*ListExecutionsResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{17}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListExecutionsResponse) GetExecutions() []*Execution {
@@ -1277,7 +1747,7 @@ type WatchExecutionRequest struct {
 
 func (x *WatchExecutionRequest) Reset() {
 	*x = WatchExecutionRequest{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[18]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1759,7 @@ func (x *WatchExecutionRequest) String() string {
 func (*WatchExecutionRequest) ProtoMessage() {}
 
 func (x *WatchExecutionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[18]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1772,7 @@ func (x *WatchExecutionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchExecutionRequest.ProtoReflect.Descriptor instead.
 func (*WatchExecutionRequest) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{18}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchExecutionRequest) GetExecutionId() string {
@@ -1328,7 +1798,7 @@ type WatchExecutionResponse struct {
 
 func (x *WatchExecutionResponse) Reset() {
 	*x = WatchExecutionResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[19]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1810,7 @@ func (x *WatchExecutionResponse) String() string {
 func (*WatchExecutionResponse) ProtoMessage() {}
 
 func (x *WatchExecutionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[19]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1823,7 @@ func (x *WatchExecutionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchExecutionResponse.ProtoReflect.Descriptor instead.
 func (*WatchExecutionResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{19}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchExecutionResponse) GetEvent() *ExecutionEvent {
@@ -1373,7 +1843,7 @@ type CancelExecutionRequest struct {
 
 func (x *CancelExecutionRequest) Reset() {
 	*x = CancelExecutionRequest{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[20]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1855,7 @@ func (x *CancelExecutionRequest) String() string {
 func (*CancelExecutionRequest) ProtoMessage() {}
 
 func (x *CancelExecutionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[20]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1868,7 @@ func (x *CancelExecutionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelExecutionRequest.ProtoReflect.Descriptor instead.
 func (*CancelExecutionRequest) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{20}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CancelExecutionRequest) GetExecutionId() string {
@@ -1425,7 +1895,7 @@ type CancelExecutionResponse struct {
 
 func (x *CancelExecutionResponse) Reset() {
 	*x = CancelExecutionResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[21]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1907,7 @@ func (x *CancelExecutionResponse) String() string {
 func (*CancelExecutionResponse) ProtoMessage() {}
 
 func (x *CancelExecutionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[21]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1920,7 @@ func (x *CancelExecutionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelExecutionResponse.ProtoReflect.Descriptor instead.
 func (*CancelExecutionResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{21}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CancelExecutionResponse) GetStatus() ExecutionStatus {
@@ -1468,7 +1938,7 @@ type ListWorkflowTypesRequest struct {
 
 func (x *ListWorkflowTypesRequest) Reset() {
 	*x = ListWorkflowTypesRequest{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[22]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1950,7 @@ func (x *ListWorkflowTypesRequest) String() string {
 func (*ListWorkflowTypesRequest) ProtoMessage() {}
 
 func (x *ListWorkflowTypesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[22]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1963,7 @@ func (x *ListWorkflowTypesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowTypesRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkflowTypesRequest) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{22}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{27}
 }
 
 type ListWorkflowTypesResponse struct {
@@ -1505,7 +1975,7 @@ type ListWorkflowTypesResponse struct {
 
 func (x *ListWorkflowTypesResponse) Reset() {
 	*x = ListWorkflowTypesResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[23]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1987,7 @@ func (x *ListWorkflowTypesResponse) String() string {
 func (*ListWorkflowTypesResponse) ProtoMessage() {}
 
 func (x *ListWorkflowTypesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[23]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +2000,7 @@ func (x *ListWorkflowTypesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowTypesResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkflowTypesResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{23}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListWorkflowTypesResponse) GetWorkflowTypes() []*WorkflowType {
@@ -1553,7 +2023,7 @@ type WorkflowType struct {
 
 func (x *WorkflowType) Reset() {
 	*x = WorkflowType{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[24]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1565,7 +2035,7 @@ func (x *WorkflowType) String() string {
 func (*WorkflowType) ProtoMessage() {}
 
 func (x *WorkflowType) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[24]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1578,7 +2048,7 @@ func (x *WorkflowType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkflowType.ProtoReflect.Descriptor instead.
 func (*WorkflowType) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{24}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WorkflowType) GetName() string {
@@ -1610,7 +2080,7 @@ type ListToolsRequest struct {
 
 func (x *ListToolsRequest) Reset() {
 	*x = ListToolsRequest{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[25]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1622,7 +2092,7 @@ func (x *ListToolsRequest) String() string {
 func (*ListToolsRequest) ProtoMessage() {}
 
 func (x *ListToolsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[25]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1635,7 +2105,7 @@ func (x *ListToolsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListToolsRequest.ProtoReflect.Descriptor instead.
 func (*ListToolsRequest) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{25}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{30}
 }
 
 type ListToolsResponse struct {
@@ -1647,7 +2117,7 @@ type ListToolsResponse struct {
 
 func (x *ListToolsResponse) Reset() {
 	*x = ListToolsResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[26]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +2129,7 @@ func (x *ListToolsResponse) String() string {
 func (*ListToolsResponse) ProtoMessage() {}
 
 func (x *ListToolsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[26]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +2142,7 @@ func (x *ListToolsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListToolsResponse.ProtoReflect.Descriptor instead.
 func (*ListToolsResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{26}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListToolsResponse) GetTools() []*Tool {
@@ -1698,7 +2168,7 @@ type Tool struct {
 
 func (x *Tool) Reset() {
 	*x = Tool{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[27]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1710,7 +2180,7 @@ func (x *Tool) String() string {
 func (*Tool) ProtoMessage() {}
 
 func (x *Tool) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[27]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1723,7 +2193,7 @@ func (x *Tool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tool.ProtoReflect.Descriptor instead.
 func (*Tool) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{27}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Tool) GetName() string {
@@ -1765,7 +2235,7 @@ type ShutdownRequest struct {
 
 func (x *ShutdownRequest) Reset() {
 	*x = ShutdownRequest{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[28]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +2247,7 @@ func (x *ShutdownRequest) String() string {
 func (*ShutdownRequest) ProtoMessage() {}
 
 func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[28]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +2260,7 @@ func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownRequest) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{28}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ShutdownRequest) GetGracePeriod() *durationpb.Duration {
@@ -1812,7 +2282,7 @@ type ShutdownResponse struct {
 
 func (x *ShutdownResponse) Reset() {
 	*x = ShutdownResponse{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[29]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +2294,7 @@ func (x *ShutdownResponse) String() string {
 func (*ShutdownResponse) ProtoMessage() {}
 
 func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[29]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +2307,7 @@ func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownResponse) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{29}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ShutdownResponse) GetFinishedDuringGrace() int32 {
@@ -1879,7 +2349,7 @@ type Execution struct {
 
 func (x *Execution) Reset() {
 	*x = Execution{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[30]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2361,7 @@ func (x *Execution) String() string {
 func (*Execution) ProtoMessage() {}
 
 func (x *Execution) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[30]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2374,7 @@ func (x *Execution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Execution.ProtoReflect.Descriptor instead.
 func (*Execution) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{30}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Execution) GetId() string {
@@ -2013,7 +2483,7 @@ type StepResult struct {
 
 func (x *StepResult) Reset() {
 	*x = StepResult{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[31]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2495,7 @@ func (x *StepResult) String() string {
 func (*StepResult) ProtoMessage() {}
 
 func (x *StepResult) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[31]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2508,7 @@ func (x *StepResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepResult.ProtoReflect.Descriptor instead.
 func (*StepResult) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{31}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *StepResult) GetStepId() string {
@@ -2100,7 +2570,7 @@ type ExecutionResult struct {
 
 func (x *ExecutionResult) Reset() {
 	*x = ExecutionResult{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[32]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2582,7 @@ func (x *ExecutionResult) String() string {
 func (*ExecutionResult) ProtoMessage() {}
 
 func (x *ExecutionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[32]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2595,7 @@ func (x *ExecutionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionResult.ProtoReflect.Descriptor instead.
 func (*ExecutionResult) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{32}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ExecutionResult) GetSuccess() bool {
@@ -2210,7 +2680,7 @@ type ExecutionEvent struct {
 
 func (x *ExecutionEvent) Reset() {
 	*x = ExecutionEvent{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[33]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2692,7 @@ func (x *ExecutionEvent) String() string {
 func (*ExecutionEvent) ProtoMessage() {}
 
 func (x *ExecutionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[33]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2705,7 @@ func (x *ExecutionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExecutionEvent) GetExecutionId() string {
@@ -2446,7 +2916,7 @@ type ExecutionEvent_Accepted struct {
 
 func (x *ExecutionEvent_Accepted) Reset() {
 	*x = ExecutionEvent_Accepted{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[37]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2458,7 +2928,7 @@ func (x *ExecutionEvent_Accepted) String() string {
 func (*ExecutionEvent_Accepted) ProtoMessage() {}
 
 func (x *ExecutionEvent_Accepted) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[37]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2471,7 +2941,7 @@ func (x *ExecutionEvent_Accepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Accepted.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Accepted) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33, 0}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 0}
 }
 
 func (x *ExecutionEvent_Accepted) GetWorkflowName() string {
@@ -2499,7 +2969,7 @@ type ExecutionEvent_Queued struct {
 
 func (x *ExecutionEvent_Queued) Reset() {
 	*x = ExecutionEvent_Queued{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[38]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2511,7 +2981,7 @@ func (x *ExecutionEvent_Queued) String() string {
 func (*ExecutionEvent_Queued) ProtoMessage() {}
 
 func (x *ExecutionEvent_Queued) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[38]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2524,7 +2994,7 @@ func (x *ExecutionEvent_Queued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Queued.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Queued) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33, 1}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 1}
 }
 
 func (x *ExecutionEvent_Queued) GetReason() string {
@@ -2545,7 +3015,7 @@ type ExecutionEvent_Started struct {
 
 func (x *ExecutionEvent_Started) Reset() {
 	*x = ExecutionEvent_Started{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[39]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +3027,7 @@ func (x *ExecutionEvent_Started) String() string {
 func (*ExecutionEvent_Started) ProtoMessage() {}
 
 func (x *ExecutionEvent_Started) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[39]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +3040,7 @@ func (x *ExecutionEvent_Started) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Started.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Started) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33, 2}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 2}
 }
 
 func (x *ExecutionEvent_Started) GetAttempt() int32 {
@@ -2590,7 +3060,7 @@ type ExecutionEvent_StepStarted struct {
 
 func (x *ExecutionEvent_StepStarted) Reset() {
 	*x = ExecutionEvent_StepStarted{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[40]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2602,7 +3072,7 @@ func (x *ExecutionEvent_StepStarted) String() string {
 func (*ExecutionEvent_StepStarted) ProtoMessage() {}
 
 func (x *ExecutionEvent_StepStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[40]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2615,7 +3085,7 @@ func (x *ExecutionEvent_StepStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_StepStarted.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_StepStarted) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33, 3}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 3}
 }
 
 func (x *ExecutionEvent_StepStarted) GetStepId() string {
@@ -2644,7 +3114,7 @@ type ExecutionEvent_StepProgress struct {
 
 func (x *ExecutionEvent_StepProgress) Reset() {
 	*x = ExecutionEvent_StepProgress{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[41]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +3126,7 @@ func (x *ExecutionEvent_StepProgress) String() string {
 func (*ExecutionEvent_StepProgress) ProtoMessage() {}
 
 func (x *ExecutionEvent_StepProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[41]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +3139,7 @@ func (x *ExecutionEvent_StepProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_StepProgress.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_StepProgress) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33, 4}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 4}
 }
 
 func (x *ExecutionEvent_StepProgress) GetStepId() string {
@@ -2704,7 +3174,7 @@ type ExecutionEvent_StepCompleted struct {
 
 func (x *ExecutionEvent_StepCompleted) Reset() {
 	*x = ExecutionEvent_StepCompleted{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[42]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2716,7 +3186,7 @@ func (x *ExecutionEvent_StepCompleted) String() string {
 func (*ExecutionEvent_StepCompleted) ProtoMessage() {}
 
 func (x *ExecutionEvent_StepCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[42]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2729,7 +3199,7 @@ func (x *ExecutionEvent_StepCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_StepCompleted.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_StepCompleted) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33, 5}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 5}
 }
 
 func (x *ExecutionEvent_StepCompleted) GetStepId() string {
@@ -2765,7 +3235,7 @@ type ExecutionEvent_StepFailed struct {
 
 func (x *ExecutionEvent_StepFailed) Reset() {
 	*x = ExecutionEvent_StepFailed{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[43]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +3247,7 @@ func (x *ExecutionEvent_StepFailed) String() string {
 func (*ExecutionEvent_StepFailed) ProtoMessage() {}
 
 func (x *ExecutionEvent_StepFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[43]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3260,7 @@ func (x *ExecutionEvent_StepFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_StepFailed.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_StepFailed) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33, 6}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 6}
 }
 
 func (x *ExecutionEvent_StepFailed) GetStepId() string {
@@ -2831,7 +3301,7 @@ type ExecutionEvent_StepSkipped struct {
 
 func (x *ExecutionEvent_StepSkipped) Reset() {
 	*x = ExecutionEvent_StepSkipped{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[44]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2843,7 +3313,7 @@ func (x *ExecutionEvent_StepSkipped) String() string {
 func (*ExecutionEvent_StepSkipped) ProtoMessage() {}
 
 func (x *ExecutionEvent_StepSkipped) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[44]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2856,7 +3326,7 @@ func (x *ExecutionEvent_StepSkipped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_StepSkipped.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_StepSkipped) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33, 7}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 7}
 }
 
 func (x *ExecutionEvent_StepSkipped) GetStepId() string {
@@ -2882,7 +3352,7 @@ type ExecutionEvent_Completed struct {
 
 func (x *ExecutionEvent_Completed) Reset() {
 	*x = ExecutionEvent_Completed{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[45]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3364,7 @@ func (x *ExecutionEvent_Completed) String() string {
 func (*ExecutionEvent_Completed) ProtoMessage() {}
 
 func (x *ExecutionEvent_Completed) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[45]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3377,7 @@ func (x *ExecutionEvent_Completed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Completed.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Completed) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33, 8}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 8}
 }
 
 func (x *ExecutionEvent_Completed) GetResult() *ExecutionResult {
@@ -2927,7 +3397,7 @@ type ExecutionEvent_Failed struct {
 
 func (x *ExecutionEvent_Failed) Reset() {
 	*x = ExecutionEvent_Failed{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[46]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2939,7 +3409,7 @@ func (x *ExecutionEvent_Failed) String() string {
 func (*ExecutionEvent_Failed) ProtoMessage() {}
 
 func (x *ExecutionEvent_Failed) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[46]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2952,7 +3422,7 @@ func (x *ExecutionEvent_Failed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Failed.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Failed) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33, 9}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 9}
 }
 
 func (x *ExecutionEvent_Failed) GetError() string {
@@ -2979,7 +3449,7 @@ type ExecutionEvent_Cancelled struct {
 
 func (x *ExecutionEvent_Cancelled) Reset() {
 	*x = ExecutionEvent_Cancelled{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[47]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2991,7 +3461,7 @@ func (x *ExecutionEvent_Cancelled) String() string {
 func (*ExecutionEvent_Cancelled) ProtoMessage() {}
 
 func (x *ExecutionEvent_Cancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[47]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3004,7 +3474,7 @@ func (x *ExecutionEvent_Cancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Cancelled.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Cancelled) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{33, 10}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 10}
 }
 
 func (x *ExecutionEvent_Cancelled) GetReason() string {
@@ -3025,7 +3495,7 @@ var File_workflow_v1_workflow_service_proto protoreflect.FileDescriptor
 
 const file_workflow_v1_workflow_service_proto_rawDesc = "" +
 	"\n" +
-	"\"workflow/v1/workflow_service.proto\x12\vworkflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x02\n" +
+	"\"workflow/v1/workflow_service.proto\x12\vworkflow.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x03\n" +
 	"\bWorkflow\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x12 \n" +
@@ -3034,24 +3504,62 @@ const file_workflow_v1_workflow_service_proto_rawDesc = "" +
 	"\x0fmax_concurrency\x18\x05 \x01(\x05R\x0emaxConcurrency\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x123\n" +
-	"\x06native\x18\a \x01(\v2\x19.workflow.v1.NativeSourceH\x00R\x06native\x1a9\n" +
+	"\x06native\x18\a \x01(\v2\x19.workflow.v1.NativeSourceH\x00R\x06native\x12A\n" +
+	"\n" +
+	"definition\x18\b \x01(\v2\x1f.workflow.v1.WorkflowDefinitionH\x00R\n" +
+	"definition\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
 	"\x06source\"Y\n" +
 	"\fNativeSource\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x125\n" +
-	"\targuments\x18\x02 \x01(\v2\x17.google.protobuf.StructR\targuments\"\xac\x02\n" +
+	"\targuments\x18\x02 \x01(\v2\x17.google.protobuf.StructR\targuments\"\xef\x02\n" +
 	"\x0fRegisterRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12@\n" +
 	"\x06labels\x18\x03 \x03(\v2(.workflow.v1.RegisterRequest.LabelsEntryR\x06labels\x12'\n" +
 	"\x0fmax_concurrency\x18\x04 \x01(\x05R\x0emaxConcurrency\x123\n" +
-	"\x06native\x18\x05 \x01(\v2\x19.workflow.v1.NativeSourceH\x00R\x06native\x1a9\n" +
+	"\x06native\x18\x05 \x01(\v2\x19.workflow.v1.NativeSourceH\x00R\x06native\x12A\n" +
+	"\n" +
+	"definition\x18\x06 \x01(\v2\x1f.workflow.v1.WorkflowDefinitionH\x00R\n" +
+	"definition\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
-	"\x06source\"_\n" +
+	"\x06source\"\xa9\x01\n" +
+	"\x12WorkflowDefinition\x12'\n" +
+	"\x05steps\x18\x01 \x03(\v2\x11.workflow.v1.StepR\x05steps\x12:\n" +
+	"\finput_schema\x18\x02 \x01(\v2\x17.google.protobuf.StructR\vinputSchema\x12.\n" +
+	"\x06output\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\x06output\"\x8c\x03\n" +
+	"\x04Step\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"depends_on\x18\x02 \x03(\tR\tdependsOn\x12-\n" +
+	"\x04tool\x18\x03 \x01(\v2\x17.workflow.v1.ToolActionH\x00R\x04tool\x129\n" +
+	"\bworkflow\x18\x04 \x01(\v2\x1b.workflow.v1.WorkflowActionH\x00R\bworkflow\x12\x12\n" +
+	"\x04when\x18\x05 \x01(\tR\x04when\x12\x19\n" +
+	"\bfor_each\x18\x06 \x01(\tR\aforEach\x12!\n" +
+	"\fmax_parallel\x18\a \x01(\x05R\vmaxParallel\x12.\n" +
+	"\x05retry\x18\b \x01(\v2\x18.workflow.v1.RetryPolicyR\x05retry\x123\n" +
+	"\atimeout\x18\t \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12*\n" +
+	"\x11continue_on_error\x18\n" +
+	" \x01(\bR\x0fcontinueOnErrorB\b\n" +
+	"\x06action\"W\n" +
+	"\n" +
+	"ToolAction\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
+	"\targuments\x18\x02 \x01(\v2\x17.google.protobuf.StructR\targuments\"m\n" +
+	"\x0eWorkflowAction\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x05R\aversion\x12-\n" +
+	"\x05input\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x05input\"\xb0\x02\n" +
+	"\vRetryPolicy\x12D\n" +
+	"\x10initial_interval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x0finitialInterval\x12/\n" +
+	"\x13backoff_coefficient\x18\x02 \x01(\x01R\x12backoffCoefficient\x12D\n" +
+	"\x10maximum_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fmaximumInterval\x12)\n" +
+	"\x10maximum_attempts\x18\x04 \x01(\x05R\x0fmaximumAttempts\x129\n" +
+	"\x19non_retryable_error_types\x18\x05 \x03(\tR\x16nonRetryableErrorTypes\"_\n" +
 	"\x10RegisterResponse\x121\n" +
 	"\bworkflow\x18\x01 \x01(\v2\x15.workflow.v1.WorkflowR\bworkflow\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\"'\n" +
@@ -3279,152 +3787,170 @@ func file_workflow_v1_workflow_service_proto_rawDescGZIP() []byte {
 }
 
 var file_workflow_v1_workflow_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_workflow_v1_workflow_service_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_workflow_v1_workflow_service_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_workflow_v1_workflow_service_proto_goTypes = []any{
 	(ExecutionStatus)(0),                 // 0: workflow.v1.ExecutionStatus
 	(StepStatus)(0),                      // 1: workflow.v1.StepStatus
 	(*Workflow)(nil),                     // 2: workflow.v1.Workflow
 	(*NativeSource)(nil),                 // 3: workflow.v1.NativeSource
 	(*RegisterRequest)(nil),              // 4: workflow.v1.RegisterRequest
-	(*RegisterResponse)(nil),             // 5: workflow.v1.RegisterResponse
-	(*UnregisterRequest)(nil),            // 6: workflow.v1.UnregisterRequest
-	(*UnregisterResponse)(nil),           // 7: workflow.v1.UnregisterResponse
-	(*ListRequest)(nil),                  // 8: workflow.v1.ListRequest
-	(*ListResponse)(nil),                 // 9: workflow.v1.ListResponse
-	(*GetRequest)(nil),                   // 10: workflow.v1.GetRequest
-	(*GetResponse)(nil),                  // 11: workflow.v1.GetResponse
-	(*ExecuteRequest)(nil),               // 12: workflow.v1.ExecuteRequest
-	(*ExecuteResponse)(nil),              // 13: workflow.v1.ExecuteResponse
-	(*StartExecutionRequest)(nil),        // 14: workflow.v1.StartExecutionRequest
-	(*StartExecutionResponse)(nil),       // 15: workflow.v1.StartExecutionResponse
-	(*GetExecutionRequest)(nil),          // 16: workflow.v1.GetExecutionRequest
-	(*GetExecutionResponse)(nil),         // 17: workflow.v1.GetExecutionResponse
-	(*ListExecutionsRequest)(nil),        // 18: workflow.v1.ListExecutionsRequest
-	(*ListExecutionsResponse)(nil),       // 19: workflow.v1.ListExecutionsResponse
-	(*WatchExecutionRequest)(nil),        // 20: workflow.v1.WatchExecutionRequest
-	(*WatchExecutionResponse)(nil),       // 21: workflow.v1.WatchExecutionResponse
-	(*CancelExecutionRequest)(nil),       // 22: workflow.v1.CancelExecutionRequest
-	(*CancelExecutionResponse)(nil),      // 23: workflow.v1.CancelExecutionResponse
-	(*ListWorkflowTypesRequest)(nil),     // 24: workflow.v1.ListWorkflowTypesRequest
-	(*ListWorkflowTypesResponse)(nil),    // 25: workflow.v1.ListWorkflowTypesResponse
-	(*WorkflowType)(nil),                 // 26: workflow.v1.WorkflowType
-	(*ListToolsRequest)(nil),             // 27: workflow.v1.ListToolsRequest
-	(*ListToolsResponse)(nil),            // 28: workflow.v1.ListToolsResponse
-	(*Tool)(nil),                         // 29: workflow.v1.Tool
-	(*ShutdownRequest)(nil),              // 30: workflow.v1.ShutdownRequest
-	(*ShutdownResponse)(nil),             // 31: workflow.v1.ShutdownResponse
-	(*Execution)(nil),                    // 32: workflow.v1.Execution
-	(*StepResult)(nil),                   // 33: workflow.v1.StepResult
-	(*ExecutionResult)(nil),              // 34: workflow.v1.ExecutionResult
-	(*ExecutionEvent)(nil),               // 35: workflow.v1.ExecutionEvent
-	nil,                                  // 36: workflow.v1.Workflow.LabelsEntry
-	nil,                                  // 37: workflow.v1.RegisterRequest.LabelsEntry
-	nil,                                  // 38: workflow.v1.ListRequest.LabelFilterEntry
-	(*ExecutionEvent_Accepted)(nil),      // 39: workflow.v1.ExecutionEvent.Accepted
-	(*ExecutionEvent_Queued)(nil),        // 40: workflow.v1.ExecutionEvent.Queued
-	(*ExecutionEvent_Started)(nil),       // 41: workflow.v1.ExecutionEvent.Started
-	(*ExecutionEvent_StepStarted)(nil),   // 42: workflow.v1.ExecutionEvent.StepStarted
-	(*ExecutionEvent_StepProgress)(nil),  // 43: workflow.v1.ExecutionEvent.StepProgress
-	(*ExecutionEvent_StepCompleted)(nil), // 44: workflow.v1.ExecutionEvent.StepCompleted
-	(*ExecutionEvent_StepFailed)(nil),    // 45: workflow.v1.ExecutionEvent.StepFailed
-	(*ExecutionEvent_StepSkipped)(nil),   // 46: workflow.v1.ExecutionEvent.StepSkipped
-	(*ExecutionEvent_Completed)(nil),     // 47: workflow.v1.ExecutionEvent.Completed
-	(*ExecutionEvent_Failed)(nil),        // 48: workflow.v1.ExecutionEvent.Failed
-	(*ExecutionEvent_Cancelled)(nil),     // 49: workflow.v1.ExecutionEvent.Cancelled
-	(*timestamppb.Timestamp)(nil),        // 50: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),              // 51: google.protobuf.Struct
-	(*durationpb.Duration)(nil),          // 52: google.protobuf.Duration
-	(*structpb.Value)(nil),               // 53: google.protobuf.Value
+	(*WorkflowDefinition)(nil),           // 5: workflow.v1.WorkflowDefinition
+	(*Step)(nil),                         // 6: workflow.v1.Step
+	(*ToolAction)(nil),                   // 7: workflow.v1.ToolAction
+	(*WorkflowAction)(nil),               // 8: workflow.v1.WorkflowAction
+	(*RetryPolicy)(nil),                  // 9: workflow.v1.RetryPolicy
+	(*RegisterResponse)(nil),             // 10: workflow.v1.RegisterResponse
+	(*UnregisterRequest)(nil),            // 11: workflow.v1.UnregisterRequest
+	(*UnregisterResponse)(nil),           // 12: workflow.v1.UnregisterResponse
+	(*ListRequest)(nil),                  // 13: workflow.v1.ListRequest
+	(*ListResponse)(nil),                 // 14: workflow.v1.ListResponse
+	(*GetRequest)(nil),                   // 15: workflow.v1.GetRequest
+	(*GetResponse)(nil),                  // 16: workflow.v1.GetResponse
+	(*ExecuteRequest)(nil),               // 17: workflow.v1.ExecuteRequest
+	(*ExecuteResponse)(nil),              // 18: workflow.v1.ExecuteResponse
+	(*StartExecutionRequest)(nil),        // 19: workflow.v1.StartExecutionRequest
+	(*StartExecutionResponse)(nil),       // 20: workflow.v1.StartExecutionResponse
+	(*GetExecutionRequest)(nil),          // 21: workflow.v1.GetExecutionRequest
+	(*GetExecutionResponse)(nil),         // 22: workflow.v1.GetExecutionResponse
+	(*ListExecutionsRequest)(nil),        // 23: workflow.v1.ListExecutionsRequest
+	(*ListExecutionsResponse)(nil),       // 24: workflow.v1.ListExecutionsResponse
+	(*WatchExecutionRequest)(nil),        // 25: workflow.v1.WatchExecutionRequest
+	(*WatchExecutionResponse)(nil),       // 26: workflow.v1.WatchExecutionResponse
+	(*CancelExecutionRequest)(nil),       // 27: workflow.v1.CancelExecutionRequest
+	(*CancelExecutionResponse)(nil),      // 28: workflow.v1.CancelExecutionResponse
+	(*ListWorkflowTypesRequest)(nil),     // 29: workflow.v1.ListWorkflowTypesRequest
+	(*ListWorkflowTypesResponse)(nil),    // 30: workflow.v1.ListWorkflowTypesResponse
+	(*WorkflowType)(nil),                 // 31: workflow.v1.WorkflowType
+	(*ListToolsRequest)(nil),             // 32: workflow.v1.ListToolsRequest
+	(*ListToolsResponse)(nil),            // 33: workflow.v1.ListToolsResponse
+	(*Tool)(nil),                         // 34: workflow.v1.Tool
+	(*ShutdownRequest)(nil),              // 35: workflow.v1.ShutdownRequest
+	(*ShutdownResponse)(nil),             // 36: workflow.v1.ShutdownResponse
+	(*Execution)(nil),                    // 37: workflow.v1.Execution
+	(*StepResult)(nil),                   // 38: workflow.v1.StepResult
+	(*ExecutionResult)(nil),              // 39: workflow.v1.ExecutionResult
+	(*ExecutionEvent)(nil),               // 40: workflow.v1.ExecutionEvent
+	nil,                                  // 41: workflow.v1.Workflow.LabelsEntry
+	nil,                                  // 42: workflow.v1.RegisterRequest.LabelsEntry
+	nil,                                  // 43: workflow.v1.ListRequest.LabelFilterEntry
+	(*ExecutionEvent_Accepted)(nil),      // 44: workflow.v1.ExecutionEvent.Accepted
+	(*ExecutionEvent_Queued)(nil),        // 45: workflow.v1.ExecutionEvent.Queued
+	(*ExecutionEvent_Started)(nil),       // 46: workflow.v1.ExecutionEvent.Started
+	(*ExecutionEvent_StepStarted)(nil),   // 47: workflow.v1.ExecutionEvent.StepStarted
+	(*ExecutionEvent_StepProgress)(nil),  // 48: workflow.v1.ExecutionEvent.StepProgress
+	(*ExecutionEvent_StepCompleted)(nil), // 49: workflow.v1.ExecutionEvent.StepCompleted
+	(*ExecutionEvent_StepFailed)(nil),    // 50: workflow.v1.ExecutionEvent.StepFailed
+	(*ExecutionEvent_StepSkipped)(nil),   // 51: workflow.v1.ExecutionEvent.StepSkipped
+	(*ExecutionEvent_Completed)(nil),     // 52: workflow.v1.ExecutionEvent.Completed
+	(*ExecutionEvent_Failed)(nil),        // 53: workflow.v1.ExecutionEvent.Failed
+	(*ExecutionEvent_Cancelled)(nil),     // 54: workflow.v1.ExecutionEvent.Cancelled
+	(*timestamppb.Timestamp)(nil),        // 55: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),              // 56: google.protobuf.Struct
+	(*structpb.Value)(nil),               // 57: google.protobuf.Value
+	(*durationpb.Duration)(nil),          // 58: google.protobuf.Duration
 }
 var file_workflow_v1_workflow_service_proto_depIdxs = []int32{
-	36, // 0: workflow.v1.Workflow.labels:type_name -> workflow.v1.Workflow.LabelsEntry
-	50, // 1: workflow.v1.Workflow.create_time:type_name -> google.protobuf.Timestamp
+	41, // 0: workflow.v1.Workflow.labels:type_name -> workflow.v1.Workflow.LabelsEntry
+	55, // 1: workflow.v1.Workflow.create_time:type_name -> google.protobuf.Timestamp
 	3,  // 2: workflow.v1.Workflow.native:type_name -> workflow.v1.NativeSource
-	51, // 3: workflow.v1.NativeSource.arguments:type_name -> google.protobuf.Struct
-	37, // 4: workflow.v1.RegisterRequest.labels:type_name -> workflow.v1.RegisterRequest.LabelsEntry
-	3,  // 5: workflow.v1.RegisterRequest.native:type_name -> workflow.v1.NativeSource
-	2,  // 6: workflow.v1.RegisterResponse.workflow:type_name -> workflow.v1.Workflow
-	38, // 7: workflow.v1.ListRequest.label_filter:type_name -> workflow.v1.ListRequest.LabelFilterEntry
-	2,  // 8: workflow.v1.ListResponse.workflows:type_name -> workflow.v1.Workflow
-	2,  // 9: workflow.v1.GetResponse.workflow:type_name -> workflow.v1.Workflow
-	51, // 10: workflow.v1.ExecuteRequest.input:type_name -> google.protobuf.Struct
-	51, // 11: workflow.v1.ExecuteRequest.metadata:type_name -> google.protobuf.Struct
-	35, // 12: workflow.v1.ExecuteResponse.event:type_name -> workflow.v1.ExecutionEvent
-	51, // 13: workflow.v1.StartExecutionRequest.input:type_name -> google.protobuf.Struct
-	51, // 14: workflow.v1.StartExecutionRequest.metadata:type_name -> google.protobuf.Struct
-	32, // 15: workflow.v1.GetExecutionResponse.execution:type_name -> workflow.v1.Execution
-	0,  // 16: workflow.v1.ListExecutionsRequest.status:type_name -> workflow.v1.ExecutionStatus
-	50, // 17: workflow.v1.ListExecutionsRequest.create_time_start:type_name -> google.protobuf.Timestamp
-	50, // 18: workflow.v1.ListExecutionsRequest.create_time_end:type_name -> google.protobuf.Timestamp
-	32, // 19: workflow.v1.ListExecutionsResponse.executions:type_name -> workflow.v1.Execution
-	35, // 20: workflow.v1.WatchExecutionResponse.event:type_name -> workflow.v1.ExecutionEvent
-	0,  // 21: workflow.v1.CancelExecutionResponse.status:type_name -> workflow.v1.ExecutionStatus
-	26, // 22: workflow.v1.ListWorkflowTypesResponse.workflow_types:type_name -> workflow.v1.WorkflowType
-	51, // 23: workflow.v1.WorkflowType.arguments_schema:type_name -> google.protobuf.Struct
-	29, // 24: workflow.v1.ListToolsResponse.tools:type_name -> workflow.v1.Tool
-	51, // 25: workflow.v1.Tool.input_schema:type_name -> google.protobuf.Struct
-	52, // 26: workflow.v1.ShutdownRequest.grace_period:type_name -> google.protobuf.Duration
-	0,  // 27: workflow.v1.Execution.status:type_name -> workflow.v1.ExecutionStatus
-	51, // 28: workflow.v1.Execution.input:type_name -> google.protobuf.Struct
-	51, // 29: workflow.v1.Execution.metadata:type_name -> google.protobuf.Struct
-	50, // 30: workflow.v1.Execution.create_time:type_name -> google.protobuf.Timestamp
-	50, // 31: workflow.v1.Execution.start_time:type_name -> google.protobuf.Timestamp
-	50, // 32: workflow.v1.Execution.end_time:type_name -> google.protobuf.Timestamp
-	34, // 33: workflow.v1.Execution.result:type_name -> workflow.v1.ExecutionResult
-	1,  // 34: workflow.v1.StepResult.status:type_name -> workflow.v1.StepStatus
-	53, // 35: workflow.v1.StepResult.output:type_name -> google.protobuf.Value
-	52, // 36: workflow.v1.StepResult.duration:type_name -> google.protobuf.Duration
-	52, // 37: workflow.v1.ExecutionResult.execution_time:type_name -> google.protobuf.Duration
-	33, // 38: workflow.v1.ExecutionResult.steps:type_name -> workflow.v1.StepResult
-	53, // 39: workflow.v1.ExecutionResult.output:type_name -> google.protobuf.Value
-	50, // 40: workflow.v1.ExecutionEvent.time:type_name -> google.protobuf.Timestamp
-	39, // 41: workflow.v1.ExecutionEvent.accepted:type_name -> workflow.v1.ExecutionEvent.Accepted
-	40, // 42: workflow.v1.ExecutionEvent.queued:type_name -> workflow.v1.ExecutionEvent.Queued
-	41, // 43: workflow.v1.ExecutionEvent.started:type_name -> workflow.v1.ExecutionEvent.Started
-	42, // 44: workflow.v1.ExecutionEvent.step_started:type_name -> workflow.v1.ExecutionEvent.StepStarted
-	43, // 45: workflow.v1.ExecutionEvent.step_progress:type_name -> workflow.v1.ExecutionEvent.StepProgress
-	44, // 46: workflow.v1.ExecutionEvent.step_completed:type_name -> workflow.v1.ExecutionEvent.StepCompleted
-	45, // 47: workflow.v1.ExecutionEvent.step_failed:type_name -> workflow.v1.ExecutionEvent.StepFailed
-	46, // 48: workflow.v1.ExecutionEvent.step_skipped:type_name -> workflow.v1.ExecutionEvent.StepSkipped
-	47, // 49: workflow.v1.ExecutionEvent.completed:type_name -> workflow.v1.ExecutionEvent.Completed
-	48, // 50: workflow.v1.ExecutionEvent.failed:type_name -> workflow.v1.ExecutionEvent.Failed
-	49, // 51: workflow.v1.ExecutionEvent.cancelled:type_name -> workflow.v1.ExecutionEvent.Cancelled
-	53, // 52: workflow.v1.ExecutionEvent.StepCompleted.output:type_name -> google.protobuf.Value
-	52, // 53: workflow.v1.ExecutionEvent.StepCompleted.duration:type_name -> google.protobuf.Duration
-	34, // 54: workflow.v1.ExecutionEvent.Completed.result:type_name -> workflow.v1.ExecutionResult
-	34, // 55: workflow.v1.ExecutionEvent.Failed.result:type_name -> workflow.v1.ExecutionResult
-	34, // 56: workflow.v1.ExecutionEvent.Cancelled.result:type_name -> workflow.v1.ExecutionResult
-	4,  // 57: workflow.v1.WorkflowService.Register:input_type -> workflow.v1.RegisterRequest
-	6,  // 58: workflow.v1.WorkflowService.Unregister:input_type -> workflow.v1.UnregisterRequest
-	8,  // 59: workflow.v1.WorkflowService.List:input_type -> workflow.v1.ListRequest
-	10, // 60: workflow.v1.WorkflowService.Get:input_type -> workflow.v1.GetRequest
-	12, // 61: workflow.v1.WorkflowService.Execute:input_type -> workflow.v1.ExecuteRequest
-	14, // 62: workflow.v1.WorkflowService.StartExecution:input_type -> workflow.v1.StartExecutionRequest
-	16, // 63: workflow.v1.WorkflowService.GetExecution:input_type -> workflow.v1.GetExecutionRequest
-	18, // 64: workflow.v1.WorkflowService.ListExecutions:input_type -> workflow.v1.ListExecutionsRequest
-	20, // 65: workflow.v1.WorkflowService.WatchExecution:input_type -> workflow.v1.WatchExecutionRequest
-	22, // 66: workflow.v1.WorkflowService.CancelExecution:input_type -> workflow.v1.CancelExecutionRequest
-	24, // 67: workflow.v1.WorkflowService.ListWorkflowTypes:input_type -> workflow.v1.ListWorkflowTypesRequest
-	27, // 68: workflow.v1.WorkflowService.ListTools:input_type -> workflow.v1.ListToolsRequest
-	30, // 69: workflow.v1.WorkflowService.Shutdown:input_type -> workflow.v1.ShutdownRequest
-	5,  // 70: workflow.v1.WorkflowService.Register:output_type -> workflow.v1.RegisterResponse
-	7,  // 71: workflow.v1.WorkflowService.Unregister:output_type -> workflow.v1.UnregisterResponse
-	9,  // 72: workflow.v1.WorkflowService.List:output_type -> workflow.v1.ListResponse
-	11, // 73: workflow.v1.WorkflowService.Get:output_type -> workflow.v1.GetResponse
-	13, // 74: workflow.v1.WorkflowService.Execute:output_type -> workflow.v1.ExecuteResponse
-	15, // 75: workflow.v1.WorkflowService.StartExecution:output_type -> workflow.v1.StartExecutionResponse
-	17, // 76: workflow.v1.WorkflowService.GetExecution:output_type -> workflow.v1.GetExecutionResponse
-	19, // 77: workflow.v1.WorkflowService.ListExecutions:output_type -> workflow.v1.ListExecutionsResponse
-	21, // 78: workflow.v1.WorkflowService.WatchExecution:output_type -> workflow.v1.WatchExecutionResponse
-	23, // 79: workflow.v1.WorkflowService.CancelExecution:output_type -> workflow.v1.CancelExecutionResponse
-	25, // 80: workflow.v1.WorkflowService.ListWorkflowTypes:output_type -> workflow.v1.ListWorkflowTypesResponse
-	28, // 81: workflow.v1.WorkflowService.ListTools:output_type -> workflow.v1.ListToolsResponse
-	31, // 82: workflow.v1.WorkflowService.Shutdown:output_type -> workflow.v1.ShutdownResponse
-	70, // [70:83] is the sub-list for method output_type
-	57, // [57:70] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	5,  // 3: workflow.v1.Workflow.definition:type_name -> workflow.v1.WorkflowDefinition
+	56, // 4: workflow.v1.NativeSource.arguments:type_name -> google.protobuf.Struct
+	42, // 5: workflow.v1.RegisterRequest.labels:type_name -> workflow.v1.RegisterRequest.LabelsEntry
+	3,  // 6: workflow.v1.RegisterRequest.native:type_name -> workflow.v1.NativeSource
+	5,  // 7: workflow.v1.RegisterRequest.definition:type_name -> workflow.v1.WorkflowDefinition
+	6,  // 8: workflow.v1.WorkflowDefinition.steps:type_name -> workflow.v1.Step
+	56, // 9: workflow.v1.WorkflowDefinition.input_schema:type_name -> google.protobuf.Struct
+	57, // 10: workflow.v1.WorkflowDefinition.output:type_name -> google.protobuf.Value
+	7,  // 11: workflow.v1.Step.tool:type_name -> workflow.v1.ToolAction
+	8,  // 12: workflow.v1.Step.workflow:type_name -> workflow.v1.WorkflowAction
+	9,  // 13: workflow.v1.Step.retry:type_name -> workflow.v1.RetryPolicy
+	58, // 14: workflow.v1.Step.timeout:type_name -> google.protobuf.Duration
+	56, // 15: workflow.v1.ToolAction.arguments:type_name -> google.protobuf.Struct
+	56, // 16: workflow.v1.WorkflowAction.input:type_name -> google.protobuf.Struct
+	58, // 17: workflow.v1.RetryPolicy.initial_interval:type_name -> google.protobuf.Duration
+	58, // 18: workflow.v1.RetryPolicy.maximum_interval:type_name -> google.protobuf.Duration
+	2,  // 19: workflow.v1.RegisterResponse.workflow:type_name -> workflow.v1.Workflow
+	43, // 20: workflow.v1.ListRequest.label_filter:type_name -> workflow.v1.ListRequest.LabelFilterEntry
+	2,  // 21: workflow.v1.ListResponse.workflows:type_name -> workflow.v1.Workflow
+	2,  // 22: workflow.v1.GetResponse.workflow:type_name -> workflow.v1.Workflow
+	56, // 23: workflow.v1.ExecuteRequest.input:type_name -> google.protobuf.Struct
+	56, // 24: workflow.v1.ExecuteRequest.metadata:type_name -> google.protobuf.Struct
+	40, // 25: workflow.v1.ExecuteResponse.event:type_name -> workflow.v1.ExecutionEvent
+	56, // 26: workflow.v1.StartExecutionRequest.input:type_name -> google.protobuf.Struct
+	56, // 27: workflow.v1.StartExecutionRequest.metadata:type_name -> google.protobuf.Struct
+	37, // 28: workflow.v1.GetExecutionResponse.execution:type_name -> workflow.v1.Execution
+	0,  // 29: workflow.v1.ListExecutionsRequest.status:type_name -> workflow.v1.ExecutionStatus
+	55, // 30: workflow.v1.ListExecutionsRequest.create_time_start:type_name -> google.protobuf.Timestamp
+	55, // 31: workflow.v1.ListExecutionsRequest.create_time_end:type_name -> google.protobuf.Timestamp
+	37, // 32: workflow.v1.ListExecutionsResponse.executions:type_name -> workflow.v1.Execution
+	40, // 33: workflow.v1.WatchExecutionResponse.event:type_name -> workflow.v1.ExecutionEvent
+	0,  // 34: workflow.v1.CancelExecutionResponse.status:type_name -> workflow.v1.ExecutionStatus
+	31, // 35: workflow.v1.ListWorkflowTypesResponse.workflow_types:type_name -> workflow.v1.WorkflowType
+	56, // 36: workflow.v1.WorkflowType.arguments_schema:type_name -> google.protobuf.Struct
+	34, // 37: workflow.v1.ListToolsResponse.tools:type_name -> workflow.v1.Tool
+	56, // 38: workflow.v1.Tool.input_schema:type_name -> google.protobuf.Struct
+	58, // 39: workflow.v1.ShutdownRequest.grace_period:type_name -> google.protobuf.Duration
+	0,  // 40: workflow.v1.Execution.status:type_name -> workflow.v1.ExecutionStatus
+	56, // 41: workflow.v1.Execution.input:type_name -> google.protobuf.Struct
+	56, // 42: workflow.v1.Execution.metadata:type_name -> google.protobuf.Struct
+	55, // 43: workflow.v1.Execution.create_time:type_name -> google.protobuf.Timestamp
+	55, // 44: workflow.v1.Execution.start_time:type_name -> google.protobuf.Timestamp
+	55, // 45: workflow.v1.Execution.end_time:type_name -> google.protobuf.Timestamp
+	39, // 46: workflow.v1.Execution.result:type_name -> workflow.v1.ExecutionResult
+	1,  // 47: workflow.v1.StepResult.status:type_name -> workflow.v1.StepStatus
+	57, // 48: workflow.v1.StepResult.output:type_name -> google.protobuf.Value
+	58, // 49: workflow.v1.StepResult.duration:type_name -> google.protobuf.Duration
+	58, // 50: workflow.v1.ExecutionResult.execution_time:type_name -> google.protobuf.Duration
+	38, // 51: workflow.v1.ExecutionResult.steps:type_name -> workflow.v1.StepResult
+	57, // 52: workflow.v1.ExecutionResult.output:type_name -> google.protobuf.Value
+	55, // 53: workflow.v1.ExecutionEvent.time:type_name -> google.protobuf.Timestamp
+	44, // 54: workflow.v1.ExecutionEvent.accepted:type_name -> workflow.v1.ExecutionEvent.Accepted
+	45, // 55: workflow.v1.ExecutionEvent.queued:type_name -> workflow.v1.ExecutionEvent.Queued
+	46, // 56: workflow.v1.ExecutionEvent.started:type_name -> workflow.v1.ExecutionEvent.Started
+	47, // 57: workflow.v1.ExecutionEvent.step_started:type_name -> workflow.v1.ExecutionEvent.StepStarted
+	48, // 58: workflow.v1.ExecutionEvent.step_progress:type_name -> workflow.v1.ExecutionEvent.StepProgress
+	49, // 59: workflow.v1.ExecutionEvent.step_completed:type_name -> workflow.v1.ExecutionEvent.StepCompleted
+	50, // 60: workflow.v1.ExecutionEvent.step_failed:type_name -> workflow.v1.ExecutionEvent.StepFailed
+	51, // 61: workflow.v1.ExecutionEvent.step_skipped:type_name -> workflow.v1.ExecutionEvent.StepSkipped
+	52, // 62: workflow.v1.ExecutionEvent.completed:type_name -> workflow.v1.ExecutionEvent.Completed
+	53, // 63: workflow.v1.ExecutionEvent.failed:type_name -> workflow.v1.ExecutionEvent.Failed
+	54, // 64: workflow.v1.ExecutionEvent.cancelled:type_name -> workflow.v1.ExecutionEvent.Cancelled
+	57, // 65: workflow.v1.ExecutionEvent.StepCompleted.output:type_name -> google.protobuf.Value
+	58, // 66: workflow.v1.ExecutionEvent.StepCompleted.duration:type_name -> google.protobuf.Duration
+	39, // 67: workflow.v1.ExecutionEvent.Completed.result:type_name -> workflow.v1.ExecutionResult
+	39, // 68: workflow.v1.ExecutionEvent.Failed.result:type_name -> workflow.v1.ExecutionResult
+	39, // 69: workflow.v1.ExecutionEvent.Cancelled.result:type_name -> workflow.v1.ExecutionResult
+	4,  // 70: workflow.v1.WorkflowService.Register:input_type -> workflow.v1.RegisterRequest
+	11, // 71: workflow.v1.WorkflowService.Unregister:input_type -> workflow.v1.UnregisterRequest
+	13, // 72: workflow.v1.WorkflowService.List:input_type -> workflow.v1.ListRequest
+	15, // 73: workflow.v1.WorkflowService.Get:input_type -> workflow.v1.GetRequest
+	17, // 74: workflow.v1.WorkflowService.Execute:input_type -> workflow.v1.ExecuteRequest
+	19, // 75: workflow.v1.WorkflowService.StartExecution:input_type -> workflow.v1.StartExecutionRequest
+	21, // 76: workflow.v1.WorkflowService.GetExecution:input_type -> workflow.v1.GetExecutionRequest
+	23, // 77: workflow.v1.WorkflowService.ListExecutions:input_type -> workflow.v1.ListExecutionsRequest
+	25, // 78: workflow.v1.WorkflowService.WatchExecution:input_type -> workflow.v1.WatchExecutionRequest
+	27, // 79: workflow.v1.WorkflowService.CancelExecution:input_type -> workflow.v1.CancelExecutionRequest
+	29, // 80: workflow.v1.WorkflowService.ListWorkflowTypes:input_type -> workflow.v1.ListWorkflowTypesRequest
+	32, // 81: workflow.v1.WorkflowService.ListTools:input_type -> workflow.v1.ListToolsRequest
+	35, // 82: workflow.v1.WorkflowService.Shutdown:input_type -> workflow.v1.ShutdownRequest
+	10, // 83: workflow.v1.WorkflowService.Register:output_type -> workflow.v1.RegisterResponse
+	12, // 84: workflow.v1.WorkflowService.Unregister:output_type -> workflow.v1.UnregisterResponse
+	14, // 85: workflow.v1.WorkflowService.List:output_type -> workflow.v1.ListResponse
+	16, // 86: workflow.v1.WorkflowService.Get:output_type -> workflow.v1.GetResponse
+	18, // 87: workflow.v1.WorkflowService.Execute:output_type -> workflow.v1.ExecuteResponse
+	20, // 88: workflow.v1.WorkflowService.StartExecution:output_type -> workflow.v1.StartExecutionResponse
+	22, // 89: workflow.v1.WorkflowService.GetExecution:output_type -> workflow.v1.GetExecutionResponse
+	24, // 90: workflow.v1.WorkflowService.ListExecutions:output_type -> workflow.v1.ListExecutionsResponse
+	26, // 91: workflow.v1.WorkflowService.WatchExecution:output_type -> workflow.v1.WatchExecutionResponse
+	28, // 92: workflow.v1.WorkflowService.CancelExecution:output_type -> workflow.v1.CancelExecutionResponse
+	30, // 93: workflow.v1.WorkflowService.ListWorkflowTypes:output_type -> workflow.v1.ListWorkflowTypesResponse
+	33, // 94: workflow.v1.WorkflowService.ListTools:output_type -> workflow.v1.ListToolsResponse
+	36, // 95: workflow.v1.WorkflowService.Shutdown:output_type -> workflow.v1.ShutdownResponse
+	83, // [83:96] is the sub-list for method output_type
+	70, // [70:83] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_workflow_v1_workflow_service_proto_init() }
@@ -3434,11 +3960,17 @@ func file_workflow_v1_workflow_service_proto_init() {
 	}
 	file_workflow_v1_workflow_service_proto_msgTypes[0].OneofWrappers = []any{
 		(*Workflow_Native)(nil),
+		(*Workflow_Definition)(nil),
 	}
 	file_workflow_v1_workflow_service_proto_msgTypes[2].OneofWrappers = []any{
 		(*RegisterRequest_Native)(nil),
+		(*RegisterRequest_Definition)(nil),
 	}
-	file_workflow_v1_workflow_service_proto_msgTypes[33].OneofWrappers = []any{
+	file_workflow_v1_workflow_service_proto_msgTypes[4].OneofWrappers = []any{
+		(*Step_Tool)(nil),
+		(*Step_Workflow)(nil),
+	}
+	file_workflow_v1_workflow_service_proto_msgTypes[38].OneofWrappers = []any{
 		(*ExecutionEvent_Accepted_)(nil),
 		(*ExecutionEvent_Queued_)(nil),
 		(*ExecutionEvent_Started_)(nil),
@@ -3451,14 +3983,14 @@ func file_workflow_v1_workflow_service_proto_init() {
 		(*ExecutionEvent_Failed_)(nil),
 		(*ExecutionEvent_Cancelled_)(nil),
 	}
-	file_workflow_v1_workflow_service_proto_msgTypes[41].OneofWrappers = []any{}
+	file_workflow_v1_workflow_service_proto_msgTypes[46].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_workflow_v1_workflow_service_proto_rawDesc), len(file_workflow_v1_workflow_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   48,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file workflow/v1/workflow_service.proto.
  */
 export const file_workflow_v1_workflow_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ3b3JrZmxvdy92MS93b3JrZmxvd19zZXJ2aWNlLnByb3RvEgt3b3JrZmxvdy52MSKhAgoIV29ya2Zsb3cSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEhMKC2Rlc2NyaXB0aW9uGAMgASgJEjEKBmxhYmVscxgEIAMoCzIhLndvcmtmbG93LnYxLldvcmtmbG93LkxhYmVsc0VudHJ5EhcKD21heF9jb25jdXJyZW5jeRgFIAEoBRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoGbmF0aXZlGAcgASgLMhkud29ya2Zsb3cudjEuTmF0aXZlU291cmNlSAAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZzb3VyY2UiSAoMTmF0aXZlU291cmNlEgwKBHR5cGUYASABKAkSKgoJYXJndW1lbnRzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCLtAQoPUmVnaXN0ZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSOAoGbGFiZWxzGAMgAygLMigud29ya2Zsb3cudjEuUmVnaXN0ZXJSZXF1ZXN0LkxhYmVsc0VudHJ5EhcKD21heF9jb25jdXJyZW5jeRgEIAEoBRIrCgZuYXRpdmUYBSABKAsyGS53b3JrZmxvdy52MS5OYXRpdmVTb3VyY2VIABotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBnNvdXJjZSJMChBSZWdpc3RlclJlc3BvbnNlEicKCHdvcmtmbG93GAEgASgLMhUud29ya2Zsb3cudjEuV29ya2Zsb3cSDwoHY3JlYXRlZBgCIAEoCCIhChFVbnJlZ2lzdGVyUmVxdWVzdBIMCgRuYW1lGAEgASgJIi4KElVucmVnaXN0ZXJSZXNwb25zZRIYChB2ZXJzaW9uc19yZW1vdmVkGAEgASgFIqkBCgtMaXN0UmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRI/CgxsYWJlbF9maWx0ZXIYAyADKAsyKS53b3JrZmxvdy52MS5MaXN0UmVxdWVzdC5MYWJlbEZpbHRlckVudHJ5GjIKEExhYmVsRmlsdGVyRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJRCgxMaXN0UmVzcG9uc2USKAoJd29ya2Zsb3dzGAEgAygLMhUud29ya2Zsb3cudjEuV29ya2Zsb3cSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIisKCkdldFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFIkgKC0dldFJlc3BvbnNlEicKCHdvcmtmbG93GAEgASgLMhUud29ya2Zsb3cudjEuV29ya2Zsb3cSEAoIdmVyc2lvbnMYAiADKAUilgEKDkV4ZWN1dGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoBRImCgVpbnB1dBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSKQoIbWV0YWRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnJlcXVlc3RfaWQYBSABKAkiPQoPRXhlY3V0ZVJlc3BvbnNlEioKBWV2ZW50GAEgASgLMhsud29ya2Zsb3cudjEuRXhlY3V0aW9uRXZlbnQinQEKFVN0YXJ0RXhlY3V0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSJgoFaW5wdXQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EikKCG1ldGFkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpyZXF1ZXN0X2lkGAUgASgJIj8KFlN0YXJ0RXhlY3V0aW9uUmVzcG9uc2USFAoMZXhlY3V0aW9uX2lkGAEgASgJEg8KB2NyZWF0ZWQYAiABKAgiKwoTR2V0RXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkiQQoUR2V0RXhlY3V0aW9uUmVzcG9uc2USKQoJZXhlY3V0aW9uGAEgASgLMhYud29ya2Zsb3cudjEuRXhlY3V0aW9uIu8BChVMaXN0RXhlY3V0aW9uc1JlcXVlc3QSFQoNd29ya2Zsb3dfbmFtZRgBIAEoCRIsCgZzdGF0dXMYAiABKA4yHC53b3JrZmxvdy52MS5FeGVjdXRpb25TdGF0dXMSNQoRY3JlYXRlX3RpbWVfc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2NyZWF0ZV90aW1lX2VuZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiXQoWTGlzdEV4ZWN1dGlvbnNSZXNwb25zZRIqCgpleGVjdXRpb25zGAEgAygLMhYud29ya2Zsb3cudjEuRXhlY3V0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJFChVXYXRjaEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAIgASgDIkQKFldhdGNoRXhlY3V0aW9uUmVzcG9uc2USKgoFZXZlbnQYASABKAsyGy53b3JrZmxvdy52MS5FeGVjdXRpb25FdmVudCI+ChZDYW5jZWxFeGVjdXRpb25SZXF1ZXN0EhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRwoXQ2FuY2VsRXhlY3V0aW9uUmVzcG9uc2USLAoGc3RhdHVzGAEgASgOMhwud29ya2Zsb3cudjEuRXhlY3V0aW9uU3RhdHVzIhoKGExpc3RXb3JrZmxvd1R5cGVzUmVxdWVzdCJOChlMaXN0V29ya2Zsb3dUeXBlc1Jlc3BvbnNlEjEKDndvcmtmbG93X3R5cGVzGAEgAygLMhkud29ya2Zsb3cudjEuV29ya2Zsb3dUeXBlImQKDFdvcmtmbG93VHlwZRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEjEKEGFyZ3VtZW50c19zY2hlbWEYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IhIKEExpc3RUb29sc1JlcXVlc3QiNQoRTGlzdFRvb2xzUmVzcG9uc2USIAoFdG9vbHMYASADKAsyES53b3JrZmxvdy52MS5Ub29sImgKBFRvb2wSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRItCgxpbnB1dF9zY2hlbWEYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg4KBnNlcnZlchgEIAEoCSJCCg9TaHV0ZG93blJlcXVlc3QSLwoMZ3JhY2VfcGVyaW9kGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkQKEFNodXRkb3duUmVzcG9uc2USHQoVZmluaXNoZWRfZHVyaW5nX2dyYWNlGAEgASgFEhEKCWNhbmNlbGxlZBgCIAEoBSLOAwoJRXhlY3V0aW9uEgoKAmlkGAEgASgJEhUKDXdvcmtmbG93X25hbWUYAiABKAkSGAoQd29ya2Zsb3dfdmVyc2lvbhgDIAEoBRIsCgZzdGF0dXMYBCABKA4yHC53b3JrZmxvdy52MS5FeGVjdXRpb25TdGF0dXMSJgoFaW5wdXQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKBnJlc3VsdBgKIAEoCzIcLndvcmtmbG93LnYxLkV4ZWN1dGlvblJlc3VsdBIbChNwYXJlbnRfZXhlY3V0aW9uX2lkGAsgASgJEhIKCnJlcXVlc3RfaWQYDCABKAkSFQoNbGFzdF9zZXF1ZW5jZRgNIAEoAyK8AQoKU3RlcFJlc3VsdBIPCgdzdGVwX2lkGAEgASgJEicKBnN0YXR1cxgCIAEoDjIXLndvcmtmbG93LnYxLlN0ZXBTdGF0dXMSJgoGb3V0cHV0GAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEg0KBWVycm9yGAQgASgJEisKCGR1cmF0aW9uGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGF0dGVtcHRzGAYgASgFIvoBCg9FeGVjdXRpb25SZXN1bHQSDwoHc3VjY2VzcxgBIAEoCBIxCg5leGVjdXRpb25fdGltZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9zdGVwc19jb21wbGV0ZWQYAyABKAUSFAoMc3RlcHNfZmFpbGVkGAQgASgFEhUKDXN0ZXBzX3NraXBwZWQYBSABKAUSJgoFc3RlcHMYBiADKAsyFy53b3JrZmxvdy52MS5TdGVwUmVzdWx0EiYKBm91dHB1dBgHIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRINCgVlcnJvchgIIAEoCSLKCwoORXhlY3V0aW9uRXZlbnQSFAoMZXhlY3V0aW9uX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjgKCGFjY2VwdGVkGAogASgLMiQud29ya2Zsb3cudjEuRXhlY3V0aW9uRXZlbnQuQWNjZXB0ZWRIABI0CgZxdWV1ZWQYCyABKAsyIi53b3JrZmxvdy52MS5FeGVjdXRpb25FdmVudC5RdWV1ZWRIABI2CgdzdGFydGVkGAwgASgLMiMud29ya2Zsb3cudjEuRXhlY3V0aW9uRXZlbnQuU3RhcnRlZEgAEj8KDHN0ZXBfc3RhcnRlZBgNIAEoCzInLndvcmtmbG93LnYxLkV4ZWN1dGlvbkV2ZW50LlN0ZXBTdGFydGVkSAASQQoNc3RlcF9wcm9ncmVzcxgOIAEoCzIoLndvcmtmbG93LnYxLkV4ZWN1dGlvbkV2ZW50LlN0ZXBQcm9ncmVzc0gAEkMKDnN0ZXBfY29tcGxldGVkGA8gASgLMikud29ya2Zsb3cudjEuRXhlY3V0aW9uRXZlbnQuU3RlcENvbXBsZXRlZEgAEj0KC3N0ZXBfZmFpbGVkGBAgASgLMiYud29ya2Zsb3cudjEuRXhlY3V0aW9uRXZlbnQuU3RlcEZhaWxlZEgAEj8KDHN0ZXBfc2tpcHBlZBgRIAEoCzInLndvcmtmbG93LnYxLkV4ZWN1dGlvbkV2ZW50LlN0ZXBTa2lwcGVkSAASOgoJY29tcGxldGVkGBIgASgLMiUud29ya2Zsb3cudjEuRXhlY3V0aW9uRXZlbnQuQ29tcGxldGVkSAASNAoGZmFpbGVkGBMgASgLMiIud29ya2Zsb3cudjEuRXhlY3V0aW9uRXZlbnQuRmFpbGVkSAASOgoJY2FuY2VsbGVkGBQgASgLMiUud29ya2Zsb3cudjEuRXhlY3V0aW9uRXZlbnQuQ2FuY2VsbGVkSAAaOwoIQWNjZXB0ZWQSFQoNd29ya2Zsb3dfbmFtZRgBIAEoCRIYChB3b3JrZmxvd192ZXJzaW9uGAIgASgFGhgKBlF1ZXVlZBIOCgZyZWFzb24YASABKAkaGgoHU3RhcnRlZBIPCgdhdHRlbXB0GAEgASgFGi8KC1N0ZXBTdGFydGVkEg8KB3N0ZXBfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoBRpUCgxTdGVwUHJvZ3Jlc3MSDwoHc3RlcF9pZBgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhUKCGZyYWN0aW9uGAMgASgBSACIAQFCCwoJX2ZyYWN0aW9uGnUKDVN0ZXBDb21wbGV0ZWQSDwoHc3RlcF9pZBgBIAEoCRImCgZvdXRwdXQYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSKwoIZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aUQoKU3RlcEZhaWxlZBIPCgdzdGVwX2lkGAEgASgJEg0KBWVycm9yGAIgASgJEg8KB2F0dGVtcHQYAyABKAUSEgoKd2lsbF9yZXRyeRgEIAEoCBouCgtTdGVwU2tpcHBlZBIPCgdzdGVwX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRo5CglDb21wbGV0ZWQSLAoGcmVzdWx0GAEgASgLMhwud29ya2Zsb3cudjEuRXhlY3V0aW9uUmVzdWx0GkUKBkZhaWxlZBINCgVlcnJvchgBIAEoCRIsCgZyZXN1bHQYAiABKAsyHC53b3JrZmxvdy52MS5FeGVjdXRpb25SZXN1bHQaSQoJQ2FuY2VsbGVkEg4KBnJlYXNvbhgBIAEoCRIsCgZyZXN1bHQYAiABKAsyHC53b3JrZmxvdy52MS5FeGVjdXRpb25SZXN1bHRCBgoEa2luZCrLAQoPRXhlY3V0aW9uU3RhdHVzEiAKHEVYRUNVVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdFWEVDVVRJT05fU1RBVFVTX1FVRVVFRBABEhwKGEVYRUNVVElPTl9TVEFUVVNfUlVOTklORxACEh4KGkVYRUNVVElPTl9TVEFUVVNfQ09NUExFVEVEEAMSGwoXRVhFQ1VUSU9OX1NUQVRVU19GQUlMRUQQBBIeChpFWEVDVVRJT05fU1RBVFVTX0NBTkNFTExFRBAFKsIBCgpTdGVwU3RhdHVzEhsKF1NURVBfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTU1RFUF9TVEFUVVNfUEVORElORxABEhcKE1NURVBfU1RBVFVTX1JVTk5JTkcQAhIZChVTVEVQX1NUQVRVU19DT01QTEVURUQQAxIWChJTVEVQX1NUQVRVU19GQUlMRUQQBBIXChNTVEVQX1NUQVRVU19TS0lQUEVEEAUSGQoVU1RFUF9TVEFUVVNfQ0FOQ0VMTEVEEAYypwgKD1dvcmtmbG93U2VydmljZRJHCghSZWdpc3RlchIcLndvcmtmbG93LnYxLlJlZ2lzdGVyUmVxdWVzdBodLndvcmtmbG93LnYxLlJlZ2lzdGVyUmVzcG9uc2USTQoKVW5yZWdpc3RlchIeLndvcmtmbG93LnYxLlVucmVnaXN0ZXJSZXF1ZXN0Gh8ud29ya2Zsb3cudjEuVW5yZWdpc3RlclJlc3BvbnNlEjsKBExpc3QSGC53b3JrZmxvdy52MS5MaXN0UmVxdWVzdBoZLndvcmtmbG93LnYxLkxpc3RSZXNwb25zZRI4CgNHZXQSFy53b3JrZmxvdy52MS5HZXRSZXF1ZXN0Ghgud29ya2Zsb3cudjEuR2V0UmVzcG9uc2USRgoHRXhlY3V0ZRIbLndvcmtmbG93LnYxLkV4ZWN1dGVSZXF1ZXN0Ghwud29ya2Zsb3cudjEuRXhlY3V0ZVJlc3BvbnNlMAESWQoOU3RhcnRFeGVjdXRpb24SIi53b3JrZmxvdy52MS5TdGFydEV4ZWN1dGlvblJlcXVlc3QaIy53b3JrZmxvdy52MS5TdGFydEV4ZWN1dGlvblJlc3BvbnNlElMKDEdldEV4ZWN1dGlvbhIgLndvcmtmbG93LnYxLkdldEV4ZWN1dGlvblJlcXVlc3QaIS53b3JrZmxvdy52MS5HZXRFeGVjdXRpb25SZXNwb25zZRJZCg5MaXN0RXhlY3V0aW9ucxIiLndvcmtmbG93LnYxLkxpc3RFeGVjdXRpb25zUmVxdWVzdBojLndvcmtmbG93LnYxLkxpc3RFeGVjdXRpb25zUmVzcG9uc2USWwoOV2F0Y2hFeGVjdXRpb24SIi53b3JrZmxvdy52MS5XYXRjaEV4ZWN1dGlvblJlcXVlc3QaIy53b3JrZmxvdy52MS5XYXRjaEV4ZWN1dGlvblJlc3BvbnNlMAESXAoPQ2FuY2VsRXhlY3V0aW9uEiMud29ya2Zsb3cudjEuQ2FuY2VsRXhlY3V0aW9uUmVxdWVzdBokLndvcmtmbG93LnYxLkNhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEmIKEUxpc3RXb3JrZmxvd1R5cGVzEiUud29ya2Zsb3cudjEuTGlzdFdvcmtmbG93VHlwZXNSZXF1ZXN0GiYud29ya2Zsb3cudjEuTGlzdFdvcmtmbG93VHlwZXNSZXNwb25zZRJKCglMaXN0VG9vbHMSHS53b3JrZmxvdy52MS5MaXN0VG9vbHNSZXF1ZXN0Gh4ud29ya2Zsb3cudjEuTGlzdFRvb2xzUmVzcG9uc2USRwoIU2h1dGRvd24SHC53b3JrZmxvdy52MS5TaHV0ZG93blJlcXVlc3QaHS53b3JrZmxvdy52MS5TaHV0ZG93blJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiJ3b3JrZmxvdy92MS93b3JrZmxvd19zZXJ2aWNlLnByb3RvEgt3b3JrZmxvdy52MSLYAgoIV29ya2Zsb3cSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEhMKC2Rlc2NyaXB0aW9uGAMgASgJEjEKBmxhYmVscxgEIAMoCzIhLndvcmtmbG93LnYxLldvcmtmbG93LkxhYmVsc0VudHJ5EhcKD21heF9jb25jdXJyZW5jeRgFIAEoBRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoGbmF0aXZlGAcgASgLMhkud29ya2Zsb3cudjEuTmF0aXZlU291cmNlSAASNQoKZGVmaW5pdGlvbhgIIAEoCzIfLndvcmtmbG93LnYxLldvcmtmbG93RGVmaW5pdGlvbkgAGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlIkgKDE5hdGl2ZVNvdXJjZRIMCgR0eXBlGAEgASgJEioKCWFyZ3VtZW50cxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QipAIKD1JlZ2lzdGVyUmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEjgKBmxhYmVscxgDIAMoCzIoLndvcmtmbG93LnYxLlJlZ2lzdGVyUmVxdWVzdC5MYWJlbHNFbnRyeRIXCg9tYXhfY29uY3VycmVuY3kYBCABKAUSKwoGbmF0aXZlGAUgASgLMhkud29ya2Zsb3cudjEuTmF0aXZlU291cmNlSAASNQoKZGVmaW5pdGlvbhgGIAEoCzIfLndvcmtmbG93LnYxLldvcmtmbG93RGVmaW5pdGlvbkgAGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc291cmNlIo0BChJXb3JrZmxvd0RlZmluaXRpb24SIAoFc3RlcHMYASADKAsyES53b3JrZmxvdy52MS5TdGVwEi0KDGlucHV0X3NjaGVtYRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoGb3V0cHV0GAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIrACCgRTdGVwEgoKAmlkGAEgASgJEhIKCmRlcGVuZHNfb24YAiADKAkSJwoEdG9vbBgDIAEoCzIXLndvcmtmbG93LnYxLlRvb2xBY3Rpb25IABIvCgh3b3JrZmxvdxgEIAEoCzIbLndvcmtmbG93LnYxLldvcmtmbG93QWN0aW9uSAASDAoEd2hlbhgFIAEoCRIQCghmb3JfZWFjaBgGIAEoCRIUCgxtYXhfcGFyYWxsZWwYByABKAUSJwoFcmV0cnkYCCABKAsyGC53b3JrZmxvdy52MS5SZXRyeVBvbGljeRIqCgd0aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEWNvbnRpbnVlX29uX2Vycm9yGAogASgIQggKBmFjdGlvbiJGCgpUb29sQWN0aW9uEgwKBG5hbWUYASABKAkSKgoJYXJndW1lbnRzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJXCg5Xb3JrZmxvd0FjdGlvbhIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSJgoFaW5wdXQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0ItEBCgtSZXRyeVBvbGljeRIzChBpbml0aWFsX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE2JhY2tvZmZfY29lZmZpY2llbnQYAiABKAESMwoQbWF4aW11bV9pbnRlcnZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhpbXVtX2F0dGVtcHRzGAQgASgFEiEKGW5vbl9yZXRyeWFibGVfZXJyb3JfdHlwZXMYBSADKAkiTAoQUmVnaXN0ZXJSZXNwb25zZRInCgh3b3JrZmxvdxgBIAEoCzIVLndvcmtmbG93LnYxLldvcmtmbG93Eg8KB2NyZWF0ZWQYAiABKAgiIQoRVW5yZWdpc3RlclJlcXVlc3QSDAoEbmFtZRgBIAEoCSIuChJVbnJlZ2lzdGVyUmVzcG9uc2USGAoQdmVyc2lvbnNfcmVtb3ZlZBgBIAEoBSKpAQoLTGlzdFJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSPwoMbGFiZWxfZmlsdGVyGAMgAygLMikud29ya2Zsb3cudjEuTGlzdFJlcXVlc3QuTGFiZWxGaWx0ZXJFbnRyeRoyChBMYWJlbEZpbHRlckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiUQoMTGlzdFJlc3BvbnNlEigKCXdvcmtmbG93cxgBIAMoCzIVLndvcmtmbG93LnYxLldvcmtmbG93EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIrCgpHZXRSZXF1ZXN0EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoBSJICgtHZXRSZXNwb25zZRInCgh3b3JrZmxvdxgBIAEoCzIVLndvcmtmbG93LnYxLldvcmtmbG93EhAKCHZlcnNpb25zGAIgAygFIpYBCg5FeGVjdXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSJgoFaW5wdXQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EikKCG1ldGFkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpyZXF1ZXN0X2lkGAUgASgJIj0KD0V4ZWN1dGVSZXNwb25zZRIqCgVldmVudBgBIAEoCzIbLndvcmtmbG93LnYxLkV4ZWN1dGlvbkV2ZW50Ip0BChVTdGFydEV4ZWN1dGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEiYKBWlucHV0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCghtZXRhZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKcmVxdWVzdF9pZBgFIAEoCSI/ChZTdGFydEV4ZWN1dGlvblJlc3BvbnNlEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIPCgdjcmVhdGVkGAIgASgIIisKE0dldEV4ZWN1dGlvblJlcXVlc3QSFAoMZXhlY3V0aW9uX2lkGAEgASgJIkEKFEdldEV4ZWN1dGlvblJlc3BvbnNlEikKCWV4ZWN1dGlvbhgBIAEoCzIWLndvcmtmbG93LnYxLkV4ZWN1dGlvbiLvAQoVTGlzdEV4ZWN1dGlvbnNSZXF1ZXN0EhUKDXdvcmtmbG93X25hbWUYASABKAkSLAoGc3RhdHVzGAIgASgOMhwud29ya2Zsb3cudjEuRXhlY3V0aW9uU3RhdHVzEjUKEWNyZWF0ZV90aW1lX3N0YXJ0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9jcmVhdGVfdGltZV9lbmQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIl0KFkxpc3RFeGVjdXRpb25zUmVzcG9uc2USKgoKZXhlY3V0aW9ucxgBIAMoCzIWLndvcmtmbG93LnYxLkV4ZWN1dGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRQoVV2F0Y2hFeGVjdXRpb25SZXF1ZXN0EhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIWCg5hZnRlcl9zZXF1ZW5jZRgCIAEoAyJEChZXYXRjaEV4ZWN1dGlvblJlc3BvbnNlEioKBWV2ZW50GAEgASgLMhsud29ya2Zsb3cudjEuRXhlY3V0aW9uRXZlbnQiPgoWQ2FuY2VsRXhlY3V0aW9uUmVxdWVzdBIUCgxleGVjdXRpb25faWQYASABKAkSDgoGcmVhc29uGAIgASgJIkcKF0NhbmNlbEV4ZWN1dGlvblJlc3BvbnNlEiwKBnN0YXR1cxgBIAEoDjIcLndvcmtmbG93LnYxLkV4ZWN1dGlvblN0YXR1cyIaChhMaXN0V29ya2Zsb3dUeXBlc1JlcXVlc3QiTgoZTGlzdFdvcmtmbG93VHlwZXNSZXNwb25zZRIxCg53b3JrZmxvd190eXBlcxgBIAMoCzIZLndvcmtmbG93LnYxLldvcmtmbG93VHlwZSJkCgxXb3JrZmxvd1R5cGUSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIxChBhcmd1bWVudHNfc2NoZW1hGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCISChBMaXN0VG9vbHNSZXF1ZXN0IjUKEUxpc3RUb29sc1Jlc3BvbnNlEiAKBXRvb2xzGAEgAygLMhEud29ya2Zsb3cudjEuVG9vbCJoCgRUb29sEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSLQoMaW5wdXRfc2NoZW1hGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIOCgZzZXJ2ZXIYBCABKAkiQgoPU2h1dGRvd25SZXF1ZXN0Ei8KDGdyYWNlX3BlcmlvZBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJEChBTaHV0ZG93blJlc3BvbnNlEh0KFWZpbmlzaGVkX2R1cmluZ19ncmFjZRgBIAEoBRIRCgljYW5jZWxsZWQYAiABKAUizgMKCUV4ZWN1dGlvbhIKCgJpZBgBIAEoCRIVCg13b3JrZmxvd19uYW1lGAIgASgJEhgKEHdvcmtmbG93X3ZlcnNpb24YAyABKAUSLAoGc3RhdHVzGAQgASgOMhwud29ya2Zsb3cudjEuRXhlY3V0aW9uU3RhdHVzEiYKBWlucHV0GAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCghtZXRhZGF0YRgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgZyZXN1bHQYCiABKAsyHC53b3JrZmxvdy52MS5FeGVjdXRpb25SZXN1bHQSGwoTcGFyZW50X2V4ZWN1dGlvbl9pZBgLIAEoCRISCgpyZXF1ZXN0X2lkGAwgASgJEhUKDWxhc3Rfc2VxdWVuY2UYDSABKAMivAEKClN0ZXBSZXN1bHQSDwoHc3RlcF9pZBgBIAEoCRInCgZzdGF0dXMYAiABKA4yFy53b3JrZmxvdy52MS5TdGVwU3RhdHVzEiYKBm91dHB1dBgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRINCgVlcnJvchgEIAEoCRIrCghkdXJhdGlvbhgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghhdHRlbXB0cxgGIAEoBSL6AQoPRXhlY3V0aW9uUmVzdWx0Eg8KB3N1Y2Nlc3MYASABKAgSMQoOZXhlY3V0aW9uX3RpbWUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFwoPc3RlcHNfY29tcGxldGVkGAMgASgFEhQKDHN0ZXBzX2ZhaWxlZBgEIAEoBRIVCg1zdGVwc19za2lwcGVkGAUgASgFEiYKBXN0ZXBzGAYgAygLMhcud29ya2Zsb3cudjEuU3RlcFJlc3VsdBImCgZvdXRwdXQYByABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDQoFZXJyb3IYCCABKAkiygsKDkV4ZWN1dGlvbkV2ZW50EhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoAxIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI4CghhY2NlcHRlZBgKIAEoCzIkLndvcmtmbG93LnYxLkV4ZWN1dGlvbkV2ZW50LkFjY2VwdGVkSAASNAoGcXVldWVkGAsgASgLMiIud29ya2Zsb3cudjEuRXhlY3V0aW9uRXZlbnQuUXVldWVkSAASNgoHc3RhcnRlZBgMIAEoCzIjLndvcmtmbG93LnYxLkV4ZWN1dGlvbkV2ZW50LlN0YXJ0ZWRIABI/CgxzdGVwX3N0YXJ0ZWQYDSABKAsyJy53b3JrZmxvdy52MS5FeGVjdXRpb25FdmVudC5TdGVwU3RhcnRlZEgAEkEKDXN0ZXBfcHJvZ3Jlc3MYDiABKAsyKC53b3JrZmxvdy52MS5FeGVjdXRpb25FdmVudC5TdGVwUHJvZ3Jlc3NIABJDCg5zdGVwX2NvbXBsZXRlZBgPIAEoCzIpLndvcmtmbG93LnYxLkV4ZWN1dGlvbkV2ZW50LlN0ZXBDb21wbGV0ZWRIABI9CgtzdGVwX2ZhaWxlZBgQIAEoCzImLndvcmtmbG93LnYxLkV4ZWN1dGlvbkV2ZW50LlN0ZXBGYWlsZWRIABI/CgxzdGVwX3NraXBwZWQYESABKAsyJy53b3JrZmxvdy52MS5FeGVjdXRpb25FdmVudC5TdGVwU2tpcHBlZEgAEjoKCWNvbXBsZXRlZBgSIAEoCzIlLndvcmtmbG93LnYxLkV4ZWN1dGlvbkV2ZW50LkNvbXBsZXRlZEgAEjQKBmZhaWxlZBgTIAEoCzIiLndvcmtmbG93LnYxLkV4ZWN1dGlvbkV2ZW50LkZhaWxlZEgAEjoKCWNhbmNlbGxlZBgUIAEoCzIlLndvcmtmbG93LnYxLkV4ZWN1dGlvbkV2ZW50LkNhbmNlbGxlZEgAGjsKCEFjY2VwdGVkEhUKDXdvcmtmbG93X25hbWUYASABKAkSGAoQd29ya2Zsb3dfdmVyc2lvbhgCIAEoBRoYCgZRdWV1ZWQSDgoGcmVhc29uGAEgASgJGhoKB1N0YXJ0ZWQSDwoHYXR0ZW1wdBgBIAEoBRovCgtTdGVwU3RhcnRlZBIPCgdzdGVwX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUaVAoMU3RlcFByb2dyZXNzEg8KB3N0ZXBfaWQYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIVCghmcmFjdGlvbhgDIAEoAUgAiAEBQgsKCV9mcmFjdGlvbhp1Cg1TdGVwQ29tcGxldGVkEg8KB3N0ZXBfaWQYASABKAkSJgoGb3V0cHV0GAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEisKCGR1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGlEKClN0ZXBGYWlsZWQSDwoHc3RlcF9pZBgBIAEoCRINCgVlcnJvchgCIAEoCRIPCgdhdHRlbXB0GAMgASgFEhIKCndpbGxfcmV0cnkYBCABKAgaLgoLU3RlcFNraXBwZWQSDwoHc3RlcF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkaOQoJQ29tcGxldGVkEiwKBnJlc3VsdBgBIAEoCzIcLndvcmtmbG93LnYxLkV4ZWN1dGlvblJlc3VsdBpFCgZGYWlsZWQSDQoFZXJyb3IYASABKAkSLAoGcmVzdWx0GAIgASgLMhwud29ya2Zsb3cudjEuRXhlY3V0aW9uUmVzdWx0GkkKCUNhbmNlbGxlZBIOCgZyZWFzb24YASABKAkSLAoGcmVzdWx0GAIgASgLMhwud29ya2Zsb3cudjEuRXhlY3V0aW9uUmVzdWx0QgYKBGtpbmQqywEKD0V4ZWN1dGlvblN0YXR1cxIgChxFWEVDVVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXRVhFQ1VUSU9OX1NUQVRVU19RVUVVRUQQARIcChhFWEVDVVRJT05fU1RBVFVTX1JVTk5JTkcQAhIeChpFWEVDVVRJT05fU1RBVFVTX0NPTVBMRVRFRBADEhsKF0VYRUNVVElPTl9TVEFUVVNfRkFJTEVEEAQSHgoaRVhFQ1VUSU9OX1NUQVRVU19DQU5DRUxMRUQQBSrCAQoKU3RlcFN0YXR1cxIbChdTVEVQX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1NURVBfU1RBVFVTX1BFTkRJTkcQARIXChNTVEVQX1NUQVRVU19SVU5OSU5HEAISGQoVU1RFUF9TVEFUVVNfQ09NUExFVEVEEAMSFgoSU1RFUF9TVEFUVVNfRkFJTEVEEAQSFwoTU1RFUF9TVEFUVVNfU0tJUFBFRBAFEhkKFVNURVBfU1RBVFVTX0NBTkNFTExFRBAGMqcICg9Xb3JrZmxvd1NlcnZpY2USRwoIUmVnaXN0ZXISHC53b3JrZmxvdy52MS5SZWdpc3RlclJlcXVlc3QaHS53b3JrZmxvdy52MS5SZWdpc3RlclJlc3BvbnNlEk0KClVucmVnaXN0ZXISHi53b3JrZmxvdy52MS5VbnJlZ2lzdGVyUmVxdWVzdBofLndvcmtmbG93LnYxLlVucmVnaXN0ZXJSZXNwb25zZRI7CgRMaXN0Ehgud29ya2Zsb3cudjEuTGlzdFJlcXVlc3QaGS53b3JrZmxvdy52MS5MaXN0UmVzcG9uc2USOAoDR2V0Ehcud29ya2Zsb3cudjEuR2V0UmVxdWVzdBoYLndvcmtmbG93LnYxLkdldFJlc3BvbnNlEkYKB0V4ZWN1dGUSGy53b3JrZmxvdy52MS5FeGVjdXRlUmVxdWVzdBocLndvcmtmbG93LnYxLkV4ZWN1dGVSZXNwb25zZTABElkKDlN0YXJ0RXhlY3V0aW9uEiIud29ya2Zsb3cudjEuU3RhcnRFeGVjdXRpb25SZXF1ZXN0GiMud29ya2Zsb3cudjEuU3RhcnRFeGVjdXRpb25SZXNwb25zZRJTCgxHZXRFeGVjdXRpb24SIC53b3JrZmxvdy52MS5HZXRFeGVjdXRpb25SZXF1ZXN0GiEud29ya2Zsb3cudjEuR2V0RXhlY3V0aW9uUmVzcG9uc2USWQoOTGlzdEV4ZWN1dGlvbnMSIi53b3JrZmxvdy52MS5MaXN0RXhlY3V0aW9uc1JlcXVlc3QaIy53b3JrZmxvdy52MS5MaXN0RXhlY3V0aW9uc1Jlc3BvbnNlElsKDldhdGNoRXhlY3V0aW9uEiIud29ya2Zsb3cudjEuV2F0Y2hFeGVjdXRpb25SZXF1ZXN0GiMud29ya2Zsb3cudjEuV2F0Y2hFeGVjdXRpb25SZXNwb25zZTABElwKD0NhbmNlbEV4ZWN1dGlvbhIjLndvcmtmbG93LnYxLkNhbmNlbEV4ZWN1dGlvblJlcXVlc3QaJC53b3JrZmxvdy52MS5DYW5jZWxFeGVjdXRpb25SZXNwb25zZRJiChFMaXN0V29ya2Zsb3dUeXBlcxIlLndvcmtmbG93LnYxLkxpc3RXb3JrZmxvd1R5cGVzUmVxdWVzdBomLndvcmtmbG93LnYxLkxpc3RXb3JrZmxvd1R5cGVzUmVzcG9uc2USSgoJTGlzdFRvb2xzEh0ud29ya2Zsb3cudjEuTGlzdFRvb2xzUmVxdWVzdBoeLndvcmtmbG93LnYxLkxpc3RUb29sc1Jlc3BvbnNlEkcKCFNodXRkb3duEhwud29ya2Zsb3cudjEuU2h1dGRvd25SZXF1ZXN0Gh0ud29ya2Zsb3cudjEuU2h1dGRvd25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A registered workflow version with its metadata.
@@ -69,6 +69,14 @@ export type Workflow = Message<"workflow.v1.Workflow"> & {
      */
     value: NativeSource;
     case: "native";
+  } | {
+    /**
+     * A declarative definition: a graph of steps calling tools and other workflows.
+     *
+     * @generated from field: workflow.v1.WorkflowDefinition definition = 8;
+     */
+    value: WorkflowDefinition;
+    case: "definition";
   } | { case: undefined; value?: undefined };
 };
 
@@ -144,6 +152,16 @@ export type RegisterRequest = Message<"workflow.v1.RegisterRequest"> & {
      */
     value: NativeSource;
     case: "native";
+  } | {
+    /**
+     * A declarative definition; `name` is then required. It is validated as a whole and
+     * every problem is reported at once, naming its step: INVALID_ARGUMENT for a wrong
+     * definition, FAILED_PRECONDITION when it needs tools or workflows the server lacks.
+     *
+     * @generated from field: workflow.v1.WorkflowDefinition definition = 6;
+     */
+    value: WorkflowDefinition;
+    case: "definition";
   } | { case: undefined; value?: undefined };
 };
 
@@ -153,6 +171,255 @@ export type RegisterRequest = Message<"workflow.v1.RegisterRequest"> & {
  */
 export const RegisterRequestSchema: GenMessage<RegisterRequest> = /*@__PURE__*/
   messageDesc(file_workflow_v1_workflow_service, 2);
+
+/**
+ * A workflow defined as a graph of steps. Each step runs as soon as the steps it depends
+ * on are done; independent steps run in parallel. Templates (minijinja: `{{ input.id }}`,
+ * `{{ steps.fetch.output.rows | length }}`) read `input`, `steps.<id>.output` (and
+ * `.status`) of the steps the step depends on, and `item` / `index` inside a for_each.
+ * A string that is exactly one `{{ expression }}` yields the expression's JSON value.
+ *
+ * @generated from message workflow.v1.WorkflowDefinition
+ */
+export type WorkflowDefinition = Message<"workflow.v1.WorkflowDefinition"> & {
+  /**
+   * At least one; at most the server's limits.max_steps_per_workflow.
+   *
+   * @generated from field: repeated workflow.v1.Step steps = 1;
+   */
+  steps: Step[];
+
+  /**
+   * JSON Schema the input of every execution must satisfy; violations are answered
+   * with INVALID_ARGUMENT, each with its JSON path.
+   *
+   * @generated from field: google.protobuf.Struct input_schema = 2;
+   */
+  inputSchema?: JsonObject | undefined;
+
+  /**
+   * Template of the output over `input` and `steps`. Unset: an object of the outputs of
+   * the steps nothing depends on, by step id.
+   *
+   * @generated from field: google.protobuf.Value output = 3;
+   */
+  output?: Value | undefined;
+};
+
+/**
+ * Describes the message workflow.v1.WorkflowDefinition.
+ * Use `create(WorkflowDefinitionSchema)` to create a new message.
+ */
+export const WorkflowDefinitionSchema: GenMessage<WorkflowDefinition> = /*@__PURE__*/
+  messageDesc(file_workflow_v1_workflow_service, 3);
+
+/**
+ * One step of a WorkflowDefinition.
+ *
+ * @generated from message workflow.v1.Step
+ */
+export type Step = Message<"workflow.v1.Step"> & {
+  /**
+   * Unique in the definition: letters, digits and '_', starting with a letter or '_'.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Steps that must be done (completed, failed with continue_on_error, or skipped) first.
+   *
+   * @generated from field: repeated string depends_on = 2;
+   */
+  dependsOn: string[];
+
+  /**
+   * What the step does.
+   *
+   * @generated from oneof workflow.v1.Step.action
+   */
+  action: {
+    /**
+     * Call a tool (see ListTools).
+     *
+     * @generated from field: workflow.v1.ToolAction tool = 3;
+     */
+    value: ToolAction;
+    case: "tool";
+  } | {
+    /**
+     * Run another registered workflow as a child execution linked to this one; its
+     * events show as this step's progress and its output is the step's output.
+     *
+     * @generated from field: workflow.v1.WorkflowAction workflow = 4;
+     */
+    value: WorkflowAction;
+    case: "workflow";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Condition (an expression or one `{{ }}`); false skips the step. A step whose
+   * dependencies were all skipped is skipped too.
+   *
+   * @generated from field: string when = 5;
+   */
+  when: string;
+
+  /**
+   * Expression giving a list: the action runs once per item (`item`, `index`) and the
+   * output is the list of results in item order.
+   *
+   * @generated from field: string for_each = 6;
+   */
+  forEach: string;
+
+  /**
+   * Items of for_each running at once; 0 means the default (8).
+   *
+   * @generated from field: int32 max_parallel = 7;
+   */
+  maxParallel: number;
+
+  /**
+   * Retries of a failed attempt (of each item under for_each). Unset: one attempt.
+   *
+   * @generated from field: workflow.v1.RetryPolicy retry = 8;
+   */
+  retry?: RetryPolicy | undefined;
+
+  /**
+   * Longest one attempt may take. Unset: no limit.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 9;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * A failure of this step does not fail the run; its dependents still run.
+   *
+   * @generated from field: bool continue_on_error = 10;
+   */
+  continueOnError: boolean;
+};
+
+/**
+ * Describes the message workflow.v1.Step.
+ * Use `create(StepSchema)` to create a new message.
+ */
+export const StepSchema: GenMessage<Step> = /*@__PURE__*/
+  messageDesc(file_workflow_v1_workflow_service, 4);
+
+/**
+ * Calls a tool.
+ *
+ * @generated from message workflow.v1.ToolAction
+ */
+export type ToolAction = Message<"workflow.v1.ToolAction"> & {
+  /**
+   * A tool name from ListTools, e.g. "sleep" or "time.get_current_time".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The tool's arguments; string values may be templates.
+   *
+   * @generated from field: google.protobuf.Struct arguments = 2;
+   */
+  arguments?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message workflow.v1.ToolAction.
+ * Use `create(ToolActionSchema)` to create a new message.
+ */
+export const ToolActionSchema: GenMessage<ToolAction> = /*@__PURE__*/
+  messageDesc(file_workflow_v1_workflow_service, 5);
+
+/**
+ * Runs a registered workflow as a child execution.
+ *
+ * @generated from message workflow.v1.WorkflowAction
+ */
+export type WorkflowAction = Message<"workflow.v1.WorkflowAction"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * 0 means the latest version when the step runs.
+   *
+   * @generated from field: int32 version = 2;
+   */
+  version: number;
+
+  /**
+   * The child's input; string values may be templates.
+   *
+   * @generated from field: google.protobuf.Struct input = 3;
+   */
+  input?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message workflow.v1.WorkflowAction.
+ * Use `create(WorkflowActionSchema)` to create a new message.
+ */
+export const WorkflowActionSchema: GenMessage<WorkflowAction> = /*@__PURE__*/
+  messageDesc(file_workflow_v1_workflow_service, 6);
+
+/**
+ * How a failed step is retried; the fields of Temporal's RetryPolicy.
+ *
+ * @generated from message workflow.v1.RetryPolicy
+ */
+export type RetryPolicy = Message<"workflow.v1.RetryPolicy"> & {
+  /**
+   * Delay before the first retry. Unset: 1s.
+   *
+   * @generated from field: google.protobuf.Duration initial_interval = 1;
+   */
+  initialInterval?: Duration | undefined;
+
+  /**
+   * Each delay is the previous one times this, between 1 and 100. 0 means 2.
+   *
+   * @generated from field: double backoff_coefficient = 2;
+   */
+  backoffCoefficient: number;
+
+  /**
+   * Longest delay. Unset: 100 times initial_interval.
+   *
+   * @generated from field: google.protobuf.Duration maximum_interval = 3;
+   */
+  maximumInterval?: Duration | undefined;
+
+  /**
+   * Attempts in all, the first included, at most 100. 0 means 3 (never unlimited).
+   *
+   * @generated from field: int32 maximum_attempts = 4;
+   */
+  maximumAttempts: number;
+
+  /**
+   * Errors not retried: error types (TemplateError, ForEachNotList, InvalidArguments,
+   * NotFound, ToolFailed, Unavailable, Timeout, ChildWorkflowFailed) or fragments of the
+   * error message.
+   *
+   * @generated from field: repeated string non_retryable_error_types = 5;
+   */
+  nonRetryableErrorTypes: string[];
+};
+
+/**
+ * Describes the message workflow.v1.RetryPolicy.
+ * Use `create(RetryPolicySchema)` to create a new message.
+ */
+export const RetryPolicySchema: GenMessage<RetryPolicy> = /*@__PURE__*/
+  messageDesc(file_workflow_v1_workflow_service, 7);
 
 /**
  * @generated from message workflow.v1.RegisterResponse
@@ -176,7 +443,7 @@ export type RegisterResponse = Message<"workflow.v1.RegisterResponse"> & {
  * Use `create(RegisterResponseSchema)` to create a new message.
  */
 export const RegisterResponseSchema: GenMessage<RegisterResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 3);
+  messageDesc(file_workflow_v1_workflow_service, 8);
 
 /**
  * @generated from message workflow.v1.UnregisterRequest
@@ -193,7 +460,7 @@ export type UnregisterRequest = Message<"workflow.v1.UnregisterRequest"> & {
  * Use `create(UnregisterRequestSchema)` to create a new message.
  */
 export const UnregisterRequestSchema: GenMessage<UnregisterRequest> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 4);
+  messageDesc(file_workflow_v1_workflow_service, 9);
 
 /**
  * @generated from message workflow.v1.UnregisterResponse
@@ -212,7 +479,7 @@ export type UnregisterResponse = Message<"workflow.v1.UnregisterResponse"> & {
  * Use `create(UnregisterResponseSchema)` to create a new message.
  */
 export const UnregisterResponseSchema: GenMessage<UnregisterResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 5);
+  messageDesc(file_workflow_v1_workflow_service, 10);
 
 /**
  * @generated from message workflow.v1.ListRequest
@@ -245,7 +512,7 @@ export type ListRequest = Message<"workflow.v1.ListRequest"> & {
  * Use `create(ListRequestSchema)` to create a new message.
  */
 export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 6);
+  messageDesc(file_workflow_v1_workflow_service, 11);
 
 /**
  * @generated from message workflow.v1.ListResponse
@@ -269,7 +536,7 @@ export type ListResponse = Message<"workflow.v1.ListResponse"> & {
  * Use `create(ListResponseSchema)` to create a new message.
  */
 export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 7);
+  messageDesc(file_workflow_v1_workflow_service, 12);
 
 /**
  * @generated from message workflow.v1.GetRequest
@@ -293,7 +560,7 @@ export type GetRequest = Message<"workflow.v1.GetRequest"> & {
  * Use `create(GetRequestSchema)` to create a new message.
  */
 export const GetRequestSchema: GenMessage<GetRequest> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 8);
+  messageDesc(file_workflow_v1_workflow_service, 13);
 
 /**
  * @generated from message workflow.v1.GetResponse
@@ -317,7 +584,7 @@ export type GetResponse = Message<"workflow.v1.GetResponse"> & {
  * Use `create(GetResponseSchema)` to create a new message.
  */
 export const GetResponseSchema: GenMessage<GetResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 9);
+  messageDesc(file_workflow_v1_workflow_service, 14);
 
 /**
  * @generated from message workflow.v1.ExecuteRequest
@@ -362,7 +629,7 @@ export type ExecuteRequest = Message<"workflow.v1.ExecuteRequest"> & {
  * Use `create(ExecuteRequestSchema)` to create a new message.
  */
 export const ExecuteRequestSchema: GenMessage<ExecuteRequest> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 10);
+  messageDesc(file_workflow_v1_workflow_service, 15);
 
 /**
  * @generated from message workflow.v1.ExecuteResponse
@@ -379,7 +646,7 @@ export type ExecuteResponse = Message<"workflow.v1.ExecuteResponse"> & {
  * Use `create(ExecuteResponseSchema)` to create a new message.
  */
 export const ExecuteResponseSchema: GenMessage<ExecuteResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 11);
+  messageDesc(file_workflow_v1_workflow_service, 16);
 
 /**
  * @generated from message workflow.v1.StartExecutionRequest
@@ -416,7 +683,7 @@ export type StartExecutionRequest = Message<"workflow.v1.StartExecutionRequest">
  * Use `create(StartExecutionRequestSchema)` to create a new message.
  */
 export const StartExecutionRequestSchema: GenMessage<StartExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 12);
+  messageDesc(file_workflow_v1_workflow_service, 17);
 
 /**
  * @generated from message workflow.v1.StartExecutionResponse
@@ -440,7 +707,7 @@ export type StartExecutionResponse = Message<"workflow.v1.StartExecutionResponse
  * Use `create(StartExecutionResponseSchema)` to create a new message.
  */
 export const StartExecutionResponseSchema: GenMessage<StartExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 13);
+  messageDesc(file_workflow_v1_workflow_service, 18);
 
 /**
  * @generated from message workflow.v1.GetExecutionRequest
@@ -457,7 +724,7 @@ export type GetExecutionRequest = Message<"workflow.v1.GetExecutionRequest"> & {
  * Use `create(GetExecutionRequestSchema)` to create a new message.
  */
 export const GetExecutionRequestSchema: GenMessage<GetExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 14);
+  messageDesc(file_workflow_v1_workflow_service, 19);
 
 /**
  * @generated from message workflow.v1.GetExecutionResponse
@@ -474,7 +741,7 @@ export type GetExecutionResponse = Message<"workflow.v1.GetExecutionResponse"> &
  * Use `create(GetExecutionResponseSchema)` to create a new message.
  */
 export const GetExecutionResponseSchema: GenMessage<GetExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 15);
+  messageDesc(file_workflow_v1_workflow_service, 20);
 
 /**
  * @generated from message workflow.v1.ListExecutionsRequest
@@ -524,7 +791,7 @@ export type ListExecutionsRequest = Message<"workflow.v1.ListExecutionsRequest">
  * Use `create(ListExecutionsRequestSchema)` to create a new message.
  */
 export const ListExecutionsRequestSchema: GenMessage<ListExecutionsRequest> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 16);
+  messageDesc(file_workflow_v1_workflow_service, 21);
 
 /**
  * @generated from message workflow.v1.ListExecutionsResponse
@@ -546,7 +813,7 @@ export type ListExecutionsResponse = Message<"workflow.v1.ListExecutionsResponse
  * Use `create(ListExecutionsResponseSchema)` to create a new message.
  */
 export const ListExecutionsResponseSchema: GenMessage<ListExecutionsResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 17);
+  messageDesc(file_workflow_v1_workflow_service, 22);
 
 /**
  * @generated from message workflow.v1.WatchExecutionRequest
@@ -570,7 +837,7 @@ export type WatchExecutionRequest = Message<"workflow.v1.WatchExecutionRequest">
  * Use `create(WatchExecutionRequestSchema)` to create a new message.
  */
 export const WatchExecutionRequestSchema: GenMessage<WatchExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 18);
+  messageDesc(file_workflow_v1_workflow_service, 23);
 
 /**
  * @generated from message workflow.v1.WatchExecutionResponse
@@ -587,7 +854,7 @@ export type WatchExecutionResponse = Message<"workflow.v1.WatchExecutionResponse
  * Use `create(WatchExecutionResponseSchema)` to create a new message.
  */
 export const WatchExecutionResponseSchema: GenMessage<WatchExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 19);
+  messageDesc(file_workflow_v1_workflow_service, 24);
 
 /**
  * @generated from message workflow.v1.CancelExecutionRequest
@@ -609,7 +876,7 @@ export type CancelExecutionRequest = Message<"workflow.v1.CancelExecutionRequest
  * Use `create(CancelExecutionRequestSchema)` to create a new message.
  */
 export const CancelExecutionRequestSchema: GenMessage<CancelExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 20);
+  messageDesc(file_workflow_v1_workflow_service, 25);
 
 /**
  * @generated from message workflow.v1.CancelExecutionResponse
@@ -628,7 +895,7 @@ export type CancelExecutionResponse = Message<"workflow.v1.CancelExecutionRespon
  * Use `create(CancelExecutionResponseSchema)` to create a new message.
  */
 export const CancelExecutionResponseSchema: GenMessage<CancelExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 21);
+  messageDesc(file_workflow_v1_workflow_service, 26);
 
 /**
  * @generated from message workflow.v1.ListWorkflowTypesRequest
@@ -641,7 +908,7 @@ export type ListWorkflowTypesRequest = Message<"workflow.v1.ListWorkflowTypesReq
  * Use `create(ListWorkflowTypesRequestSchema)` to create a new message.
  */
 export const ListWorkflowTypesRequestSchema: GenMessage<ListWorkflowTypesRequest> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 22);
+  messageDesc(file_workflow_v1_workflow_service, 27);
 
 /**
  * @generated from message workflow.v1.ListWorkflowTypesResponse
@@ -658,7 +925,7 @@ export type ListWorkflowTypesResponse = Message<"workflow.v1.ListWorkflowTypesRe
  * Use `create(ListWorkflowTypesResponseSchema)` to create a new message.
  */
 export const ListWorkflowTypesResponseSchema: GenMessage<ListWorkflowTypesResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 23);
+  messageDesc(file_workflow_v1_workflow_service, 28);
 
 /**
  * A workflow type compiled into the server.
@@ -689,7 +956,7 @@ export type WorkflowType = Message<"workflow.v1.WorkflowType"> & {
  * Use `create(WorkflowTypeSchema)` to create a new message.
  */
 export const WorkflowTypeSchema: GenMessage<WorkflowType> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 24);
+  messageDesc(file_workflow_v1_workflow_service, 29);
 
 /**
  * @generated from message workflow.v1.ListToolsRequest
@@ -702,7 +969,7 @@ export type ListToolsRequest = Message<"workflow.v1.ListToolsRequest"> & {
  * Use `create(ListToolsRequestSchema)` to create a new message.
  */
 export const ListToolsRequestSchema: GenMessage<ListToolsRequest> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 25);
+  messageDesc(file_workflow_v1_workflow_service, 30);
 
 /**
  * @generated from message workflow.v1.ListToolsResponse
@@ -719,7 +986,7 @@ export type ListToolsResponse = Message<"workflow.v1.ListToolsResponse"> & {
  * Use `create(ListToolsResponseSchema)` to create a new message.
  */
 export const ListToolsResponseSchema: GenMessage<ListToolsResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 26);
+  messageDesc(file_workflow_v1_workflow_service, 31);
 
 /**
  * A tool workflows can call.
@@ -759,7 +1026,7 @@ export type Tool = Message<"workflow.v1.Tool"> & {
  * Use `create(ToolSchema)` to create a new message.
  */
 export const ToolSchema: GenMessage<Tool> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 27);
+  messageDesc(file_workflow_v1_workflow_service, 32);
 
 /**
  * @generated from message workflow.v1.ShutdownRequest
@@ -779,7 +1046,7 @@ export type ShutdownRequest = Message<"workflow.v1.ShutdownRequest"> & {
  * Use `create(ShutdownRequestSchema)` to create a new message.
  */
 export const ShutdownRequestSchema: GenMessage<ShutdownRequest> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 28);
+  messageDesc(file_workflow_v1_workflow_service, 33);
 
 /**
  * @generated from message workflow.v1.ShutdownResponse
@@ -805,7 +1072,7 @@ export type ShutdownResponse = Message<"workflow.v1.ShutdownResponse"> & {
  * Use `create(ShutdownResponseSchema)` to create a new message.
  */
 export const ShutdownResponseSchema: GenMessage<ShutdownResponse> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 29);
+  messageDesc(file_workflow_v1_workflow_service, 34);
 
 /**
  * One run of a workflow.
@@ -890,7 +1157,7 @@ export type Execution = Message<"workflow.v1.Execution"> & {
  * Use `create(ExecutionSchema)` to create a new message.
  */
 export const ExecutionSchema: GenMessage<Execution> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 30);
+  messageDesc(file_workflow_v1_workflow_service, 35);
 
 /**
  * The outcome of one step.
@@ -934,7 +1201,7 @@ export type StepResult = Message<"workflow.v1.StepResult"> & {
  * Use `create(StepResultSchema)` to create a new message.
  */
 export const StepResultSchema: GenMessage<StepResult> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 31);
+  messageDesc(file_workflow_v1_workflow_service, 36);
 
 /**
  * The summary of an execution: success, timing, step counts, per-step results and the output.
@@ -988,7 +1255,7 @@ export type ExecutionResult = Message<"workflow.v1.ExecutionResult"> & {
  * Use `create(ExecutionResultSchema)` to create a new message.
  */
 export const ExecutionResultSchema: GenMessage<ExecutionResult> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 32);
+  messageDesc(file_workflow_v1_workflow_service, 37);
 
 /**
  * A status event of an execution. Sequence numbers start at 1 and have no gaps.
@@ -1088,7 +1355,7 @@ export type ExecutionEvent = Message<"workflow.v1.ExecutionEvent"> & {
  * Use `create(ExecutionEventSchema)` to create a new message.
  */
 export const ExecutionEventSchema: GenMessage<ExecutionEvent> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 33);
+  messageDesc(file_workflow_v1_workflow_service, 38);
 
 /**
  * The execution was accepted for this workflow version.
@@ -1112,7 +1379,7 @@ export type ExecutionEvent_Accepted = Message<"workflow.v1.ExecutionEvent.Accept
  * Use `create(ExecutionEvent_AcceptedSchema)` to create a new message.
  */
 export const ExecutionEvent_AcceptedSchema: GenMessage<ExecutionEvent_Accepted> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 33, 0);
+  messageDesc(file_workflow_v1_workflow_service, 38, 0);
 
 /**
  * The execution waits for a concurrency slot.
@@ -1133,7 +1400,7 @@ export type ExecutionEvent_Queued = Message<"workflow.v1.ExecutionEvent.Queued">
  * Use `create(ExecutionEvent_QueuedSchema)` to create a new message.
  */
 export const ExecutionEvent_QueuedSchema: GenMessage<ExecutionEvent_Queued> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 33, 1);
+  messageDesc(file_workflow_v1_workflow_service, 38, 1);
 
 /**
  * The execution got its slot and runs.
@@ -1154,7 +1421,7 @@ export type ExecutionEvent_Started = Message<"workflow.v1.ExecutionEvent.Started
  * Use `create(ExecutionEvent_StartedSchema)` to create a new message.
  */
 export const ExecutionEvent_StartedSchema: GenMessage<ExecutionEvent_Started> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 33, 2);
+  messageDesc(file_workflow_v1_workflow_service, 38, 2);
 
 /**
  * @generated from message workflow.v1.ExecutionEvent.StepStarted
@@ -1176,7 +1443,7 @@ export type ExecutionEvent_StepStarted = Message<"workflow.v1.ExecutionEvent.Ste
  * Use `create(ExecutionEvent_StepStartedSchema)` to create a new message.
  */
 export const ExecutionEvent_StepStartedSchema: GenMessage<ExecutionEvent_StepStarted> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 33, 3);
+  messageDesc(file_workflow_v1_workflow_service, 38, 3);
 
 /**
  * @generated from message workflow.v1.ExecutionEvent.StepProgress
@@ -1205,7 +1472,7 @@ export type ExecutionEvent_StepProgress = Message<"workflow.v1.ExecutionEvent.St
  * Use `create(ExecutionEvent_StepProgressSchema)` to create a new message.
  */
 export const ExecutionEvent_StepProgressSchema: GenMessage<ExecutionEvent_StepProgress> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 33, 4);
+  messageDesc(file_workflow_v1_workflow_service, 38, 4);
 
 /**
  * @generated from message workflow.v1.ExecutionEvent.StepCompleted
@@ -1232,7 +1499,7 @@ export type ExecutionEvent_StepCompleted = Message<"workflow.v1.ExecutionEvent.S
  * Use `create(ExecutionEvent_StepCompletedSchema)` to create a new message.
  */
 export const ExecutionEvent_StepCompletedSchema: GenMessage<ExecutionEvent_StepCompleted> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 33, 5);
+  messageDesc(file_workflow_v1_workflow_service, 38, 5);
 
 /**
  * @generated from message workflow.v1.ExecutionEvent.StepFailed
@@ -1264,7 +1531,7 @@ export type ExecutionEvent_StepFailed = Message<"workflow.v1.ExecutionEvent.Step
  * Use `create(ExecutionEvent_StepFailedSchema)` to create a new message.
  */
 export const ExecutionEvent_StepFailedSchema: GenMessage<ExecutionEvent_StepFailed> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 33, 6);
+  messageDesc(file_workflow_v1_workflow_service, 38, 6);
 
 /**
  * @generated from message workflow.v1.ExecutionEvent.StepSkipped
@@ -1286,7 +1553,7 @@ export type ExecutionEvent_StepSkipped = Message<"workflow.v1.ExecutionEvent.Ste
  * Use `create(ExecutionEvent_StepSkippedSchema)` to create a new message.
  */
 export const ExecutionEvent_StepSkippedSchema: GenMessage<ExecutionEvent_StepSkipped> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 33, 7);
+  messageDesc(file_workflow_v1_workflow_service, 38, 7);
 
 /**
  * @generated from message workflow.v1.ExecutionEvent.Completed
@@ -1303,7 +1570,7 @@ export type ExecutionEvent_Completed = Message<"workflow.v1.ExecutionEvent.Compl
  * Use `create(ExecutionEvent_CompletedSchema)` to create a new message.
  */
 export const ExecutionEvent_CompletedSchema: GenMessage<ExecutionEvent_Completed> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 33, 8);
+  messageDesc(file_workflow_v1_workflow_service, 38, 8);
 
 /**
  * @generated from message workflow.v1.ExecutionEvent.Failed
@@ -1325,7 +1592,7 @@ export type ExecutionEvent_Failed = Message<"workflow.v1.ExecutionEvent.Failed">
  * Use `create(ExecutionEvent_FailedSchema)` to create a new message.
  */
 export const ExecutionEvent_FailedSchema: GenMessage<ExecutionEvent_Failed> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 33, 9);
+  messageDesc(file_workflow_v1_workflow_service, 38, 9);
 
 /**
  * @generated from message workflow.v1.ExecutionEvent.Cancelled
@@ -1347,7 +1614,7 @@ export type ExecutionEvent_Cancelled = Message<"workflow.v1.ExecutionEvent.Cance
  * Use `create(ExecutionEvent_CancelledSchema)` to create a new message.
  */
 export const ExecutionEvent_CancelledSchema: GenMessage<ExecutionEvent_Cancelled> = /*@__PURE__*/
-  messageDesc(file_workflow_v1_workflow_service, 33, 10);
+  messageDesc(file_workflow_v1_workflow_service, 38, 10);
 
 /**
  * @generated from enum workflow.v1.ExecutionStatus

@@ -107,6 +107,7 @@ class Workflow(_message.Message):
     MAX_CONCURRENCY_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     NATIVE_FIELD_NUMBER: _builtins.int
+    DEFINITION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique name: 1 to 128 characters of letters, digits, '.', '_' and '-'."""
     version: _builtins.int
@@ -122,6 +123,10 @@ class Workflow(_message.Message):
 
     @_builtins.property
     def native(self) -> Global___NativeSource: ...
+    @_builtins.property
+    def definition(self) -> Global___WorkflowDefinition:
+        """A declarative definition: a graph of steps calling tools and other workflows."""
+
     def __init__(
         self,
         *,
@@ -132,12 +137,13 @@ class Workflow(_message.Message):
         max_concurrency: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         native: Global___NativeSource | None = ...,
+        definition: Global___WorkflowDefinition | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "native", b"native", "source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "definition", b"definition", "native", b"native", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "labels", b"labels", "max_concurrency", b"max_concurrency", "name", b"name", "native", b"native", "source", b"source", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "definition", b"definition", "description", b"description", "labels", b"labels", "max_concurrency", b"max_concurrency", "name", b"name", "native", b"native", "source", b"source", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["native"]  # noqa: Y015
+    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["native", "definition"]  # noqa: Y015
     _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
 
@@ -200,6 +206,7 @@ class RegisterRequest(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     MAX_CONCURRENCY_FIELD_NUMBER: _builtins.int
     NATIVE_FIELD_NUMBER: _builtins.int
+    DEFINITION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Defaults to the type's own name."""
     description: _builtins.str
@@ -209,6 +216,13 @@ class RegisterRequest(_message.Message):
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def native(self) -> Global___NativeSource: ...
+    @_builtins.property
+    def definition(self) -> Global___WorkflowDefinition:
+        """A declarative definition; `name` is then required. It is validated as a whole and
+        every problem is reported at once, naming its step: INVALID_ARGUMENT for a wrong
+        definition, FAILED_PRECONDITION when it needs tools or workflows the server lacks.
+        """
+
     def __init__(
         self,
         *,
@@ -217,16 +231,244 @@ class RegisterRequest(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         max_concurrency: _builtins.int = ...,
         native: Global___NativeSource | None = ...,
+        definition: Global___WorkflowDefinition | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["native", b"native", "source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "native", b"native", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "labels", b"labels", "max_concurrency", b"max_concurrency", "name", b"name", "native", b"native", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "description", b"description", "labels", b"labels", "max_concurrency", b"max_concurrency", "name", b"name", "native", b"native", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["native"]  # noqa: Y015
+    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["native", "definition"]  # noqa: Y015
     _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
 
 Global___RegisterRequest: _TypeAlias = RegisterRequest  # noqa: Y015
+
+@_typing.final
+class WorkflowDefinition(_message.Message):
+    """A workflow defined as a graph of steps. Each step runs as soon as the steps it depends
+    on are done; independent steps run in parallel. Templates (minijinja: `{{ input.id }}`,
+    `{{ steps.fetch.output.rows | length }}`) read `input`, `steps.<id>.output` (and
+    `.status`) of the steps the step depends on, and `item` / `index` inside a for_each.
+    A string that is exactly one `{{ expression }}` yields the expression's JSON value.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEPS_FIELD_NUMBER: _builtins.int
+    INPUT_SCHEMA_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]:
+        """At least one; at most the server's limits.max_steps_per_workflow."""
+
+    @_builtins.property
+    def input_schema(self) -> _struct_pb2.Struct:
+        """JSON Schema the input of every execution must satisfy; violations are answered
+        with INVALID_ARGUMENT, each with its JSON path.
+        """
+
+    @_builtins.property
+    def output(self) -> _struct_pb2.Value:
+        """Template of the output over `input` and `steps`. Unset: an object of the outputs of
+        the steps nothing depends on, by step id.
+        """
+
+    def __init__(
+        self,
+        *,
+        steps: _abc.Iterable[Global___Step] | None = ...,
+        input_schema: _struct_pb2.Struct | None = ...,
+        output: _struct_pb2.Value | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input_schema", b"input_schema", "output", b"output"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input_schema", b"input_schema", "output", b"output", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowDefinition: _TypeAlias = WorkflowDefinition  # noqa: Y015
+
+@_typing.final
+class Step(_message.Message):
+    """One step of a WorkflowDefinition."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
+    TOOL_FIELD_NUMBER: _builtins.int
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    WHEN_FIELD_NUMBER: _builtins.int
+    FOR_EACH_FIELD_NUMBER: _builtins.int
+    MAX_PARALLEL_FIELD_NUMBER: _builtins.int
+    RETRY_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    CONTINUE_ON_ERROR_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Unique in the definition: letters, digits and '_', starting with a letter or '_'."""
+    when: _builtins.str
+    """Condition (an expression or one `{{ }}`); false skips the step. A step whose
+    dependencies were all skipped is skipped too.
+    """
+    for_each: _builtins.str
+    """Expression giving a list: the action runs once per item (`item`, `index`) and the
+    output is the list of results in item order.
+    """
+    max_parallel: _builtins.int
+    """Items of for_each running at once; 0 means the default (8)."""
+    continue_on_error: _builtins.bool
+    """A failure of this step does not fail the run; its dependents still run."""
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Steps that must be done (completed, failed with continue_on_error, or skipped) first."""
+
+    @_builtins.property
+    def tool(self) -> Global___ToolAction:
+        """Call a tool (see ListTools)."""
+
+    @_builtins.property
+    def workflow(self) -> Global___WorkflowAction:
+        """Run another registered workflow as a child execution linked to this one; its
+        events show as this step's progress and its output is the step's output.
+        """
+
+    @_builtins.property
+    def retry(self) -> Global___RetryPolicy:
+        """Retries of a failed attempt (of each item under for_each). Unset: one attempt."""
+
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """Longest one attempt may take. Unset: no limit."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        depends_on: _abc.Iterable[_builtins.str] | None = ...,
+        tool: Global___ToolAction | None = ...,
+        workflow: Global___WorkflowAction | None = ...,
+        when: _builtins.str = ...,
+        for_each: _builtins.str = ...,
+        max_parallel: _builtins.int = ...,
+        retry: Global___RetryPolicy | None = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+        continue_on_error: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "retry", b"retry", "timeout", b"timeout", "tool", b"tool", "workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "continue_on_error", b"continue_on_error", "depends_on", b"depends_on", "for_each", b"for_each", "id", b"id", "max_parallel", b"max_parallel", "retry", b"retry", "timeout", b"timeout", "tool", b"tool", "when", b"when", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["tool", "workflow"]  # noqa: Y015
+    _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
+
+Global___Step: _TypeAlias = Step  # noqa: Y015
+
+@_typing.final
+class ToolAction(_message.Message):
+    """Calls a tool."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """A tool name from ListTools, e.g. "sleep" or "time.get_current_time"."""
+    @_builtins.property
+    def arguments(self) -> _struct_pb2.Struct:
+        """The tool's arguments; string values may be templates."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        arguments: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolAction: _TypeAlias = ToolAction  # noqa: Y015
+
+@_typing.final
+class WorkflowAction(_message.Message):
+    """Runs a registered workflow as a child execution."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    INPUT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    version: _builtins.int
+    """0 means the latest version when the step runs."""
+    @_builtins.property
+    def input(self) -> _struct_pb2.Struct:
+        """The child's input; string values may be templates."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        version: _builtins.int = ...,
+        input: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "name", b"name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowAction: _TypeAlias = WorkflowAction  # noqa: Y015
+
+@_typing.final
+class RetryPolicy(_message.Message):
+    """How a failed step is retried; the fields of Temporal's RetryPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INITIAL_INTERVAL_FIELD_NUMBER: _builtins.int
+    BACKOFF_COEFFICIENT_FIELD_NUMBER: _builtins.int
+    MAXIMUM_INTERVAL_FIELD_NUMBER: _builtins.int
+    MAXIMUM_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    NON_RETRYABLE_ERROR_TYPES_FIELD_NUMBER: _builtins.int
+    backoff_coefficient: _builtins.float
+    """Each delay is the previous one times this, between 1 and 100. 0 means 2."""
+    maximum_attempts: _builtins.int
+    """Attempts in all, the first included, at most 100. 0 means 3 (never unlimited)."""
+    @_builtins.property
+    def initial_interval(self) -> _duration_pb2.Duration:
+        """Delay before the first retry. Unset: 1s."""
+
+    @_builtins.property
+    def maximum_interval(self) -> _duration_pb2.Duration:
+        """Longest delay. Unset: 100 times initial_interval."""
+
+    @_builtins.property
+    def non_retryable_error_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Errors not retried: error types (TemplateError, ForEachNotList, InvalidArguments,
+        NotFound, ToolFailed, Unavailable, Timeout, ChildWorkflowFailed) or fragments of the
+        error message.
+        """
+
+    def __init__(
+        self,
+        *,
+        initial_interval: _duration_pb2.Duration | None = ...,
+        backoff_coefficient: _builtins.float = ...,
+        maximum_interval: _duration_pb2.Duration | None = ...,
+        maximum_attempts: _builtins.int = ...,
+        non_retryable_error_types: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["initial_interval", b"initial_interval", "maximum_interval", b"maximum_interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff_coefficient", b"backoff_coefficient", "initial_interval", b"initial_interval", "maximum_attempts", b"maximum_attempts", "maximum_interval", b"maximum_interval", "non_retryable_error_types", b"non_retryable_error_types"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryPolicy: _TypeAlias = RetryPolicy  # noqa: Y015
 
 @_typing.final
 class RegisterResponse(_message.Message):
