@@ -33,6 +33,33 @@ pub struct Config {
     /// use: `[mcp_servers.NAME]` with `command`, `args` and `env` (stdio) or `url`
     /// (streamable HTTP).
     pub mcp_servers: BTreeMap<String, crate::tools::mcp::McpServerConfig>,
+    pub auth: AuthConfig,
+    /// TLS for the gRPC port; absent means plaintext.
+    pub tls: Option<TlsConfig>,
+}
+
+/// Who may call the service. With no token, auth is off and the server only listens on
+/// loopback unless `insecure` is set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Accepted tokens: `{ id, role, sha256 }` (see `wfm token create`).
+    pub tokens: Vec<crate::api::auth::TokenEntry>,
+    /// A file of more tokens, one `ID ROLE SHA256` per line.
+    pub tokens_file: Option<PathBuf>,
+    /// Allows a non-loopback listen address without tokens (`--insecure`).
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the server.
+    pub cert: PathBuf,
+    /// PEM private key of the server.
+    pub key: PathBuf,
+    /// PEM CA that client certificates must be signed by (mutual TLS); absent: no client certificates.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -110,6 +137,8 @@ impl Default for Config {
             datasets: BTreeMap::new(),
             tools: ToolsConfig::default(),
             mcp_servers: BTreeMap::new(),
+            auth: AuthConfig::default(),
+            tls: None,
         }
     }
 }
@@ -158,6 +187,14 @@ pub struct FlagOverrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<LogOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthOverrides>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct AuthOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
 }
 
 #[derive(Debug, Default, Serialize)]

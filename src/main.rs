@@ -3,11 +3,16 @@
 use clap::Parser;
 use tracing_subscriber::{EnvFilter, fmt};
 
-use wfm::cli::{Cli, Command};
-use wfm::config::{Config, FlagOverrides, LogFormat, LogOverrides};
+use wfm::cli::{Cli, Command, Target, TokenAction};
+use wfm::config::{AuthOverrides, Config, FlagOverrides, LogFormat, LogOverrides};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let target = Target {
+        url: cli.server.clone(),
+        token: cli.token.clone(),
+        tls_ca: cli.tls_ca.clone(),
+    };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let code = runtime.block_on(async {
         match cli.command {
@@ -16,8 +21,12 @@ fn main() -> std::process::ExitCode {
                 listen,
                 data_dir,
                 log_format,
-            } => serve(config, listen, data_dir, log_format).await,
-            client => match wfm::cli::run_client(&cli.server, client).await {
+                insecure,
+            } => serve(config, listen, data_dir, log_format, insecure).await,
+            Command::Token {
+                action: TokenAction::Create { role, id },
+            } => create_token(&id, role),
+            client => match wfm::cli::run_client(&target, client).await {
                 Ok(code) => code,
                 Err(e) => {
                     report_client_error(&e);
@@ -34,12 +43,16 @@ async fn serve(
     listen: Option<std::net::SocketAddr>,
     data_dir: Option<std::path::PathBuf>,
     log_format: Option<LogFormat>,
+    insecure: bool,
 ) -> i32 {
     let flags = FlagOverrides {
         listen,
         data_dir,
         log: log_format.map(|format| LogOverrides {
             format: Some(format),
+        }),
+        auth: insecure.then_some(AuthOverrides {
+            insecure: Some(true),
         }),
     };
     let config = match Config::load(file.as_deref(), &flags) {
@@ -68,7 +81,10 @@ async fn serve(
 fn init_logging(config: &Config) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match config.log.format {
         LogFormat::Json => builder
             .json()
@@ -76,6 +92,29 @@ fn init_logging(config: &Config) {
             .with_span_list(false)
             .init(),
         LogFormat::Human => builder.init(),
+    }
+}
+
+/// Prints a new token on the first line and its tokens-file line on the second.
+fn create_token(id: &str, role: wfm::api::auth::Role) -> i32 {
+    match wfm::api::auth::create_token(id, role) {
+        Ok((token, entry)) => {
+            println!("{token}");
+            println!(
+                "{} {} {}",
+                entry.id,
+                format!("{:?}", entry.role).to_lowercase(),
+                entry.sha256
+            );
+            eprintln!(
+                "keep the token (first line) secret; put the second line in the file named by auth.tokens_file"
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("wfm: {e}");
+            1
+        }
     }
 }
 

@@ -19,7 +19,9 @@ use tonic::{Status, codegen::http};
 const GUARDED: &str = "/workflow.v1.WorkflowService/";
 
 /// What a token may do: each role includes the ones below it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// List, Get, ListTools, ListWorkflowTypes, and reading and watching executions.
@@ -66,6 +68,14 @@ impl Caller {
     }
 }
 
+/// Calls that change state, for the audit log.
+fn changes_state(method: &str) -> bool {
+    matches!(
+        method,
+        "Register" | "Unregister" | "Execute" | "StartExecution" | "CancelExecution" | "Shutdown"
+    )
+}
+
 /// The role a method needs.
 pub fn required_role(method: &str) -> Role {
     match method {
@@ -106,8 +116,9 @@ impl Authenticator {
         let mut seen = HashMap::new();
         let mut tokens = Vec::with_capacity(entries.len());
         for entry in entries {
-            let hash = unhex(&entry.sha256.to_ascii_lowercase())
-                .ok_or_else(|| format!("auth token '{}': sha256 must be 64 hex digits", entry.id))?;
+            let hash = unhex(&entry.sha256.to_ascii_lowercase()).ok_or_else(|| {
+                format!("auth token '{}': sha256 must be 64 hex digits", entry.id)
+            })?;
             if seen.insert(entry.id.clone(), ()).is_some() {
                 return Err(format!("auth token id '{}' is used twice", entry.id));
             }
@@ -128,8 +139,12 @@ impl Authenticator {
             let [id, role, sha256] = fields[..] else {
                 return Err(format!("line {}: expected `ID ROLE SHA256`", n + 1));
             };
-            let role = <Role as clap::ValueEnum>::from_str(role, true)
-                .map_err(|_| format!("line {}: role '{role}' is not admin, operator or reader", n + 1))?;
+            let role = <Role as clap::ValueEnum>::from_str(role, true).map_err(|_| {
+                format!(
+                    "line {}: role '{role}' is not admin, operator or reader",
+                    n + 1
+                )
+            })?;
             entries.push(TokenEntry {
                 id: id.to_string(),
                 role,
@@ -154,8 +169,15 @@ impl Authenticator {
         let presented = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| Status::unauthenticated("missing bearer token: send `authorization: Bearer <token>`"))?;
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "missing bearer token: send `authorization: Bearer <token>`",
+                )
+            })?;
         let presented = digest(presented.trim());
         // Every entry is compared, in constant time, whatever matches.
         let mut found: Option<&TokenEntry> = None;
@@ -164,7 +186,8 @@ impl Authenticator {
                 found = Some(entry);
             }
         }
-        let entry = found.ok_or_else(|| Status::unauthenticated("the bearer token is not valid"))?;
+        let entry =
+            found.ok_or_else(|| Status::unauthenticated("the bearer token is not valid"))?;
         let needed = required_role(method);
         if entry.role < needed {
             return Err(Status::permission_denied(format!(
@@ -239,10 +262,36 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         match self.auth.check(request.uri().path(), request.headers()) {
             Ok(caller) => {
+                let method = request
+                    .uri()
+                    .path()
+                    .strip_prefix(GUARDED)
+                    .map(str::to_string);
+                let audited = method.filter(|m| changes_state(m)).map(|m| {
+                    let who = caller
+                        .as_ref()
+                        .map_or_else(|| "anonymous".to_string(), |c| c.token_id.clone());
+                    (who, m)
+                });
                 if let Some(caller) = caller {
                     request.extensions_mut().insert(caller);
                 }
-                Box::pin(self.inner.call(request))
+                let response = self.inner.call(request);
+                Box::pin(async move {
+                    let response = response.await?;
+                    if let Some((who, method)) = audited {
+                        // A failed call answers with its status in the headers; a unary
+                        // success (or an accepted stream) has none there.
+                        let code = response
+                            .headers()
+                            .get("grpc-status")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<i32>().ok())
+                            .map_or(tonic::Code::Ok, tonic::Code::from_i32);
+                        tracing::info!(target: "audit", caller = %who, method = %method, result = ?code, "state-changing call");
+                    }
+                    Ok(response)
+                })
             }
             Err(status) => {
                 tracing::warn!(target: "audit", path = request.uri().path(), code = ?status.code(), "refused");
@@ -268,25 +317,52 @@ mod tests {
         let (reader, r) = create_token("dash", Role::Reader).unwrap();
         let auth = Authenticator::new(vec![a, r]).unwrap();
         let path = |m: &str| format!("{GUARDED}{m}");
-        assert_eq!(auth.check(&path("Shutdown"), &headers(&admin)).unwrap().unwrap().token_id, "ops");
-        assert!(auth.check(&path("List"), &headers(&reader)).unwrap().is_some());
+        assert_eq!(
+            auth.check(&path("Shutdown"), &headers(&admin))
+                .unwrap()
+                .unwrap()
+                .token_id,
+            "ops"
+        );
+        assert!(
+            auth.check(&path("List"), &headers(&reader))
+                .unwrap()
+                .is_some()
+        );
         let denied = auth.check(&path("Execute"), &headers(&reader)).unwrap_err();
         assert_eq!(denied.code(), tonic::Code::PermissionDenied);
-        assert!(denied.message().contains("needs the operator role"), "{}", denied.message());
+        assert!(
+            denied.message().contains("needs the operator role"),
+            "{}",
+            denied.message()
+        );
         let wrong = auth.check(&path("List"), &headers("wfm_nope")).unwrap_err();
         assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
-        let missing = auth.check(&path("List"), &http::HeaderMap::new()).unwrap_err();
+        let missing = auth
+            .check(&path("List"), &http::HeaderMap::new())
+            .unwrap_err();
         assert_eq!(missing.code(), tonic::Code::Unauthenticated);
         // Health and reflection stay open.
-        assert!(auth.check("/grpc.health.v1.Health/Check", &http::HeaderMap::new()).unwrap().is_none());
+        assert!(
+            auth.check("/grpc.health.v1.Health/Check", &http::HeaderMap::new())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn tokens_file_lines() {
-        let entries = Authenticator::parse_tokens_file("# comment\nci admin abc\n\nbot reader def # trailing\n").unwrap();
+        let entries = Authenticator::parse_tokens_file(
+            "# comment\nci admin abc\n\nbot reader def # trailing\n",
+        )
+        .unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].role, Role::Reader);
-        assert!(Authenticator::parse_tokens_file("x superuser abc").unwrap_err().contains("line 1"));
+        assert!(
+            Authenticator::parse_tokens_file("x superuser abc")
+                .unwrap_err()
+                .contains("line 1")
+        );
         let bad = Authenticator::new(entries).unwrap_err();
         assert!(bad.contains("64 hex digits"), "{bad}");
     }

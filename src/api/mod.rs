@@ -1,8 +1,10 @@
 //! The gRPC layer: the WorkflowService, health, reflection, and the server's lifecycle.
 
+pub mod auth;
 pub mod convert;
 pub mod convert_definition;
 mod decode_errors;
+mod security;
 mod service;
 mod status;
 
@@ -45,6 +47,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("recovery failed: {0}")]
     Recovery(#[from] ManagerError),
+    #[error("{0}")]
+    Security(String),
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server failed: {0}")]
@@ -57,6 +61,9 @@ pub async fn serve(
     config: Config,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServeError> {
+    let auth = security::authenticator(&config).map_err(ServeError::Security)?;
+    security::check_exposure(&config, &auth).map_err(ServeError::Security)?;
+    let tls = security::tls(&config).map_err(ServeError::Security)?;
     std::fs::create_dir_all(config.datasets_dir()).map_err(|source| ServeError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
@@ -134,10 +141,18 @@ pub async fn serve(
         server_stop.clone(),
     ));
 
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let layers = tower::ServiceBuilder::new()
         .layer(tower::util::MapResponseLayer::new(
             decode_errors::decode_failure_is_invalid_argument,
         ))
+        .layer(auth::AuthLayer::new(auth))
+        .into_inner();
+    let server = builder
+        .layer(layers)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -2,13 +2,13 @@
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use tonic::transport::Channel;
 
 use super::{Command, display, json};
 use crate::api::convert;
-use crate::proto::{self, workflow_service_client::WorkflowServiceClient};
+use crate::proto;
 
-type Client = WorkflowServiceClient<Channel>;
+use super::Target;
+use crate::client::Client;
 
 pub fn parse_label(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
@@ -16,11 +16,19 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("'{s}' is not key=value"))
 }
 
-async fn connect(server: &str) -> anyhow::Result<Client> {
-    let client = WorkflowServiceClient::connect(server.to_string())
-        .await
-        .with_context(|| format!("cannot connect to wfm at {server}"))?;
-    Ok(client.max_decoding_message_size(64 << 20))
+async fn connect(server: &Target) -> anyhow::Result<Client> {
+    let ca_pem = match &server.tls_ca {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("--tls-ca {}", path.display()))?)
+        }
+        None => None,
+    };
+    let options = crate::client::ConnectOptions {
+        token: server.token.clone(),
+        ca_pem,
+        identity: None,
+    };
+    Ok(crate::client::connect(&server.url, options).await?)
 }
 
 fn json_object(flag: &str, text: &str) -> anyhow::Result<prost_types::Struct> {
@@ -39,9 +47,9 @@ fn print_json(value: &Value) {
     );
 }
 
-pub async fn run(server: &str, command: Command) -> anyhow::Result<i32> {
+pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
     match command {
-        Command::Serve { .. } => unreachable!("serve is not a client command"),
+        Command::Serve { .. } | Command::Token { .. } => unreachable!("not a client command"),
         Command::Register {
             type_name,
             file,

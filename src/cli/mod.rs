@@ -22,8 +22,33 @@ pub struct Cli {
         default_value = "http://127.0.0.1:50051"
     )]
     pub server: String,
+    /// Bearer token for a server with authentication.
+    #[arg(long, global = true, env = "WFM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// PEM CA certificate to trust for an https:// server.
+    #[arg(long, global = true, env = "WFM_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where and how the client subcommands reach the server.
+pub struct Target {
+    pub url: String,
+    pub token: Option<String>,
+    pub tls_ca: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum TokenAction {
+    /// Prints a new random token, then its line for the tokens file (`ID ROLE SHA256`).
+    Create {
+        #[arg(long, value_enum)]
+        role: crate::api::auth::Role,
+        /// Name of the token in the logs (not secret).
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -42,6 +67,14 @@ pub enum Command {
         /// Log format.
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
+        /// Allows listening on a non-loopback address without authentication.
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Manages access tokens (offline: prints what to put in the configuration).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
     },
     /// Registers a workflow: a type compiled into the server (--type), or a declarative
     /// definition from a YAML or JSON file (-f).
@@ -167,6 +200,6 @@ pub enum Command {
 }
 
 /// Runs a client subcommand; returns the process exit code.
-pub async fn run_client(server: &str, command: Command) -> anyhow::Result<i32> {
+pub async fn run_client(server: &Target, command: Command) -> anyhow::Result<i32> {
     client::run(server, command).await
 }

@@ -1,0 +1,62 @@
+//! What the server needs to be safe on a network, from the configuration: the token
+//! checker, the refusal to expose an open server, and TLS.
+
+use std::sync::Arc;
+
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+use super::auth::Authenticator;
+use crate::config::Config;
+
+/// Builds the token checker from `auth.tokens` and `auth.tokens_file`.
+pub fn authenticator(config: &Config) -> Result<Arc<Authenticator>, String> {
+    let mut entries = config.auth.tokens.clone();
+    if let Some(path) = &config.auth.tokens_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("auth.tokens_file {}: {e}", path.display()))?;
+        let from_file = Authenticator::parse_tokens_file(&text)
+            .map_err(|e| format!("auth.tokens_file {}: {e}", path.display()))?;
+        entries.extend(from_file);
+    }
+    Authenticator::new(entries).map(Arc::new)
+}
+
+/// Secure by default: without tokens the server only listens on loopback, unless the
+/// operator said `insecure` — and then it says so loudly.
+pub fn check_exposure(config: &Config, auth: &Authenticator) -> Result<(), String> {
+    if auth.enabled() || config.listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if !config.auth.insecure {
+        return Err(format!(
+            "refusing to listen on {} without authentication: anyone who reaches the port could register, run and shut down workflows. \
+             Configure tokens ([auth] tokens or tokens_file; `wfm token create --role admin` makes one), \
+             listen on a loopback address, or pass --insecure to accept the risk",
+            config.listen
+        ));
+    }
+    tracing::warn!(
+        listen = %config.listen,
+        "INSECURE: listening on a non-loopback address WITHOUT AUTHENTICATION (--insecure): anyone who reaches this port can register, run and shut down workflows"
+    );
+    Ok(())
+}
+
+/// TLS from `tls.cert` and `tls.key`, requiring client certificates signed by
+/// `tls.client_ca` when it is set (mutual TLS).
+pub fn tls(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("tls.{what} {}: {e}", path.display()))
+    };
+    let mut server = ServerTlsConfig::new().identity(Identity::from_pem(
+        read("cert", &tls.cert)?,
+        read("key", &tls.key)?,
+    ));
+    if let Some(ca) = &tls.client_ca {
+        server = server.client_ca_root(Certificate::from_pem(read("client_ca", ca)?));
+    }
+    Ok(Some(server))
+}

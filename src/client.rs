@@ -1,0 +1,80 @@
+//! The Rust client: the generated `WorkflowServiceClient` with a bearer token and TLS
+//! options. The `wfm` CLI is its first user.
+
+use tonic::{
+    Request, Status,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
+
+use crate::proto::workflow_service_client::WorkflowServiceClient;
+
+pub type Client = WorkflowServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// How to reach the server beyond its URL.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Sent as `authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// PEM CA to trust for an `https://` server.
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM certificate and key to present (mutual TLS).
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid server address '{0}': {1}")]
+    Address(String, String),
+    #[error("the token cannot be sent as a header: {0}")]
+    Token(String),
+    #[error("an https:// server needs a CA certificate to trust (--tls-ca)")]
+    MissingCa,
+    #[error("cannot connect to wfm at {0}: {1}")]
+    Connect(String, String),
+}
+
+/// Adds the bearer token to every request.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Connects to `url` (`http://` or `https://`).
+pub async fn connect(url: &str, options: ConnectOptions) -> Result<Client, ClientError> {
+    let mut endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| ClientError::Address(url.into(), e.to_string()))?;
+    if url.starts_with("https://") {
+        let ca = options.ca_pem.ok_or(ClientError::MissingCa)?;
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+        if let Some((cert, key)) = options.identity {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| ClientError::Address(url.into(), e.to_string()))?;
+    }
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| ClientError::Connect(url.into(), format!("{e:?}")))?;
+    let token = options
+        .token
+        .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
+        .transpose()
+        .map_err(|e| ClientError::Token(e.to_string()))?;
+    Ok(
+        WorkflowServiceClient::with_interceptor(channel, Bearer(token))
+            .max_decoding_message_size(64 << 20),
+    )
+}
