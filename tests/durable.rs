@@ -255,3 +255,32 @@ fn refuses_a_database_from_a_newer_version_and_a_corrupted_one() {
         "the file is left as it was"
     );
 }
+
+#[tokio::test]
+async fn retention_purges_old_executions_but_keeps_workflows() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "echo", "echo", json!({})).await;
+    let id = execute(&mut client, "echo", json!({}))
+        .await
+        .remove(0)
+        .execution_id;
+    drop(client);
+    // The purge runs before the server listens, then every minute.
+    let server = Server::start_in(server.kill_keep_dir(), &[("WFM_RETENTION", "1ms")], &[]);
+    let mut client = server.client().await;
+    let err = client
+        .get_execution(proto::GetExecutionRequest { execution_id: id })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert!(
+        client
+            .get(proto::GetRequest {
+                name: "echo".into(),
+                version: 0
+            })
+            .await
+            .is_ok()
+    );
+}

@@ -95,6 +95,8 @@ pub async fn serve(
     ));
     manager.recover().await?;
     if let Some(retention) = config.retention {
+        // Once before serving, so nothing past the retention is ever served; then every minute.
+        purge(&manager, retention).await;
         tokio::spawn(purge_periodically(manager.clone(), retention));
     }
 
@@ -175,18 +177,19 @@ pub async fn serve(
 /// How often finished executions past the retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
+async fn purge(manager: &WorkflowManager, retention: Duration) {
+    match manager.purge(retention).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(executions = n, retention = ?retention, "purged old executions"),
+        Err(e) => tracing::warn!(error = %e, "purge failed"),
+    }
+}
+
 async fn purge_periodically(manager: Arc<WorkflowManager>, retention: Duration) {
     let stopped = manager.stopped();
     loop {
-        match manager.purge(retention).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(executions = n, retention = ?retention, "purged old executions")
-            }
-            Err(e) => tracing::warn!(error = %e, "purge failed"),
-        }
         tokio::select! {
-            _ = tokio::time::sleep(PURGE_EVERY) => {}
+            _ = tokio::time::sleep(PURGE_EVERY) => purge(&manager, retention).await,
             _ = stopped.cancelled() => return,
         }
     }
