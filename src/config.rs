@@ -107,6 +107,8 @@ pub struct Limits {
     /// Registered workflow names.
     pub max_workflows: usize,
     /// Steps one declarative definition may have; a larger one is refused at registration.
+    /// Concurrent HTTP/2 streams (calls) one client connection may have open.
+    pub max_streams_per_connection: u32,
     pub max_steps_per_workflow: usize,
     /// Levels of executions a composition may nest (a workflow running a child workflow
     /// running another...), the top one included; checked at registration and when a
@@ -163,6 +165,7 @@ impl Default for Limits {
             max_page_size: 1000,
             max_versions_per_workflow: 1000,
             max_workflows: 10_000,
+            max_streams_per_connection: 256,
             max_steps_per_workflow: 1000,
             max_workflow_depth: 8,
         }

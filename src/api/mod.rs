@@ -143,7 +143,8 @@ pub async fn serve(
         server_stop.clone(),
     ));
 
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(config.limits.max_streams_per_connection);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
