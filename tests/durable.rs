@@ -9,22 +9,6 @@ use common::*;
 use serde_json::json;
 use wfm::proto::{self, execution_event::Kind};
 
-async fn watch_all(client: &mut Client, id: &str, after: i64) -> Vec<proto::ExecutionEvent> {
-    let mut stream = client
-        .watch_execution(proto::WatchExecutionRequest {
-            execution_id: id.into(),
-            after_sequence: after,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    let mut events = Vec::new();
-    while let Some(r) = stream.message().await.expect("stream") {
-        events.push(r.event.unwrap());
-    }
-    events
-}
-
 #[tokio::test]
 async fn workflows_and_executions_survive_a_restart() {
     let server = Server::start().await;

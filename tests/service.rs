@@ -372,25 +372,7 @@ async fn per_workflow_limit_queues_and_global_queue_refuses() {
         err.message()
     );
 
-    let watch = |id: String| {
-        let mut c = client.clone();
-        async move {
-            let mut s = c
-                .watch_execution(proto::WatchExecutionRequest {
-                    execution_id: id,
-                    after_sequence: 0,
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            let mut events = Vec::new();
-            while let Some(r) = s.message().await.unwrap() {
-                events.push(r.event.unwrap());
-            }
-            events
-        }
-    };
-    let second_events = watch(second).await;
+    let second_events = watch_all(&mut client, &second, 0).await;
     assert_gap_free(&second_events);
     let Some(Kind::Queued(q)) = &second_events[1].kind else {
         panic!("{:?}", labels(&second_events))
@@ -401,7 +383,7 @@ async fn per_workflow_limit_queues_and_global_queue_refuses() {
         q.reason
     );
     assert_eq!(labels(&second_events).last().unwrap(), "completed");
-    let first_events = watch(first).await;
+    let first_events = watch_all(&mut client, &first, 0).await;
     // The second started only after the first ended.
     let t = |e: &proto::ExecutionEvent| e.time.unwrap();
     let first_end = t(first_events.last().unwrap());
@@ -430,18 +412,7 @@ async fn a_client_that_disconnects_does_not_lose_the_run() {
     drop(client);
 
     let mut client = server.client().await;
-    let mut watch = client
-        .watch_execution(proto::WatchExecutionRequest {
-            execution_id: id.clone(),
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut events = Vec::new();
-    while let Some(r) = watch.message().await.unwrap() {
-        events.push(r.event.unwrap());
-    }
+    let events = watch_all(&mut client, &id, 0).await;
     assert_gap_free(&events);
     assert_eq!(labels(&events).last().unwrap(), "completed");
     let exec = client

@@ -185,6 +185,23 @@ pub async fn execute(client: &mut Client, name: &str, input: Value) -> Vec<proto
     events
 }
 
+/// Follows an execution from `after` to its end and collects the events.
+pub async fn watch_all(client: &mut Client, id: &str, after: i64) -> Vec<proto::ExecutionEvent> {
+    let mut stream = client
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.into(),
+            after_sequence: after,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(r) = stream.message().await.expect("stream") {
+        events.push(r.event.unwrap());
+    }
+    events
+}
+
 /// A short name per event kind, with the step id for step events.
 pub fn label(e: &proto::ExecutionEvent) -> String {
     match e.kind.as_ref().expect("kind") {

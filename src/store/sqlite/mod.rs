@@ -150,6 +150,27 @@ impl SqliteStore {
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
     }
 
+    /// The execution whose `column` (a unique one) equals `value`.
+    async fn one_execution(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> StoreResult<Option<ExecutionRecord>> {
+        let value = value.to_string();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {EXECUTION_COLUMNS} WHERE {column} = ?1"),
+                params![value],
+                execution_row,
+            )
+            .optional()
+            .map_err(backend)?
+            .map(to_execution)
+            .transpose()
+        })
+        .await
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
@@ -217,35 +238,11 @@ impl Store for SqliteStore {
     }
 
     async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>> {
-        let id = id.to_string();
-        self.read(move |c| {
-            c.query_row(
-                &format!("SELECT {EXECUTION_COLUMNS} WHERE e.id = ?1"),
-                params![id],
-                execution_row,
-            )
-            .optional()
-            .map_err(backend)?
-            .map(to_execution)
-            .transpose()
-        })
-        .await
+        self.one_execution("e.id", id).await
     }
 
     async fn find_by_request_id(&self, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
-        let request_id = request_id.to_string();
-        self.read(move |c| {
-            c.query_row(
-                &format!("SELECT {EXECUTION_COLUMNS} WHERE e.request_id = ?1"),
-                params![request_id],
-                execution_row,
-            )
-            .optional()
-            .map_err(backend)?
-            .map(to_execution)
-            .transpose()
-        })
-        .await
+        self.one_execution("e.request_id", request_id).await
     }
 
     async fn list_executions(
