@@ -31,7 +31,7 @@ run "buf breaking" scripts/buf.sh breaking --against buf/baseline.binpb
 # The clients and walkthrough need the server binary even if a Rust test failed.
 cargo build --release
 for setup in scripts/install-mcp-servers.sh; do
-  [ -f "$setup" ] && run "install $(basename "$setup" .sh)" bash "$setup"
+  [ -f "$setup" ] && run "$(basename "$setup" .sh)" bash "$setup"
 done
 run "cargo test" cargo test --release
 for client in python typescript go; do
