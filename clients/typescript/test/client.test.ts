@@ -107,11 +107,11 @@ describe("WfmClient against a real wfm server", () => {
     assert.equal(latest.workflow.version, 2);
     assert.deepEqual(latest.versions, [1, 2]);
     assert.equal(latest.workflow.source.case, "native");
-    assert.equal(latest.workflow.source.value?.type, "echo");
+    assert.equal(latest.workflow.source.case === "native" ? latest.workflow.source.value.type : undefined, "echo");
 
     const v1 = await client.get("changing", 1);
     assert.equal(v1.workflow.version, 1);
-    assert.equal(v1.workflow.source.value?.type, "noop");
+    assert.equal(v1.workflow.source.case === "native" ? v1.workflow.source.value.type : undefined, "noop");
   });
 
   it("rejects an invalid name with INVALID_ARGUMENT", async () => {
