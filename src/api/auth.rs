@@ -51,21 +51,11 @@ pub struct TokenEntry {
     pub sha256: String,
 }
 
-/// Who made a request, put in the request's extensions for the audit log.
+/// Who made a request: put in the request's extensions, where handlers can read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub token_id: String,
     pub role: Role,
-}
-
-impl Caller {
-    /// The caller of a request, or `anonymous` when auth is off.
-    pub fn of<T>(request: &tonic::Request<T>) -> String {
-        request
-            .extensions()
-            .get::<Caller>()
-            .map_or_else(|| "anonymous".to_string(), |c| c.token_id.clone())
-    }
 }
 
 /// Calls that change state, for the audit log.
