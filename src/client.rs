@@ -52,6 +52,17 @@ impl Interceptor for Bearer {
 
 /// Connects to `url` (`http://` or `https://`).
 pub async fn connect(url: &str, options: ConnectOptions) -> Result<Client, ClientError> {
+    let bearer = Bearer::new(options.token.as_deref())?;
+    let channel = connect_channel(url, options).await?;
+    Ok(
+        WorkflowServiceClient::with_interceptor(channel, bearer)
+            .max_decoding_message_size(64 << 20),
+    )
+}
+
+/// One connection to `url`, for callers that put several services on it (the benchmark
+/// sends Health/Check and workflow calls over the same connections).
+pub async fn connect_channel(url: &str, options: ConnectOptions) -> Result<Channel, ClientError> {
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| ClientError::Address(url.into(), e.to_string()))?;
     if url.starts_with("https://") {
@@ -64,17 +75,19 @@ pub async fn connect(url: &str, options: ConnectOptions) -> Result<Client, Clien
             .tls_config(tls)
             .map_err(|e| ClientError::Address(url.into(), e.to_string()))?;
     }
-    let channel = endpoint
+    endpoint
         .connect()
         .await
-        .map_err(|e| ClientError::Connect(url.into(), format!("{e:?}")))?;
-    let token = options
-        .token
-        .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
-        .transpose()
-        .map_err(|e| ClientError::Token(e.to_string()))?;
-    Ok(
-        WorkflowServiceClient::with_interceptor(channel, Bearer(token))
-            .max_decoding_message_size(64 << 20),
-    )
+        .map_err(|e| ClientError::Connect(url.into(), format!("{e:?}")))
+}
+
+impl Bearer {
+    /// The `authorization` value for `token`; none sends no header.
+    pub fn new(token: Option<&str>) -> Result<Bearer, ClientError> {
+        token
+            .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
+            .transpose()
+            .map(Bearer)
+            .map_err(|e| ClientError::Token(e.to_string()))
+    }
 }

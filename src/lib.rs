@@ -4,6 +4,7 @@
 //! (registry, executions, lifecycle) → `engine` (runs one execution) → `tools` and `store`.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -11,7 +11,6 @@ mod status;
 use std::{sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 pub use service::Service;
@@ -161,7 +160,8 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(workflow_service)
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            // Without TCP_NODELAY, a streamed event can wait ~40 ms behind Nagle's algorithm.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             server_stop.clone().cancelled_owned(),
         );
     tokio::pin!(server);

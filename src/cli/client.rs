@@ -16,19 +16,22 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("'{s}' is not key=value"))
 }
 
-async fn connect(server: &Target) -> anyhow::Result<Client> {
+fn connect_options(server: &Target) -> anyhow::Result<crate::client::ConnectOptions> {
     let ca_pem = match &server.tls_ca {
         Some(path) => {
             Some(std::fs::read(path).with_context(|| format!("--tls-ca {}", path.display()))?)
         }
         None => None,
     };
-    let options = crate::client::ConnectOptions {
+    Ok(crate::client::ConnectOptions {
         token: server.token.clone(),
         ca_pem,
         identity: None,
-    };
-    Ok(crate::client::connect(&server.url, options).await?)
+    })
+}
+
+async fn connect(server: &Target) -> anyhow::Result<Client> {
+    Ok(crate::client::connect(&server.url, connect_options(server)?).await?)
 }
 
 fn json_object(flag: &str, text: &str) -> anyhow::Result<prost_types::Struct> {
@@ -50,6 +53,9 @@ fn print_json(value: &Value) {
 pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Serve { .. } | Command::Token { .. } => unreachable!("not a client command"),
+        Command::Bench(args) => {
+            return crate::bench::run(&server.url, connect_options(server)?, args).await;
+        }
         Command::Register {
             type_name,
             file,

@@ -1,7 +1,7 @@
 //! The `wfm` command line: `wfm serve` and the client subcommands.
 
 mod client;
-mod definition_file;
+pub(crate) mod definition_file;
 mod display;
 mod json;
 
@@ -191,6 +191,9 @@ pub enum Command {
     Types,
     /// Lists the tools workflows can call.
     Tools,
+    /// Measures throughput and latency against the floor of gRPC and of the disk
+    /// (starts its own servers unless --running); see BENCHMARKS.md.
+    Bench(crate::bench::BenchArgs),
     /// Shuts the server down gracefully.
     Shutdown {
         /// Grace period for running executions, e.g. 10s (default: the server's).
