@@ -199,8 +199,7 @@ impl WorkflowService for Service {
             request_id: r.request_id,
             parent_execution_id: None,
         };
-        let (id, _) = self.manager.start(spec).await?;
-        let watcher = self.manager.watch(&id, 0).await?;
+        let watcher = self.manager.execute(spec).await?;
         Ok(Response::new(self.stream(watcher, |event| {
             proto::ExecuteResponse { event: Some(event) }
         })))

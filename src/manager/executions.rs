@@ -3,30 +3,27 @@
 
 use std::{
     panic::AssertUnwindSafe,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
-use async_trait::async_trait;
 use futures_util::FutureExt;
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::broadcast;
 use tracing::Instrument;
 
 use super::{
     ManagerError, WorkflowManager, check_version,
     gate::{Admission, Permits},
+    live::LiveExecution,
     registry::RegisteredWorkflow,
     validate,
 };
 use crate::engine::{
     Event, EventKind, EventSink, ExecutionContext, ExecutionResult, StepResult, WorkflowError,
 };
-use crate::store::{ExecutionFilter, ExecutionRecord, ExecutionStatus, Store};
+use crate::store::{ExecutionFilter, ExecutionRecord, ExecutionStatus};
 
-/// Live events kept for followers; a follower that falls further behind catches up from the store.
-const LIVE_EVENT_BUFFER: usize = 32;
 /// How long CancelExecution waits for the execution to reach its terminal state.
 const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
@@ -51,95 +48,33 @@ pub struct StartSpec {
     pub parent_execution_id: Option<String>,
 }
 
-/// A running (or queued) execution: its cancellation, its event numbering and its followers.
-pub(crate) struct LiveExecution {
-    pub id: String,
-    pub cancel: CancellationToken,
-    cancel_reason: Mutex<Option<String>>,
-    /// Cancelled when the execution has reached its terminal state.
-    pub finished: CancellationToken,
-    pub events: broadcast::Sender<Arc<Event>>,
-    last_sequence: Mutex<u64>,
-    writer: mpsc::UnboundedSender<QueuedEvent>,
-    max_events: u64,
-}
-
-/// An event waiting for the execution's writer, and who to tell once it is durable.
-type QueuedEvent = (Event, oneshot::Sender<Result<(), String>>);
-
-impl LiveExecution {
-    /// Cancels the execution; the first reason given is the one reported.
-    pub fn cancel_with(&self, reason: String) {
-        self.cancel_reason
-            .lock()
-            .expect("cancel reason lock")
-            .get_or_insert(reason);
-        self.cancel.cancel();
-    }
-
-    fn cancel_reason(&self) -> String {
-        self.cancel_reason
-            .lock()
-            .expect("cancel reason lock")
-            .clone()
-            .unwrap_or_else(|| "cancelled".into())
-    }
-}
-
-#[async_trait]
-impl EventSink for LiveExecution {
-    /// Numbers the event and queues it to the execution's writer, which makes it durable
-    /// and only then hands it to followers; returns once it is durable. No lock is held
-    /// while waiting, so a caller suspended here never blocks the execution's other steps.
-    async fn emit(&self, kind: EventKind) -> Result<(), String> {
-        let durable = {
-            let mut last = self.last_sequence.lock().expect("sequence lock");
-            if *last >= self.max_events && !kind.is_terminal() {
-                return Err(format!(
-                    "the execution emitted {} events; limits.max_events_per_execution is {}",
-                    *last, self.max_events
-                ));
-            }
-            *last += 1;
-            let event = Event {
-                execution_id: self.id.clone(),
-                sequence: *last,
-                time: SystemTime::now(),
-                kind,
-            };
-            let (done, durable) = oneshot::channel();
-            // Queued under the lock: the writer receives events in sequence order.
-            self.writer
-                .send((event, done))
-                .map_err(|_| "the execution's event writer has stopped".to_string())?;
-            durable
-        };
-        durable
-            .await
-            .map_err(|_| "the execution's event writer has stopped".to_string())?
-    }
-}
-
-/// Writes one execution's events in order: to the store, then to its followers.
-async fn write_events(
-    store: Arc<dyn Store>,
-    followers: broadcast::Sender<Arc<Event>>,
-    mut queue: mpsc::UnboundedReceiver<QueuedEvent>,
-) {
-    while let Some((event, done)) = queue.recv().await {
-        let written = store.append_event(&event).await.map_err(|e| e.to_string());
-        if written.is_ok() {
-            // No follower is fine: the event is in the store.
-            let _ = followers.send(Arc::new(event));
-        }
-        let _ = done.send(written);
-    }
-}
-
 impl WorkflowManager {
-    /// Starts an execution and returns its id at once; `false` when `request_id` matched an
-    /// execution that already exists, whose id is returned instead.
+    /// Starts an execution and returns its id once it is durable; `false` when `request_id`
+    /// matched an execution that already exists, whose id is returned instead.
     pub async fn start(self: &Arc<Self>, spec: StartSpec) -> Result<(String, bool), ManagerError> {
+        self.start_following(spec)
+            .await
+            .map(|(id, created, _)| (id, created))
+    }
+
+    /// Starts an execution and follows its events from the first one.
+    pub async fn execute(
+        self: &Arc<Self>,
+        spec: StartSpec,
+    ) -> Result<super::Watcher, ManagerError> {
+        match self.start_following(spec).await? {
+            (id, _, Some(follower)) => {
+                Ok(super::Watcher::from_start(self.store.clone(), id, follower))
+            }
+            (id, _, None) => self.watch(&id, 0).await,
+        }
+    }
+
+    /// Start, with a follower subscribed before the first event when the execution is new.
+    async fn start_following(
+        self: &Arc<Self>,
+        spec: StartSpec,
+    ) -> Result<(String, bool, Option<broadcast::Receiver<Arc<Event>>>), ManagerError> {
         self.ensure_accepting("executions")?;
         validate::name("name", &spec.name)?;
         let version = check_version(spec.version)?;
@@ -170,14 +105,6 @@ impl WorkflowManager {
                 other => ManagerError::invalid("input", other.to_string()),
             })?;
 
-        workflow
-            .instance
-            .validate_input(&spec.input)
-            .map_err(|e| match e {
-                WorkflowError::InvalidInput(reason) => ManagerError::invalid("input", reason),
-                other => ManagerError::invalid("input", other.to_string()),
-            })?;
-
         let _request_guard = if spec.request_id.is_empty() {
             None
         } else {
@@ -196,7 +123,7 @@ impl WorkflowManager {
                         existing.workflow_version
                     )));
                 }
-                return Ok((existing.id, false));
+                return Ok((existing.id, false, None));
             }
             Some(guard)
         };
@@ -225,43 +152,49 @@ impl WorkflowManager {
             request_id: (!spec.request_id.is_empty()).then_some(spec.request_id),
             last_sequence: 0,
         };
-        self.store.create_execution(&record).await?;
-        self.spawn_execution(record, Some(workflow), admission, Resume::default());
-        Ok((id, true))
+        let (live, follower) =
+            self.spawn_execution(record, Some(workflow), admission, Resume::default(), true);
+        live.durable(1).await.map_err(ManagerError::Internal)?;
+        Ok((id, true, Some(follower)))
     }
 
-    /// Makes an execution live and spawns the task that owns it.
+    /// Makes an execution live and spawns the task that owns it; a new one (`create`) has its
+    /// record queued as its first write (ticket 1). Returns a follower subscribed before any
+    /// event is published.
     pub(super) fn spawn_execution(
         self: &Arc<Self>,
         record: ExecutionRecord,
         workflow: Option<Arc<RegisteredWorkflow>>,
         admission: Admission,
         resume: Resume,
-    ) {
+        create: bool,
+    ) -> (Arc<LiveExecution>, broadcast::Receiver<Arc<Event>>) {
         let id = record.id.clone();
-        let followers = broadcast::channel(LIVE_EVENT_BUFFER).0;
-        let (writer, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_events(self.store.clone(), followers.clone(), queue));
-        let live = Arc::new(LiveExecution {
-            id: id.clone(),
-            cancel: CancellationToken::new(),
-            cancel_reason: Mutex::new(None),
-            finished: CancellationToken::new(),
-            events: followers,
-            last_sequence: Mutex::new(record.last_sequence),
-            writer,
-            max_events: self.limits.max_events_per_execution,
-        });
+        let (live, follower) = LiveExecution::start(
+            id.clone(),
+            record.last_sequence,
+            self.limits.max_events_per_execution,
+            self.store.clone(),
+        );
+        if create {
+            // Cannot fail: the writer was just started.
+            let _ = live.save(&record, true);
+        }
         self.live
             .lock()
             .expect("live executions lock")
             .insert(id.clone(), live.clone());
         let span = tracing::info_span!("execution", id = %id, workflow = %record.workflow_name, version = record.workflow_version);
-        let manager = self.clone();
+        let (manager, task_live) = (self.clone(), live.clone());
         self.tasks.spawn(
-            async move { manager.run(live, workflow, admission, record, resume).await }
-                .instrument(span),
+            async move {
+                manager
+                    .run(task_live, workflow, admission, record, resume)
+                    .await
+            }
+            .instrument(span),
         );
+        (live, follower)
     }
 
     /// Runs one execution to its terminal event, whatever happens inside the workflow.
@@ -348,10 +281,7 @@ impl WorkflowManager {
         });
         record.status = ExecutionStatus::Running;
         record.start_time = Some(SystemTime::now());
-        self.store
-            .update_execution(record)
-            .await
-            .map_err(|e| e.to_string())?;
+        live.save(record, false)?;
         live.emit(EventKind::Started {
             attempt: resume.attempt.max(1),
         })
@@ -417,7 +347,9 @@ impl WorkflowManager {
         };
         record.end_time = Some(SystemTime::now());
         record.result = terminal.result().cloned();
-        if let Err(e) = self.store.update_execution(&record).await {
+        // Committed with the terminal event (or before it): whoever sees the event finds
+        // the same state with GetExecution.
+        if let Err(e) = live.save(&record, false) {
             tracing::error!(error = %e, "could not record the terminal state");
         }
         match &terminal {

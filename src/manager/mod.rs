@@ -7,6 +7,7 @@ mod error;
 mod executions;
 mod gate;
 mod lifecycle;
+mod live;
 mod recovery;
 mod registry;
 pub mod validate;
@@ -33,8 +34,8 @@ use crate::engine::definition::Definition;
 use crate::engine::{Catalog, Workflow, WorkflowError, WorkflowType};
 use crate::store::{Store, WorkflowRecord, WorkflowSource};
 use crate::tools::{ToolManager, ToolSpec};
-use executions::LiveExecution;
 use gate::Gate;
+use live::LiveExecution;
 use registry::{RegisteredWorkflow, Registry};
 
 /// What a client asks to register.

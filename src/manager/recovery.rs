@@ -100,7 +100,7 @@ impl WorkflowManager {
         });
         // Already accepted once: it waits for a slot however long the queue is.
         let admission = self.gate.admit_recovered(slots);
-        tracing::info!(id = %execution.id, attempt = attempts + 1, reused_steps = completed_steps.len(), "resuming execution");
+        tracing::debug!(id = %execution.id, attempt = attempts + 1, reused_steps = completed_steps.len(), "resuming execution");
         self.spawn_execution(
             execution,
             workflow,
@@ -109,6 +109,7 @@ impl WorkflowManager {
                 attempt: attempts + 1,
                 completed_steps,
             },
+            false,
         );
         Ok(())
     }

@@ -41,6 +41,19 @@ impl Watcher {
         }
     }
 
+    /// A follower of a new execution subscribed before its first event was published: it
+    /// needs no replay unless it falls behind.
+    pub(crate) fn from_start(
+        store: Arc<dyn Store>,
+        id: String,
+        live: broadcast::Receiver<Arc<Event>>,
+    ) -> Self {
+        Watcher {
+            refill: false,
+            ..Watcher::new(store, id, 0, Some(live))
+        }
+    }
+
     pub fn execution_id(&self) -> &str {
         &self.id
     }

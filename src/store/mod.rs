@@ -21,6 +21,14 @@ use crate::engine::Event;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// One write of an execution's history, for [`Store::write_batch`].
+#[derive(Debug, Clone)]
+pub enum StoreWrite {
+    CreateExecution(ExecutionRecord),
+    UpdateExecution(ExecutionRecord),
+    AppendEvent(std::sync::Arc<Event>),
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Saves one workflow version.
@@ -46,6 +54,18 @@ pub trait Store: Send + Sync {
 
     /// Appends an event; it is durable when this returns.
     async fn append_event(&self, event: &Event) -> StoreResult<()>;
+    /// Applies writes in order, durable together when this returns: one commit for what one
+    /// execution did since its last commit. Stops at the first write that fails.
+    async fn write_batch(&self, writes: Vec<StoreWrite>) -> StoreResult<()> {
+        for write in writes {
+            match write {
+                StoreWrite::CreateExecution(e) => self.create_execution(&e).await?,
+                StoreWrite::UpdateExecution(e) => self.update_execution(&e).await?,
+                StoreWrite::AppendEvent(event) => self.append_event(&event).await?,
+            }
+        }
+        Ok(())
+    }
     /// Events with a sequence number greater than `after`, in order, at most `limit`.
     async fn events_after(
         &self,

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    ExecutionFilter, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreResult,
+    ExecutionFilter, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreResult, StoreWrite,
     WorkflowRecord,
 };
 use crate::engine::Event;
@@ -141,9 +141,13 @@ impl SqliteStore {
     }
 
     async fn write(&self, write: Write) -> StoreResult<usize> {
+        self.write_all(vec![write]).await
+    }
+
+    async fn write_all(&self, writes: Vec<Write>) -> StoreResult<usize> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.writes
-            .send(Job { write, reply })
+            .send(Job { writes, reply })
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
         answer
             .await
@@ -286,9 +290,21 @@ impl Store for SqliteStore {
     }
 
     async fn append_event(&self, event: &Event) -> StoreResult<()> {
-        self.write(Write::AppendEvent(event.clone()))
+        self.write(Write::AppendEvent(std::sync::Arc::new(event.clone())))
             .await
             .map(|_| ())
+    }
+
+    async fn write_batch(&self, writes: Vec<StoreWrite>) -> StoreResult<()> {
+        let writes = writes
+            .into_iter()
+            .map(|w| match w {
+                StoreWrite::CreateExecution(e) => Write::CreateExecution(e),
+                StoreWrite::UpdateExecution(e) => Write::UpdateExecution(e),
+                StoreWrite::AppendEvent(event) => Write::AppendEvent(event),
+            })
+            .collect();
+        self.write_all(writes).await.map(|_| ())
     }
 
     async fn events_after(

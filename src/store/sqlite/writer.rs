@@ -11,7 +11,7 @@ use super::{micros, status_name};
 use crate::engine::Event;
 use crate::store::{ExecutionRecord, StoreError, StoreResult, WorkflowRecord};
 
-/// Most writes one transaction takes.
+/// Most jobs one transaction takes.
 const MAX_BATCH: usize = 4096;
 
 pub enum Write {
@@ -19,15 +19,16 @@ pub enum Write {
     DeleteWorkflow(String),
     CreateExecution(ExecutionRecord),
     UpdateExecution(ExecutionRecord),
-    AppendEvent(Event),
+    AppendEvent(std::sync::Arc<Event>),
     /// Deletes finished executions (and their events) that ended before this many
     /// microseconds since the epoch.
     PurgeEndedBefore(i64),
 }
 
+/// Writes applied in order in one transaction; answered with the rows affected, or the
+/// first write's error (the writes after it are not applied).
 pub struct Job {
-    pub write: Write,
-    /// Rows affected.
+    pub writes: Vec<Write>,
     pub reply: oneshot::Sender<StoreResult<usize>>,
 }
 
@@ -52,7 +53,11 @@ fn commit(conn: &mut Connection, batch: Vec<Job>) {
     };
     let mut results = Vec::with_capacity(batch.len());
     for job in &batch {
-        results.push(apply(&tx, &job.write));
+        results.push(
+            job.writes
+                .iter()
+                .try_fold(0, |rows, write| Ok(rows + apply(&tx, write)?)),
+        );
     }
     if let Err(e) = tx.commit() {
         return fail_all(batch, &e);
