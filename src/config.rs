@@ -36,6 +36,25 @@ pub struct Config {
     pub auth: AuthConfig,
     /// TLS for the gRPC port; absent means plaintext.
     pub tls: Option<TlsConfig>,
+    pub metrics: MetricsConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// The Prometheus endpoint, on its own port so it can be exposed to a scraper without
+/// exposing the API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the HTTP listener serving `/metrics` (`--metrics-listen`); unset: off.
+    pub listen: Option<SocketAddr>,
+}
+
+/// OpenTelemetry trace export.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`; unset: no traces are exported.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Who may call the service. With no token, auth is off and the server only listens on
@@ -141,6 +160,8 @@ impl Default for Config {
             mcp_servers: BTreeMap::new(),
             auth: AuthConfig::default(),
             tls: None,
+            metrics: MetricsConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -192,6 +213,8 @@ pub struct FlagOverrides {
     pub log: Option<LogOverrides>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -262,6 +285,13 @@ impl Config {
         }
         for (name, server) in &self.mcp_servers {
             server.check(name)?;
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(format!(
+                "telemetry.otlp_endpoint '{endpoint}' must be an http:// or https:// URL"
+            ));
         }
         if l.max_events_per_execution < 16 {
             return Err("limits.max_events_per_execution must be at least 16".into());
