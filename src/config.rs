@@ -53,7 +53,8 @@ pub struct MetricsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
-    /// OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`; unset: no traces are exported.
+    /// OTLP/gRPC collector, e.g. `http://127.0.0.1:4317` (plaintext); unset: no traces
+    /// are exported.
     pub otlp_endpoint: Option<String>,
 }
 
@@ -287,10 +288,10 @@ impl Config {
             server.check(name)?;
         }
         if let Some(endpoint) = &self.telemetry.otlp_endpoint
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+            && !endpoint.starts_with("http://")
         {
             return Err(format!(
-                "telemetry.otlp_endpoint '{endpoint}' must be an http:// or https:// URL"
+                "telemetry.otlp_endpoint '{endpoint}' must be an http:// URL (OTLP/gRPC in plaintext, to a local collector)"
             ));
         }
         if l.max_events_per_execution < 16 {

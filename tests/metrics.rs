@@ -351,7 +351,8 @@ async fn gauges_show_running_queued_and_open_streams() {
         "{m:#?}"
     );
 
-    for id in [first.execution_id.clone(), queued] {
+    // The queued one first, so it never gets the slot.
+    for id in [queued, first.execution_id.clone()] {
         client
             .cancel_execution(proto::CancelExecutionRequest {
                 execution_id: id,
