@@ -342,6 +342,15 @@ mod tests {
             jail.create_file("b.toml", "[limits]\nmax_concurrent_executions = 0\n")?;
             let err = Config::load(Some("b.toml".as_ref()), &FlagOverrides::default()).unwrap_err();
             assert!(err.contains("max_concurrent_executions"), "{err}");
+            jail.create_file(
+                "c.toml",
+                "[telemetry]\notlp_endpoint = \"collector:4317\"\n",
+            )?;
+            let err = Config::load(Some("c.toml".as_ref()), &FlagOverrides::default()).unwrap_err();
+            assert!(err.contains("must be an http:// URL"), "{err}");
+            jail.set_env("WFM_METRICS__LISTEN", "127.0.0.1:9464");
+            let c = Config::load(None, &FlagOverrides::default()).unwrap();
+            assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
             Ok(())
         });
     }

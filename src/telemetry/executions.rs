@@ -143,6 +143,9 @@ impl Drop for ExecutionObserver {
 
 /// A step of `workflow` ended after `took` (all its attempts).
 pub fn step_ended(workflow: &Arc<str>, step: &str, took: Duration) {
+    if !super::metrics::enabled() {
+        return;
+    }
     metrics::histogram!(
         STEP_DURATION,
         "workflow" => SharedString::from(workflow.clone()),

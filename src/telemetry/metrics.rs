@@ -7,7 +7,14 @@
 //! taken earlier would record nowhere. Without `metrics.listen` no recorder is installed
 //! and every hook is a no-op.
 
-use std::{net::SocketAddr, sync::LazyLock, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{
+        LazyLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use metrics::{Counter, Histogram, Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -44,6 +51,14 @@ const COMMIT_SECONDS: &[f64] = &[
 const COMMIT_WRITES: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
 ];
+
+/// Set once the recorder is installed: hooks whose labels are built per call skip the
+/// work when nothing records.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+pub fn enabled() -> bool {
+    INSTALLED.load(Ordering::Relaxed)
+}
 
 /// The installed recorder and its bound `/metrics` listener, not yet serving.
 pub struct Exporter {
@@ -83,6 +98,7 @@ pub async fn install(listen: Option<SocketAddr>) -> Result<Option<Exporter>, Str
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder)
         .map_err(|_| "a metrics recorder is already installed in this process".to_string())?;
+    INSTALLED.store(true, Ordering::Relaxed);
     describe();
     Ok(Some(Exporter { handle, listener }))
 }
