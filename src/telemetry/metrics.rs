@@ -191,7 +191,7 @@ fn describe() {
     describe_histogram!(
         STORE_COMMIT_DURATION,
         Unit::Seconds,
-        "Duration of one group commit of the SQLite store (one fsync)."
+        "Duration of one group commit of the SQLite store: its writes and the fsync."
     );
     describe_histogram!(
         STORE_COMMIT_WRITES,
