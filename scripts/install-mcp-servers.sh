@@ -19,10 +19,12 @@ else
 fi
 
 time_server="$dir/venv/bin/mcp-server-time"
-if [ -x "$time_server" ]; then
+# Runs, not just exists: a venv moved from another directory keeps a dead shebang.
+if [ -x "$time_server" ] && "$time_server" --help >/dev/null 2>&1; then
   echo "mcp-server-time: already installed"
 else
   echo "mcp-server-time: installing with pip into $dir/venv" >&2
+  rm -rf "$dir/venv"
   python3 -m venv "$dir/venv"
   "$dir/venv/bin/pip" install --quiet --disable-pip-version-check mcp-server-time==2026.10.19 >&2
   [ -x "$time_server" ] || { echo "mcp-server-time: $time_server missing after install" >&2; exit 1; }

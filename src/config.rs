@@ -36,6 +36,26 @@ pub struct Config {
     pub auth: AuthConfig,
     /// TLS for the gRPC port; absent means plaintext.
     pub tls: Option<TlsConfig>,
+    pub metrics: MetricsConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// The Prometheus endpoint, on its own port so it can be exposed to a scraper without
+/// exposing the API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the HTTP listener serving `/metrics` (`--metrics-listen`); unset: off.
+    pub listen: Option<SocketAddr>,
+}
+
+/// OpenTelemetry trace export.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC collector, e.g. `http://127.0.0.1:4317` (plaintext); unset: no traces
+    /// are exported.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Who may call the service. With no token, auth is off and the server only listens on
@@ -141,6 +161,8 @@ impl Default for Config {
             mcp_servers: BTreeMap::new(),
             auth: AuthConfig::default(),
             tls: None,
+            metrics: MetricsConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -192,6 +214,8 @@ pub struct FlagOverrides {
     pub log: Option<LogOverrides>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -263,6 +287,13 @@ impl Config {
         for (name, server) in &self.mcp_servers {
             server.check(name)?;
         }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !endpoint.starts_with("http://")
+        {
+            return Err(format!(
+                "telemetry.otlp_endpoint '{endpoint}' must be an http:// URL (OTLP/gRPC in plaintext, to a local collector)"
+            ));
+        }
         if l.max_events_per_execution < 16 {
             return Err("limits.max_events_per_execution must be at least 16".into());
         }
@@ -311,6 +342,15 @@ mod tests {
             jail.create_file("b.toml", "[limits]\nmax_concurrent_executions = 0\n")?;
             let err = Config::load(Some("b.toml".as_ref()), &FlagOverrides::default()).unwrap_err();
             assert!(err.contains("max_concurrent_executions"), "{err}");
+            jail.create_file(
+                "c.toml",
+                "[telemetry]\notlp_endpoint = \"collector:4317\"\n",
+            )?;
+            let err = Config::load(Some("c.toml".as_ref()), &FlagOverrides::default()).unwrap_err();
+            assert!(err.contains("must be an http:// URL"), "{err}");
+            jail.set_env("WFM_METRICS__LISTEN", "127.0.0.1:9464");
+            let c = Config::load(None, &FlagOverrides::default()).unwrap();
+            assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
             Ok(())
         });
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod manager;
 pub mod store;
+pub mod telemetry;
 pub mod template;
 pub mod tools;
 

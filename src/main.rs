@@ -1,10 +1,9 @@
 //! The `wfm` binary: `wfm serve` runs the service; the other subcommands are its client.
 
 use clap::Parser;
-use tracing_subscriber::{EnvFilter, fmt};
 
 use wfm::cli::{Cli, Command, Target, TokenAction};
-use wfm::config::{AuthOverrides, Config, FlagOverrides, LogFormat, LogOverrides};
+use wfm::config::{AuthOverrides, Config, FlagOverrides, LogFormat, LogOverrides, MetricsConfig};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -22,7 +21,18 @@ fn main() -> std::process::ExitCode {
                 data_dir,
                 log_format,
                 insecure,
-            } => serve(config, listen, data_dir, log_format, insecure).await,
+                metrics_listen,
+            } => {
+                serve(
+                    config,
+                    listen,
+                    data_dir,
+                    log_format,
+                    insecure,
+                    metrics_listen,
+                )
+                .await
+            }
             Command::Token {
                 action: TokenAction::Create { role, id },
             } => create_token(&id, role),
@@ -44,6 +54,7 @@ async fn serve(
     data_dir: Option<std::path::PathBuf>,
     log_format: Option<LogFormat>,
     insecure: bool,
+    metrics_listen: Option<std::net::SocketAddr>,
 ) -> i32 {
     let flags = FlagOverrides {
         listen,
@@ -54,6 +65,9 @@ async fn serve(
         auth: insecure.then_some(AuthOverrides {
             insecure: Some(true),
         }),
+        metrics: metrics_listen.map(|listen| MetricsConfig {
+            listen: Some(listen),
+        }),
     };
     let config = match Config::load(file.as_deref(), &flags) {
         Ok(c) => c,
@@ -62,12 +76,22 @@ async fn serve(
             return 2;
         }
     };
-    init_logging(&config);
-    let result = wfm::api::serve(config, |addr| {
-        // A line on stdout that scripts and tests can wait for.
-        println!("wfm listening on {addr}");
+    let telemetry = match wfm::telemetry::init(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("wfm: {e}");
+            return 2;
+        }
+    };
+    let result = wfm::api::serve(config, |listening| {
+        // Lines on stdout that scripts and tests can wait for; the gRPC one comes first.
+        println!("wfm listening on {}", listening.grpc);
+        if let Some(metrics) = listening.metrics {
+            println!("wfm metrics on http://{metrics}/metrics");
+        }
     })
     .await;
+    telemetry.shutdown();
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -75,23 +99,6 @@ async fn serve(
             eprintln!("wfm: {e}");
             1
         }
-    }
-}
-
-fn init_logging(config: &Config) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    let builder = fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match config.log.format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
-        LogFormat::Human => builder.init(),
     }
 }
 

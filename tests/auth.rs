@@ -27,6 +27,7 @@ const RPCS: &[&str] = &[
     "CancelExecution",
     "ListWorkflowTypes",
     "ListTools",
+    "GetStats",
     "Shutdown",
 ];
 
@@ -119,6 +120,12 @@ async fn call(client: &mut Client, rpc: &str) -> Code {
         "ListTools" => code(
             client
                 .list_tools(proto::ListToolsRequest {})
+                .await
+                .map(|_| ()),
+        ),
+        "GetStats" => code(
+            client
+                .get_stats(proto::GetStatsRequest::default())
                 .await
                 .map(|_| ()),
         ),

@@ -81,7 +81,9 @@ async fn killed_while_200_run_then_every_one_finishes_without_rerunning_a_step()
         let started = client
             .start_execution(proto::StartExecutionRequest {
                 name: "steps".into(),
-                input: json_struct(json!({"duration_ms": 400, "steps": 4})),
+                // Long enough that none ends between the status check below and the kill,
+                // even for the first started on a loaded machine.
+                input: json_struct(json!({"duration_ms": 800, "steps": 4})),
                 request_id: format!("run-{i}"),
                 ..Default::default()
             })
@@ -91,7 +93,7 @@ async fn killed_while_200_run_then_every_one_finishes_without_rerunning_a_step()
         ids.push(started.execution_id);
     }
     // Let them get into their steps, then kill -9.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
     let mut running_at_kill = Vec::new();
     for id in &ids {
         let exec = client

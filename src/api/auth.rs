@@ -24,7 +24,7 @@ const GUARDED: &str = "/workflow.v1.WorkflowService/";
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// List, Get, ListTools, ListWorkflowTypes, and reading and watching executions.
+    /// List, Get, ListTools, ListWorkflowTypes, GetStats, and reading and watching executions.
     Reader,
     /// Everything a reader does, plus Execute, StartExecution and CancelExecution.
     Operator,

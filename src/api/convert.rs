@@ -330,6 +330,21 @@ pub fn event(e: &engine::Event) -> proto::ExecutionEvent {
     }
 }
 
+pub fn workflow_stats(name: &str, s: &crate::telemetry::stats::Snapshot) -> proto::WorkflowStats {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    proto::WorkflowStats {
+        workflow_name: name.to_string(),
+        started: count(s.started),
+        succeeded: count(s.completed),
+        failed: count(s.failed),
+        cancelled: count(s.cancelled),
+        running: count(s.running),
+        p50_duration: s.p50.map(duration),
+        p99_duration: s.p99.map(duration),
+        window_size: s.window as i32,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod convert;
 pub mod convert_definition;
 mod decode_errors;
+mod observe;
 mod security;
 mod service;
 mod status;
@@ -48,21 +49,32 @@ pub enum ServeError {
     Recovery(#[from] ManagerError),
     #[error("{0}")]
     Security(String),
+    #[error("{0}")]
+    Metrics(String),
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
 
+/// The bound addresses (useful with port 0).
+pub struct Listening {
+    pub grpc: std::net::SocketAddr,
+    /// The `/metrics` listener, when `metrics.listen` is set.
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
 /// Runs the service until Shutdown, SIGTERM or Ctrl-C; returns once it has stopped cleanly.
-/// `on_listening` gets the bound address (useful with port 0).
-pub async fn serve(
-    config: Config,
-    on_listening: impl FnOnce(std::net::SocketAddr),
-) -> Result<(), ServeError> {
+/// `on_listening` gets the bound addresses once the service accepts calls.
+pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Result<(), ServeError> {
     let auth = security::authenticator(&config).map_err(ServeError::Security)?;
     security::check_exposure(&config, &auth).map_err(ServeError::Security)?;
     let tls = security::tls(&config).map_err(ServeError::Security)?;
+    // First: every metric handle taken from here on records into it.
+    let exporter = crate::telemetry::metrics::install(config.metrics.listen)
+        .await
+        .map_err(ServeError::Metrics)?;
+    crate::telemetry::stats::start_counting();
     std::fs::create_dir_all(config.datasets_dir()).map_err(|source| ServeError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
@@ -93,6 +105,25 @@ pub async fn serve(
         config.limits.clone(),
     ));
     manager.recover().await?;
+    let metrics_stop = CancellationToken::new();
+    let _stop_metrics = metrics_stop.clone().drop_guard();
+    let mut metrics_addr = None;
+    if let Some(exporter) = exporter {
+        metrics_addr = Some(exporter.local_addr().map_err(|source| ServeError::Bind {
+            addr: format!("{:?}", config.metrics.listen),
+            source,
+        })?);
+        let manager = manager.clone();
+        let sample = move || {
+            let (running, queued) = manager.load();
+            crate::telemetry::metrics::Sample {
+                running,
+                queued,
+                workflows: manager.workflow_count(),
+            }
+        };
+        exporter.serve(sample, metrics_stop);
+    }
     if let Some(retention) = config.retention {
         // Once before serving, so nothing past the retention is ever served; then every minute.
         purge(&manager, retention).await;
@@ -132,8 +163,11 @@ pub async fn serve(
         addr: config.listen.to_string(),
         source,
     })?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "wfm listening");
-    on_listening(addr);
+    tracing::info!(%addr, metrics = metrics_addr.map(tracing::field::display), data_dir = %config.data_dir.display(), "wfm listening");
+    on_listening(Listening {
+        grpc: addr,
+        metrics: metrics_addr,
+    });
 
     tokio::spawn(stop_on_signal(
         manager.clone(),
@@ -148,6 +182,12 @@ pub async fn serve(
         builder = builder.tls_config(tls)?;
     }
     let layers = tower::ServiceBuilder::new()
+        .layer(observe::ObserveLayer::new(&[
+            FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ]))
         .layer(tower::util::MapResponseLayer::new(
             decode_errors::decode_failure_is_invalid_argument,
         ))

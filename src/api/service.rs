@@ -11,6 +11,7 @@ use super::convert;
 use crate::manager::{ManagerError, RegisterSpec, StartSpec, Watcher, WorkflowManager};
 use crate::proto::{self, workflow_service_server::WorkflowService};
 use crate::store::ExecutionFilter;
+use crate::telemetry::{rpc, stats};
 
 /// Events buffered per open stream; a slow reader holds back only its own stream.
 const STREAM_BUFFER: usize = 16;
@@ -142,6 +143,7 @@ impl WorkflowService for Service {
             definition,
         };
         let (record, created) = self.manager.register(spec).await?;
+        rpc::note_workflow(&record.name, record.version as i32);
         Ok(Response::new(proto::RegisterResponse {
             workflow: Some(convert::workflow(&record)),
             created,
@@ -152,7 +154,10 @@ impl WorkflowService for Service {
         &self,
         request: Request<proto::UnregisterRequest>,
     ) -> Result<Response<proto::UnregisterResponse>, Status> {
-        let removed = self.manager.unregister(&request.into_inner().name).await?;
+        let name = request.into_inner().name;
+        rpc::note_workflow(&name, 0);
+        let removed = self.manager.unregister(&name).await?;
+        stats::forget(&name);
         Ok(Response::new(proto::UnregisterResponse {
             versions_removed: removed as i32,
         }))
@@ -177,6 +182,7 @@ impl WorkflowService for Service {
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::GetResponse>, Status> {
         let r = request.into_inner();
+        rpc::note_workflow(&r.name, r.version);
         let (record, versions) = self.manager.get(&r.name, r.version)?;
         Ok(Response::new(proto::GetResponse {
             workflow: Some(convert::workflow(&record)),
@@ -191,6 +197,7 @@ impl WorkflowService for Service {
         request: Request<proto::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStream>, Status> {
         let r = request.into_inner();
+        rpc::note_workflow(&r.name, r.version);
         let spec = StartSpec {
             name: r.name,
             version: r.version,
@@ -200,6 +207,7 @@ impl WorkflowService for Service {
             parent_execution_id: None,
         };
         let watcher = self.manager.execute(spec).await?;
+        rpc::note_execution(watcher.execution_id());
         Ok(Response::new(self.stream(watcher, |event| {
             proto::ExecuteResponse { event: Some(event) }
         })))
@@ -210,6 +218,7 @@ impl WorkflowService for Service {
         request: Request<proto::StartExecutionRequest>,
     ) -> Result<Response<proto::StartExecutionResponse>, Status> {
         let r = request.into_inner();
+        rpc::note_workflow(&r.name, r.version);
         let spec = StartSpec {
             name: r.name,
             version: r.version,
@@ -219,6 +228,7 @@ impl WorkflowService for Service {
             parent_execution_id: None,
         };
         let (execution_id, created) = self.manager.start(spec).await?;
+        rpc::note_execution(&execution_id);
         Ok(Response::new(proto::StartExecutionResponse {
             execution_id,
             created,
@@ -229,10 +239,10 @@ impl WorkflowService for Service {
         &self,
         request: Request<proto::GetExecutionRequest>,
     ) -> Result<Response<proto::GetExecutionResponse>, Status> {
-        let record = self
-            .manager
-            .get_execution(&request.into_inner().execution_id)
-            .await?;
+        let id = request.into_inner().execution_id;
+        rpc::note_execution(&id);
+        let record = self.manager.get_execution(&id).await?;
+        rpc::note_workflow(&record.workflow_name, record.workflow_version as i32);
         Ok(Response::new(proto::GetExecutionResponse {
             execution: Some(convert::execution(&record)),
         }))
@@ -274,6 +284,7 @@ impl WorkflowService for Service {
         request: Request<proto::WatchExecutionRequest>,
     ) -> Result<Response<Self::WatchExecutionStream>, Status> {
         let r = request.into_inner();
+        rpc::note_execution(&r.execution_id);
         let watcher = self
             .manager
             .watch(&r.execution_id, r.after_sequence)
@@ -288,6 +299,7 @@ impl WorkflowService for Service {
         request: Request<proto::CancelExecutionRequest>,
     ) -> Result<Response<proto::CancelExecutionResponse>, Status> {
         let r = request.into_inner();
+        rpc::note_execution(&r.execution_id);
         let status = self.manager.cancel(&r.execution_id, &r.reason).await?;
         Ok(Response::new(proto::CancelExecutionResponse {
             status: convert::execution_status(status) as i32,
@@ -329,6 +341,27 @@ impl WorkflowService for Service {
             })
             .collect();
         Ok(Response::new(proto::ListToolsResponse { tools }))
+    }
+
+    async fn get_stats(
+        &self,
+        request: Request<proto::GetStatsRequest>,
+    ) -> Result<Response<proto::GetStatsResponse>, Status> {
+        let name = request.into_inner().workflow_name;
+        let names = if name.is_empty() {
+            self.manager.workflow_names()
+        } else {
+            rpc::note_workflow(&name, 0);
+            self.manager.get(&name, 0)?;
+            vec![name]
+        };
+        Ok(Response::new(proto::GetStatsResponse {
+            workflows: names
+                .iter()
+                .map(|n| convert::workflow_stats(n, &stats::snapshot(n)))
+                .collect(),
+            since: Some(convert::timestamp(stats::since())),
+        }))
     }
 
     async fn shutdown(

@@ -129,6 +129,23 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
                 display::workflow_table(&all);
             }
         }
+        Command::Stats {
+            name,
+            json: as_json,
+        } => {
+            let r = connect(server)
+                .await?
+                .get_stats(proto::GetStatsRequest {
+                    workflow_name: name.unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            if as_json {
+                print_json(&json::stats(&r));
+            } else {
+                display::stats_table(&r);
+            }
+        }
         Command::Get {
             name,
             version,

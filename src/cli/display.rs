@@ -37,6 +37,55 @@ pub fn workflow_table(workflows: &[proto::Workflow]) {
     }
 }
 
+/// Counts and durations per workflow; durations are `-` before any execution ended.
+pub fn stats_table(r: &proto::GetStatsResponse) {
+    let since = r.since.as_ref().map(|t| t.to_string()).unwrap_or_default();
+    if r.workflows.is_empty() {
+        println!("no workflows registered");
+        return;
+    }
+    println!(
+        "{:<28} {:>8} {:>9} {:>7} {:>9} {:>7} {:>9} {:>9}",
+        "NAME", "STARTED", "SUCCEEDED", "FAILED", "CANCELLED", "RUNNING", "P50", "P99"
+    );
+    let shown = |d: &Option<prost_types::Duration>| {
+        d.map_or("-".to_string(), |d| {
+            format_duration(Duration::new(
+                d.seconds.max(0) as u64,
+                d.nanos.max(0) as u32,
+            ))
+        })
+    };
+    for w in &r.workflows {
+        println!(
+            "{:<28} {:>8} {:>9} {:>7} {:>9} {:>7} {:>9} {:>9}",
+            w.workflow_name,
+            w.started,
+            w.succeeded,
+            w.failed,
+            w.cancelled,
+            w.running,
+            shown(&w.p50_duration),
+            shown(&w.p99_duration)
+        );
+    }
+    println!(
+        "counted since {since}; durations over the last executions that ended (up to 1000 each)"
+    );
+}
+
+/// A duration short enough for a table column: 850ms, 12.3s, 4m05s.
+fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
 pub fn execution_table(executions: &[proto::Execution]) {
     if executions.is_empty() {
         println!("no executions");

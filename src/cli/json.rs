@@ -159,3 +159,20 @@ pub fn event(e: &proto::ExecutionEvent) -> Value {
         kind: body,
     })
 }
+
+pub fn stats(r: &proto::GetStatsResponse) -> Value {
+    json!({
+        "since": time(&r.since),
+        "workflows": r.workflows.iter().map(|w| json!({
+            "workflow_name": w.workflow_name,
+            "started": w.started,
+            "succeeded": w.succeeded,
+            "failed": w.failed,
+            "cancelled": w.cancelled,
+            "running": w.running,
+            "p50_duration": seconds(&w.p50_duration),
+            "p99_duration": seconds(&w.p99_duration),
+            "window_size": w.window_size,
+        })).collect::<Vec<_>>(),
+    })
+}

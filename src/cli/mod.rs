@@ -70,6 +70,9 @@ pub enum Command {
         /// Allows listening on a non-loopback address without authentication.
         #[arg(long)]
         insecure: bool,
+        /// Serves Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464.
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Manages access tokens (offline: prints what to put in the configuration).
     Token {
@@ -113,6 +116,14 @@ pub enum Command {
         #[arg(long = "label", value_parser = client::parse_label)]
         labels: Vec<(String, String)>,
         /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows execution counts since the server started and p50/p99 durations of recent
+    /// executions, per workflow.
+    Stats {
+        /// Only this workflow.
+        name: Option<String>,
         #[arg(long)]
         json: bool,
     },

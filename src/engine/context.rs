@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{ChildRunner, EventKind, StepResult, StepStatus, WorkflowError};
 use crate::tools::ToolManager;
@@ -27,6 +28,8 @@ pub struct ExecutionContext {
     steps: Mutex<Vec<StepResult>>,
     completed_before: Vec<StepResult>,
     children: Option<Arc<dyn ChildRunner>>,
+    /// The workflow's name, labelling the step metrics; None records none.
+    workflow: Option<Arc<str>>,
 }
 
 impl ExecutionContext {
@@ -44,7 +47,14 @@ impl ExecutionContext {
             steps: Mutex::new(Vec::new()),
             completed_before: Vec::new(),
             children: None,
+            workflow: None,
         }
+    }
+
+    /// Names the workflow, for the step duration metrics.
+    pub fn with_workflow(mut self, name: &str) -> Self {
+        self.workflow = Some(Arc::from(name));
+        self
     }
 
     /// Lets the workflow start child executions (composition).
@@ -100,6 +110,16 @@ impl ExecutionContext {
     /// A step that completed in an earlier attempt of this execution is not run again: its
     /// recorded output is returned.
     pub async fn run_step<T, F>(&self, step_id: &str, work: F) -> Result<T, WorkflowError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Future<Output = Result<T, WorkflowError>>,
+    {
+        self.run_step_traced(step_id, work)
+            .instrument(crate::telemetry::trace::step_span(step_id))
+            .await
+    }
+
+    async fn run_step_traced<T, F>(&self, step_id: &str, work: F) -> Result<T, WorkflowError>
     where
         T: Serialize + DeserializeOwned,
         F: Future<Output = Result<T, WorkflowError>>,
@@ -174,6 +194,7 @@ impl ExecutionContext {
         error: String,
         duration: std::time::Duration,
     ) -> Result<(), WorkflowError> {
+        self.step_ended(step_id, duration);
         self.record(
             step_id,
             StepStatus::Cancelled,
@@ -216,6 +237,7 @@ impl ExecutionContext {
         duration: std::time::Duration,
         attempts: u32,
     ) -> Result<(), WorkflowError> {
+        self.step_ended(step_id, duration);
         self.record(
             step_id,
             StepStatus::Completed,
@@ -244,6 +266,7 @@ impl ExecutionContext {
         let status = if will_retry {
             StepStatus::Running
         } else {
+            self.step_ended(step_id, duration);
             StepStatus::Failed
         };
         self.record(
@@ -295,6 +318,12 @@ impl ExecutionContext {
     /// The results of every step reported so far, in the order they started.
     pub fn step_results(&self) -> Vec<StepResult> {
         self.steps.lock().expect("step results lock").clone()
+    }
+
+    fn step_ended(&self, step_id: &str, took: std::time::Duration) {
+        if let Some(workflow) = &self.workflow {
+            crate::telemetry::executions::step_ended(workflow, step_id, took);
+        }
     }
 
     fn record(

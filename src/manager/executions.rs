@@ -23,6 +23,7 @@ use crate::engine::{
     Event, EventKind, EventSink, ExecutionContext, ExecutionResult, StepResult, WorkflowError,
 };
 use crate::store::{ExecutionFilter, ExecutionRecord, ExecutionStatus};
+use crate::telemetry::executions::ExecutionObserver;
 
 /// How long CancelExecution waits for the execution to reach its terminal state.
 const CANCEL_WAIT: Duration = Duration::from_secs(10);
@@ -184,7 +185,11 @@ impl WorkflowManager {
             .lock()
             .expect("live executions lock")
             .insert(id.clone(), live.clone());
-        let span = tracing::info_span!("execution", id = %id, workflow = %record.workflow_name, version = record.workflow_version);
+        let span = crate::telemetry::trace::execution_span(
+            &id,
+            &record.workflow_name,
+            record.workflow_version,
+        );
         let (manager, task_live) = (self.clone(), live.clone());
         self.tasks.spawn(
             async move {
@@ -207,6 +212,7 @@ impl WorkflowManager {
         resume: Resume,
     ) {
         let started = Instant::now();
+        let mut observer = ExecutionObserver::started(&record.workflow_name);
         // Slots are held until the terminal event is recorded: the next execution of a
         // workflow limited to one starts after this one has ended.
         let mut permits = None;
@@ -239,7 +245,7 @@ impl WorkflowManager {
                 error,
             },
         };
-        self.finish(&live, record, terminal).await;
+        self.finish(&live, record, terminal, &mut observer).await;
         drop(permits);
     }
 
@@ -294,6 +300,7 @@ impl WorkflowManager {
             live.cancel.clone(),
             sink,
         )
+        .with_workflow(&record.workflow_name)
         .with_completed_steps(resume.completed_steps)
         .with_children(Arc::new(super::children::Children {
             manager: self.clone(),
@@ -339,6 +346,7 @@ impl WorkflowManager {
         live: &Arc<LiveExecution>,
         mut record: ExecutionRecord,
         terminal: EventKind,
+        observer: &mut ExecutionObserver,
     ) {
         record.status = match &terminal {
             EventKind::Completed { .. } => ExecutionStatus::Completed,
@@ -352,11 +360,12 @@ impl WorkflowManager {
         if let Err(e) = live.save(&record, false) {
             tracing::error!(error = %e, "could not record the terminal state");
         }
+        let duration_ms = observer.finished(record.status.into()).as_secs_f64() * 1e3;
         match &terminal {
             EventKind::Failed { error, .. } => {
-                tracing::info!(status = "failed", %error, "execution ended")
+                tracing::info!(status = "failed", %error, duration_ms, "execution ended")
             }
-            _ => tracing::info!(status = ?record.status, "execution ended"),
+            _ => tracing::info!(status = ?record.status, duration_ms, "execution ended"),
         }
         if let Err(e) = live.emit(terminal).await {
             tracing::error!(error = %e, "could not record the terminal event");

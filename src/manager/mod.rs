@@ -300,6 +300,17 @@ impl WorkflowManager {
         (self.gate.running(), self.gate.queued())
     }
 
+    /// Registered workflow names, in order.
+    pub fn workflow_names(&self) -> Vec<String> {
+        let (all, _) = self.registry.page(None, usize::MAX, |_| true);
+        all.into_iter().map(|r| r.name).collect()
+    }
+
+    /// How many workflow names are registered.
+    pub fn workflow_count(&self) -> usize {
+        self.registry.count()
+    }
+
     fn workflow_type(&self, name: &str) -> Result<&WorkflowType, ManagerError> {
         if name.is_empty() {
             return Err(ManagerError::invalid(

@@ -6,12 +6,15 @@ pub mod builtin;
 mod error;
 pub mod mcp;
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::RwLock;
+use tracing::Instrument;
+
+use crate::telemetry::{metrics::ToolMetrics, trace};
 
 pub use error::ToolError;
 
@@ -40,10 +43,16 @@ pub trait ToolProvider: Send + Sync {
     async fn close(&self);
 }
 
+/// A tool with its metric handles, taken once when it is added.
+struct Registered {
+    tool: Arc<dyn Tool>,
+    metrics: Arc<ToolMetrics>,
+}
+
 /// Registry of every tool, shared by all workflows.
 #[derive(Default)]
 pub struct ToolManager {
-    tools: RwLock<BTreeMap<String, Arc<dyn Tool>>>,
+    tools: RwLock<BTreeMap<String, Registered>>,
     providers: std::sync::Mutex<Vec<Arc<dyn ToolProvider>>>,
 }
 
@@ -55,10 +64,11 @@ impl ToolManager {
     /// Adds a tool, replacing one of the same name.
     pub fn add(&self, tool: Arc<dyn Tool>) {
         let name = tool.spec().name.clone();
+        let metrics = Arc::new(ToolMetrics::new(&name, &tool.spec().server));
         self.tools
             .write()
             .expect("tool registry lock")
-            .insert(name, tool);
+            .insert(name, Registered { tool, metrics });
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
@@ -66,7 +76,7 @@ impl ToolManager {
             .read()
             .expect("tool registry lock")
             .get(name)
-            .cloned()
+            .map(|r| r.tool.clone())
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -79,16 +89,28 @@ impl ToolManager {
     /// Every tool's spec, sorted by name.
     pub fn specs(&self) -> Vec<ToolSpec> {
         let tools = self.tools.read().expect("tool registry lock");
-        tools.values().map(|t| t.spec().clone()).collect()
+        tools.values().map(|r| r.tool.spec().clone()).collect()
     }
 
-    /// Calls a tool by name.
+    /// Calls a tool by name, in its own span, counted and timed.
     pub async fn call(&self, name: &str, arguments: Value) -> Result<Value, ToolError> {
-        let tool = self
+        let (tool, metrics) = self
+            .tools
+            .read()
+            .expect("tool registry lock")
             .get(name)
+            .map(|r| (r.tool.clone(), r.metrics.clone()))
             .ok_or_else(|| ToolError::NotFound(name.to_string()))?;
-        tracing::debug!(tool = name, "tool call");
-        tool.call(arguments).await
+        let span = trace::tool_span(name, &tool.spec().server);
+        metrics.called();
+        let started = Instant::now();
+        let result = tool.call(arguments).instrument(span.clone()).await;
+        metrics.returned(started.elapsed(), result.is_ok());
+        if let Err(e) = &result {
+            trace::mark_failed(&span);
+            tracing::debug!(parent: &span, error = %e, "tool call failed");
+        }
+        result
     }
 
     /// Adds a provider to close at shutdown.

@@ -22,6 +22,8 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
+    /// The lines the server prints on stdout after the first.
+    stdout: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -36,6 +38,17 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::spawn(dir, env, args, Stdio::inherit())
+    }
+
+    /// Like `start_with`, with the server's stderr (its log) kept in a file; see `log`.
+    pub fn start_logged(env: &[(&str, &str)], args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = std::fs::File::create(dir.path().join("wfm.log")).expect("log file");
+        Server::spawn(dir, env, args, Stdio::from(log))
+    }
+
+    fn spawn(dir: tempfile::TempDir, env: &[(&str, &str)], args: &[&str], stderr: Stdio) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wfm"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -43,7 +56,7 @@ impl Server {
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in env {
             command.env(k, v);
         }
@@ -51,11 +64,10 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
                 let _ = tx.send(line);
             }
-            for _ in lines {}
         });
         let line = rx
             .recv_timeout(Duration::from_secs(30))
@@ -65,7 +77,24 @@ impl Server {
             .unwrap_or_else(|| panic!("unexpected first line: {line}"))
             .parse()
             .expect("an address");
-        Server { child, addr, dir }
+        Server {
+            child,
+            addr,
+            dir,
+            stdout: rx,
+        }
+    }
+
+    /// The next line the server prints on stdout, waiting up to 10 s.
+    pub fn next_stdout_line(&self) -> String {
+        self.stdout
+            .recv_timeout(Duration::from_secs(10))
+            .expect("wfm prints another line within 10 s")
+    }
+
+    /// What the server logged so far (servers started with `start_logged`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("wfm.log")).unwrap_or_default()
     }
 
     pub fn url(&self) -> String {

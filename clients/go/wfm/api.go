@@ -410,3 +410,27 @@ func collect[T any](seq iter.Seq2[T, error]) ([]T, error) {
 	}
 	return out, nil
 }
+
+// GetStats returns per-workflow execution counts and p50/p99 durations: of one
+// workflow, or of every registered workflow when workflowName is empty.
+func (c *Client) GetStats(ctx context.Context, workflowName string) (*Stats, error) {
+	resp, err := c.stub.GetStats(ctx, &workflowv1.GetStatsRequest{WorkflowName: workflowName})
+	if err != nil {
+		return nil, err
+	}
+	out := &Stats{Since: fromTime(resp.GetSince())}
+	for _, w := range resp.GetWorkflows() {
+		out.Workflows = append(out.Workflows, WorkflowStats{
+			Name:       w.GetWorkflowName(),
+			Started:    w.GetStarted(),
+			Succeeded:  w.GetSucceeded(),
+			Failed:     w.GetFailed(),
+			Cancelled:  w.GetCancelled(),
+			Running:    w.GetRunning(),
+			P50:        fromDuration(w.GetP50Duration()),
+			P99:        fromDuration(w.GetP99Duration()),
+			WindowSize: int(w.GetWindowSize()),
+		})
+	}
+	return out, nil
+}

@@ -423,6 +423,31 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestGetStats(t *testing.T) {
+	ctx := ctxT(t)
+	name := uniqueName(t, "go-stats")
+	registerEcho(t, name)
+	for range 2 {
+		if _, err := sharedClient.Run(ctx, name, wfm.ExecuteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, err := sharedClient.GetStats(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stats.Workflows) != 1 || stats.Since.IsZero() {
+		t.Fatalf("stats %+v", stats)
+	}
+	w := stats.Workflows[0]
+	if w.Name != name || w.Started != 2 || w.Succeeded != 2 || w.Running != 0 || w.WindowSize != 2 || w.P50 > w.P99 || w.P99 == 0 {
+		t.Fatalf("workflow stats %+v", w)
+	}
+	if _, err := sharedClient.GetStats(ctx, "go-no-such-workflow"); !wfm.IsNotFound(err) {
+		t.Fatalf("unknown workflow: %v", err)
+	}
+}
+
 func TestExecuteIdempotencyKey(t *testing.T) {
 	ctx := ctxT(t)
 	name := uniqueName(t, "go-idem")

@@ -42,6 +42,23 @@ type Tool struct {
 	Server      string         // "builtin" or the MCP server's name
 }
 
+// Stats is GetStats' answer: per-workflow numbers counted since the server
+// started (Since), kept in the server's memory only.
+type Stats struct {
+	Since     time.Time
+	Workflows []WorkflowStats
+}
+
+// WorkflowStats are one workflow's execution counts and the p50/p99 durations
+// (acceptance to end) of its last WindowSize executions that ended (0 when none has).
+type WorkflowStats struct {
+	Name                                  string
+	Started, Succeeded, Failed, Cancelled int64
+	Running                               int64 // accepted and not ended: running or queued
+	P50, P99                              time.Duration
+	WindowSize                            int
+}
+
 // ExecutionStatus is the status of an execution.
 type ExecutionStatus = workflowv1.ExecutionStatus
 

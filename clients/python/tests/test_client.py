@@ -344,6 +344,20 @@ def test_list_workflow_types_and_tools(client: Client) -> None:
     assert tools and any(t.server == "builtin" for t in tools)
 
 
+def test_stats_count_executions(client: Client, echo_wf: str) -> None:
+    before = client.get_stats(echo_wf).workflows[0]
+    assert client.run(echo_wf, input={"a": 1}).success
+    stats = client.get_stats(echo_wf)
+    assert stats.since is not None
+    [after] = stats.workflows
+    assert after.workflow_name == echo_wf
+    assert after.started == before.started + 1
+    assert after.succeeded == before.succeeded + 1
+    assert after.p50_duration is not None and after.p99_duration is not None
+    assert after.p50_duration <= after.p99_duration
+    assert echo_wf in {w.workflow_name for w in client.get_stats().workflows}
+
+
 def test_token_and_metadata_are_sent(server: WfmServer, echo_wf: str) -> None:
     recorder = _Recorder()
     channel = grpc.intercept_channel(grpc.insecure_channel(server.target), recorder)

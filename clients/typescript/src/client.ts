@@ -12,6 +12,7 @@ import {
   type ExecutionEvent as PbExecutionEvent,
   type WorkflowType,
   type Tool,
+  type GetStatsResponse,
 } from "./gen/workflow/v1/workflow_service_pb.js";
 import {
   eventFromPb,
@@ -186,6 +187,14 @@ export class WfmClient {
   async listTools(call?: CallOptions): Promise<Tool[]> {
     const res = await unary(() => this.raw.listTools({}, call));
     return res.tools;
+  }
+
+  /**
+   * Per-workflow execution counts since the server started and p50/p99 durations of
+   * recent executions: for one workflow, or every registered one when empty.
+   */
+  async getStats(workflowName = "", call?: CallOptions): Promise<GetStatsResponse> {
+    return unary(() => this.raw.getStats({ workflowName }, call));
   }
 
   // --- executions ------------------------------------------------------------

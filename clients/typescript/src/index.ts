@@ -26,6 +26,11 @@ export {
 export * from "./errors.js";
 export { ConnectError } from "@connectrpc/connect";
 export type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-export type { WorkflowType, Tool } from "./gen/workflow/v1/workflow_service_pb.js";
+export type {
+  WorkflowType,
+  Tool,
+  GetStatsResponse,
+  WorkflowStats,
+} from "./gen/workflow/v1/workflow_service_pb.js";
 /** The generated messages and service descriptor (protobuf-es v2), for use with `WfmClient.raw`. */
 export * as pb from "./gen/workflow/v1/workflow_service_pb.js";

@@ -222,6 +222,20 @@ describe("WfmClient against a real wfm server", () => {
     assert.deepEqual(seen, ["accepted", "started", "stepStarted", "stepCompleted", "completed"]);
   });
 
+  it("getStats counts the executions of a workflow", async () => {
+    const [before] = (await client.getStats("greet")).workflows;
+    await client.run("greet", { input: { s: 1 } });
+    const stats = await client.getStats("greet");
+    assert.ok(stats.since);
+    assert.equal(stats.workflows.length, 1);
+    const [after] = stats.workflows;
+    assert.equal(after.workflowName, "greet");
+    assert.equal(after.started, before.started + 1n);
+    assert.equal(after.succeeded, before.succeeded + 1n);
+    assert.ok(after.p50Duration && after.p99Duration);
+    assert.ok((await client.getStats()).workflows.some((w) => w.workflowName === "greet"));
+  });
+
   it("reuses the execution for a repeated requestId", async () => {
     const first = await client.startExecution("greet", { input: { k: 1 }, requestId: "ts-idem-1" });
     assert.equal(first.created, true);

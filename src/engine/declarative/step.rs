@@ -6,6 +6,7 @@ use std::time::Instant;
 use futures_util::{StreamExt, stream};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::action;
 use super::error::{StepError, StepErrorKind};
@@ -20,6 +21,17 @@ pub const MAX_FOR_EACH_ITEMS: usize = 10_000;
 
 /// Runs the step and reports it; returns its output.
 pub(super) async fn run(
+    step: &Step,
+    ctx: &ExecutionContext,
+    context: Value,
+    cancel: CancellationToken,
+) -> Result<Value, StepError> {
+    traced(step, ctx, context, cancel)
+        .instrument(crate::telemetry::trace::step_span(&step.id))
+        .await
+}
+
+async fn traced(
     step: &Step,
     ctx: &ExecutionContext,
     context: Value,

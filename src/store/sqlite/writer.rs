@@ -47,6 +47,7 @@ pub fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
 }
 
 fn commit(conn: &mut Connection, batch: Vec<Job>) {
+    let started = std::time::Instant::now();
     let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => return fail_all(batch, &e),
@@ -62,6 +63,8 @@ fn commit(conn: &mut Connection, batch: Vec<Job>) {
     if let Err(e) = tx.commit() {
         return fail_all(batch, &e);
     }
+    let writes = batch.iter().map(|job| job.writes.len()).sum();
+    crate::telemetry::metrics::store_committed(writes, started.elapsed());
     for (job, result) in batch.into_iter().zip(results) {
         let _ = job.reply.send(result);
     }
@@ -69,6 +72,7 @@ fn commit(conn: &mut Connection, batch: Vec<Job>) {
 
 fn fail_all(batch: Vec<Job>, e: &rusqlite::Error) {
     tracing::error!(error = %e, writes = batch.len(), "store commit failed");
+    crate::telemetry::metrics::store_commit_failed();
     for job in batch {
         let _ = job
             .reply

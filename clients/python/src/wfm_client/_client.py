@@ -21,6 +21,7 @@ from ._types import (
     Page,
     RegisterResult,
     ShutdownResult,
+    Stats,
     StartExecutionResult,
     Tool,
     Workflow,
@@ -369,6 +370,11 @@ class Client:
         """The tools workflows can call: built-in ones and those of MCP servers."""
         resp = self._unary(self.stub.ListTools, pb.ListToolsRequest(), timeout)
         return [Tool.from_proto(t) for t in resp.tools]
+
+    def get_stats(self, workflow_name: str = "", *, timeout: float | None = None) -> Stats:
+        """Per-workflow counts and p50/p99 durations (one workflow, or every registered one)."""
+        req = pb.GetStatsRequest(workflow_name=workflow_name)
+        return Stats.from_proto(self._unary(self.stub.GetStats, req, timeout))
 
     def shutdown(
         self, grace_period: _dt.timedelta | float | None = None, *, timeout: float | None = None

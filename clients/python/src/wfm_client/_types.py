@@ -29,6 +29,8 @@ __all__ = [
     "WorkflowType",
     "Tool",
     "ShutdownResult",
+    "WorkflowStats",
+    "Stats",
     "Page",
     "TERMINAL_EVENT_KINDS",
 ]
@@ -386,6 +388,55 @@ class Tool:
 class ShutdownResult:
     finished_during_grace: int
     cancelled: int
+
+
+@dataclass(frozen=True)
+class WorkflowStats:
+    """Execution counts of one workflow since the server started, and the p50/p99
+    durations (acceptance to end) of its last ``window_size`` executions that ended."""
+
+    workflow_name: str
+    started: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    #: Accepted and not ended: running or queued.
+    running: int
+    p50_duration: _dt.timedelta | None
+    p99_duration: _dt.timedelta | None
+    window_size: int
+    raw: pb.WorkflowStats = field(default_factory=pb.WorkflowStats, repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, m: pb.WorkflowStats) -> WorkflowStats:
+        return cls(
+            workflow_name=m.workflow_name,
+            started=m.started,
+            succeeded=m.succeeded,
+            failed=m.failed,
+            cancelled=m.cancelled,
+            running=m.running,
+            p50_duration=opt_duration(m, "p50_duration"),
+            p99_duration=opt_duration(m, "p99_duration"),
+            window_size=m.window_size,
+            raw=m,
+        )
+
+
+@dataclass(frozen=True)
+class Stats:
+    """GetStats: one entry per registered workflow; counts run from ``since`` (the
+    server's start) and are kept in memory only."""
+
+    since: _dt.datetime | None
+    workflows: list[WorkflowStats]
+
+    @classmethod
+    def from_proto(cls, m: pb.GetStatsResponse) -> Stats:
+        return cls(
+            since=opt_time(m, "since"),
+            workflows=[WorkflowStats.from_proto(w) for w in m.workflows],
+        )
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from ._types import (
     Page,
     RegisterResult,
     ShutdownResult,
+    Stats,
     StartExecutionResult,
     Tool,
     Workflow,
@@ -345,6 +346,11 @@ class AsyncClient:
     async def list_tools(self, *, timeout: float | None = None) -> builtins.list[Tool]:
         resp = await self._unary(self.stub.ListTools, pb.ListToolsRequest(), timeout)
         return [Tool.from_proto(t) for t in resp.tools]
+
+    async def get_stats(self, workflow_name: str = "", *, timeout: float | None = None) -> Stats:
+        """Per-workflow counts and p50/p99 durations (one workflow, or every registered one)."""
+        req = pb.GetStatsRequest(workflow_name=workflow_name)
+        return Stats.from_proto(await self._unary(self.stub.GetStats, req, timeout))
 
     async def shutdown(
         self, grace_period: _dt.timedelta | float | None = None, *, timeout: float | None = None

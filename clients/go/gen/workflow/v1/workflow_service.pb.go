@@ -2324,6 +2324,220 @@ func (x *ShutdownResponse) GetCancelled() int32 {
 	return 0
 }
 
+type GetStatsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this workflow (NOT_FOUND when it is not registered); empty for every registered workflow.
+	WorkflowName  string `protobuf:"bytes,1,opt,name=workflow_name,json=workflowName,proto3" json:"workflow_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatsRequest) Reset() {
+	*x = GetStatsRequest{}
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsRequest) ProtoMessage() {}
+
+func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetStatsRequest) Descriptor() ([]byte, []int) {
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *GetStatsRequest) GetWorkflowName() string {
+	if x != nil {
+		return x.WorkflowName
+	}
+	return ""
+}
+
+type GetStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per registered workflow (all its versions together), by name.
+	Workflows []*WorkflowStats `protobuf:"bytes,1,rep,name=workflows,proto3" json:"workflows,omitempty"`
+	// When counting started: the server's start.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatsResponse) Reset() {
+	*x = GetStatsResponse{}
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsResponse) ProtoMessage() {}
+
+func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetStatsResponse) Descriptor() ([]byte, []int) {
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *GetStatsResponse) GetWorkflows() []*WorkflowStats {
+	if x != nil {
+		return x.Workflows
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+// Execution numbers of one workflow.
+type WorkflowStats struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	WorkflowName string                 `protobuf:"bytes,1,opt,name=workflow_name,json=workflowName,proto3" json:"workflow_name,omitempty"`
+	// Executions accepted (or resumed after a restart) since `since`.
+	Started int64 `protobuf:"varint,2,opt,name=started,proto3" json:"started,omitempty"`
+	// Executions that ended since `since`, by outcome.
+	Succeeded int64 `protobuf:"varint,3,opt,name=succeeded,proto3" json:"succeeded,omitempty"`
+	Failed    int64 `protobuf:"varint,4,opt,name=failed,proto3" json:"failed,omitempty"`
+	Cancelled int64 `protobuf:"varint,5,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
+	// Accepted and not ended yet: running or waiting for a slot.
+	Running int64 `protobuf:"varint,6,opt,name=running,proto3" json:"running,omitempty"`
+	// Median and 99th percentile of the time from acceptance to the end (queueing included)
+	// of the last `window_size` executions that ended; unset when none has.
+	P50Duration *durationpb.Duration `protobuf:"bytes,7,opt,name=p50_duration,json=p50Duration,proto3" json:"p50_duration,omitempty"`
+	P99Duration *durationpb.Duration `protobuf:"bytes,8,opt,name=p99_duration,json=p99Duration,proto3" json:"p99_duration,omitempty"`
+	// How many executions the percentiles cover: the last 1000 at most.
+	WindowSize    int32 `protobuf:"varint,9,opt,name=window_size,json=windowSize,proto3" json:"window_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkflowStats) Reset() {
+	*x = WorkflowStats{}
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkflowStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkflowStats) ProtoMessage() {}
+
+func (x *WorkflowStats) ProtoReflect() protoreflect.Message {
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkflowStats.ProtoReflect.Descriptor instead.
+func (*WorkflowStats) Descriptor() ([]byte, []int) {
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *WorkflowStats) GetWorkflowName() string {
+	if x != nil {
+		return x.WorkflowName
+	}
+	return ""
+}
+
+func (x *WorkflowStats) GetStarted() int64 {
+	if x != nil {
+		return x.Started
+	}
+	return 0
+}
+
+func (x *WorkflowStats) GetSucceeded() int64 {
+	if x != nil {
+		return x.Succeeded
+	}
+	return 0
+}
+
+func (x *WorkflowStats) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *WorkflowStats) GetCancelled() int64 {
+	if x != nil {
+		return x.Cancelled
+	}
+	return 0
+}
+
+func (x *WorkflowStats) GetRunning() int64 {
+	if x != nil {
+		return x.Running
+	}
+	return 0
+}
+
+func (x *WorkflowStats) GetP50Duration() *durationpb.Duration {
+	if x != nil {
+		return x.P50Duration
+	}
+	return nil
+}
+
+func (x *WorkflowStats) GetP99Duration() *durationpb.Duration {
+	if x != nil {
+		return x.P99Duration
+	}
+	return nil
+}
+
+func (x *WorkflowStats) GetWindowSize() int32 {
+	if x != nil {
+		return x.WindowSize
+	}
+	return 0
+}
+
 // One run of a workflow.
 type Execution struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -2349,7 +2563,7 @@ type Execution struct {
 
 func (x *Execution) Reset() {
 	*x = Execution{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[35]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2575,7 @@ func (x *Execution) String() string {
 func (*Execution) ProtoMessage() {}
 
 func (x *Execution) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[35]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2588,7 @@ func (x *Execution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Execution.ProtoReflect.Descriptor instead.
 func (*Execution) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{35}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Execution) GetId() string {
@@ -2483,7 +2697,7 @@ type StepResult struct {
 
 func (x *StepResult) Reset() {
 	*x = StepResult{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[36]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2495,7 +2709,7 @@ func (x *StepResult) String() string {
 func (*StepResult) ProtoMessage() {}
 
 func (x *StepResult) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[36]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2508,7 +2722,7 @@ func (x *StepResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepResult.ProtoReflect.Descriptor instead.
 func (*StepResult) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{36}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *StepResult) GetStepId() string {
@@ -2570,7 +2784,7 @@ type ExecutionResult struct {
 
 func (x *ExecutionResult) Reset() {
 	*x = ExecutionResult{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[37]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2582,7 +2796,7 @@ func (x *ExecutionResult) String() string {
 func (*ExecutionResult) ProtoMessage() {}
 
 func (x *ExecutionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[37]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2595,7 +2809,7 @@ func (x *ExecutionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionResult.ProtoReflect.Descriptor instead.
 func (*ExecutionResult) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{37}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ExecutionResult) GetSuccess() bool {
@@ -2680,7 +2894,7 @@ type ExecutionEvent struct {
 
 func (x *ExecutionEvent) Reset() {
 	*x = ExecutionEvent{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[38]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2692,7 +2906,7 @@ func (x *ExecutionEvent) String() string {
 func (*ExecutionEvent) ProtoMessage() {}
 
 func (x *ExecutionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[38]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2705,7 +2919,7 @@ func (x *ExecutionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ExecutionEvent) GetExecutionId() string {
@@ -2916,7 +3130,7 @@ type ExecutionEvent_Accepted struct {
 
 func (x *ExecutionEvent_Accepted) Reset() {
 	*x = ExecutionEvent_Accepted{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[42]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2928,7 +3142,7 @@ func (x *ExecutionEvent_Accepted) String() string {
 func (*ExecutionEvent_Accepted) ProtoMessage() {}
 
 func (x *ExecutionEvent_Accepted) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[42]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2941,7 +3155,7 @@ func (x *ExecutionEvent_Accepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Accepted.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Accepted) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 0}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 0}
 }
 
 func (x *ExecutionEvent_Accepted) GetWorkflowName() string {
@@ -2969,7 +3183,7 @@ type ExecutionEvent_Queued struct {
 
 func (x *ExecutionEvent_Queued) Reset() {
 	*x = ExecutionEvent_Queued{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[43]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2981,7 +3195,7 @@ func (x *ExecutionEvent_Queued) String() string {
 func (*ExecutionEvent_Queued) ProtoMessage() {}
 
 func (x *ExecutionEvent_Queued) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[43]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2994,7 +3208,7 @@ func (x *ExecutionEvent_Queued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Queued.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Queued) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 1}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 1}
 }
 
 func (x *ExecutionEvent_Queued) GetReason() string {
@@ -3015,7 +3229,7 @@ type ExecutionEvent_Started struct {
 
 func (x *ExecutionEvent_Started) Reset() {
 	*x = ExecutionEvent_Started{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[44]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3027,7 +3241,7 @@ func (x *ExecutionEvent_Started) String() string {
 func (*ExecutionEvent_Started) ProtoMessage() {}
 
 func (x *ExecutionEvent_Started) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[44]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3040,7 +3254,7 @@ func (x *ExecutionEvent_Started) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Started.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Started) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 2}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 2}
 }
 
 func (x *ExecutionEvent_Started) GetAttempt() int32 {
@@ -3060,7 +3274,7 @@ type ExecutionEvent_StepStarted struct {
 
 func (x *ExecutionEvent_StepStarted) Reset() {
 	*x = ExecutionEvent_StepStarted{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[45]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3072,7 +3286,7 @@ func (x *ExecutionEvent_StepStarted) String() string {
 func (*ExecutionEvent_StepStarted) ProtoMessage() {}
 
 func (x *ExecutionEvent_StepStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[45]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3085,7 +3299,7 @@ func (x *ExecutionEvent_StepStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_StepStarted.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_StepStarted) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 3}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 3}
 }
 
 func (x *ExecutionEvent_StepStarted) GetStepId() string {
@@ -3114,7 +3328,7 @@ type ExecutionEvent_StepProgress struct {
 
 func (x *ExecutionEvent_StepProgress) Reset() {
 	*x = ExecutionEvent_StepProgress{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[46]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3126,7 +3340,7 @@ func (x *ExecutionEvent_StepProgress) String() string {
 func (*ExecutionEvent_StepProgress) ProtoMessage() {}
 
 func (x *ExecutionEvent_StepProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[46]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3139,7 +3353,7 @@ func (x *ExecutionEvent_StepProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_StepProgress.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_StepProgress) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 4}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 4}
 }
 
 func (x *ExecutionEvent_StepProgress) GetStepId() string {
@@ -3174,7 +3388,7 @@ type ExecutionEvent_StepCompleted struct {
 
 func (x *ExecutionEvent_StepCompleted) Reset() {
 	*x = ExecutionEvent_StepCompleted{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[47]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3186,7 +3400,7 @@ func (x *ExecutionEvent_StepCompleted) String() string {
 func (*ExecutionEvent_StepCompleted) ProtoMessage() {}
 
 func (x *ExecutionEvent_StepCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[47]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3199,7 +3413,7 @@ func (x *ExecutionEvent_StepCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_StepCompleted.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_StepCompleted) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 5}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 5}
 }
 
 func (x *ExecutionEvent_StepCompleted) GetStepId() string {
@@ -3235,7 +3449,7 @@ type ExecutionEvent_StepFailed struct {
 
 func (x *ExecutionEvent_StepFailed) Reset() {
 	*x = ExecutionEvent_StepFailed{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[48]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3247,7 +3461,7 @@ func (x *ExecutionEvent_StepFailed) String() string {
 func (*ExecutionEvent_StepFailed) ProtoMessage() {}
 
 func (x *ExecutionEvent_StepFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[48]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3260,7 +3474,7 @@ func (x *ExecutionEvent_StepFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_StepFailed.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_StepFailed) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 6}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 6}
 }
 
 func (x *ExecutionEvent_StepFailed) GetStepId() string {
@@ -3301,7 +3515,7 @@ type ExecutionEvent_StepSkipped struct {
 
 func (x *ExecutionEvent_StepSkipped) Reset() {
 	*x = ExecutionEvent_StepSkipped{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[49]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3313,7 +3527,7 @@ func (x *ExecutionEvent_StepSkipped) String() string {
 func (*ExecutionEvent_StepSkipped) ProtoMessage() {}
 
 func (x *ExecutionEvent_StepSkipped) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[49]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3326,7 +3540,7 @@ func (x *ExecutionEvent_StepSkipped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_StepSkipped.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_StepSkipped) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 7}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 7}
 }
 
 func (x *ExecutionEvent_StepSkipped) GetStepId() string {
@@ -3352,7 +3566,7 @@ type ExecutionEvent_Completed struct {
 
 func (x *ExecutionEvent_Completed) Reset() {
 	*x = ExecutionEvent_Completed{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[50]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3364,7 +3578,7 @@ func (x *ExecutionEvent_Completed) String() string {
 func (*ExecutionEvent_Completed) ProtoMessage() {}
 
 func (x *ExecutionEvent_Completed) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[50]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3377,7 +3591,7 @@ func (x *ExecutionEvent_Completed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Completed.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Completed) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 8}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 8}
 }
 
 func (x *ExecutionEvent_Completed) GetResult() *ExecutionResult {
@@ -3397,7 +3611,7 @@ type ExecutionEvent_Failed struct {
 
 func (x *ExecutionEvent_Failed) Reset() {
 	*x = ExecutionEvent_Failed{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[51]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3623,7 @@ func (x *ExecutionEvent_Failed) String() string {
 func (*ExecutionEvent_Failed) ProtoMessage() {}
 
 func (x *ExecutionEvent_Failed) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[51]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3636,7 @@ func (x *ExecutionEvent_Failed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Failed.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Failed) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 9}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 9}
 }
 
 func (x *ExecutionEvent_Failed) GetError() string {
@@ -3449,7 +3663,7 @@ type ExecutionEvent_Cancelled struct {
 
 func (x *ExecutionEvent_Cancelled) Reset() {
 	*x = ExecutionEvent_Cancelled{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[52]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3461,7 +3675,7 @@ func (x *ExecutionEvent_Cancelled) String() string {
 func (*ExecutionEvent_Cancelled) ProtoMessage() {}
 
 func (x *ExecutionEvent_Cancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[52]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3474,7 +3688,7 @@ func (x *ExecutionEvent_Cancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Cancelled.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Cancelled) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{38, 10}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 10}
 }
 
 func (x *ExecutionEvent_Cancelled) GetReason() string {
@@ -3650,7 +3864,23 @@ const file_workflow_v1_workflow_service_proto_rawDesc = "" +
 	"\fgrace_period\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"d\n" +
 	"\x10ShutdownResponse\x122\n" +
 	"\x15finished_during_grace\x18\x01 \x01(\x05R\x13finishedDuringGrace\x12\x1c\n" +
-	"\tcancelled\x18\x02 \x01(\x05R\tcancelled\"\xde\x04\n" +
+	"\tcancelled\x18\x02 \x01(\x05R\tcancelled\"6\n" +
+	"\x0fGetStatsRequest\x12#\n" +
+	"\rworkflow_name\x18\x01 \x01(\tR\fworkflowName\"~\n" +
+	"\x10GetStatsResponse\x128\n" +
+	"\tworkflows\x18\x01 \x03(\v2\x1a.workflow.v1.WorkflowStatsR\tworkflows\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xd9\x02\n" +
+	"\rWorkflowStats\x12#\n" +
+	"\rworkflow_name\x18\x01 \x01(\tR\fworkflowName\x12\x18\n" +
+	"\astarted\x18\x02 \x01(\x03R\astarted\x12\x1c\n" +
+	"\tsucceeded\x18\x03 \x01(\x03R\tsucceeded\x12\x16\n" +
+	"\x06failed\x18\x04 \x01(\x03R\x06failed\x12\x1c\n" +
+	"\tcancelled\x18\x05 \x01(\x03R\tcancelled\x12\x18\n" +
+	"\arunning\x18\x06 \x01(\x03R\arunning\x12<\n" +
+	"\fp50_duration\x18\a \x01(\v2\x19.google.protobuf.DurationR\vp50Duration\x12<\n" +
+	"\fp99_duration\x18\b \x01(\v2\x19.google.protobuf.DurationR\vp99Duration\x12\x1f\n" +
+	"\vwindow_size\x18\t \x01(\x05R\n" +
+	"windowSize\"\xde\x04\n" +
 	"\tExecution\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rworkflow_name\x18\x02 \x01(\tR\fworkflowName\x12)\n" +
@@ -3756,7 +3986,7 @@ const file_workflow_v1_workflow_service_proto_rawDesc = "" +
 	"\x15STEP_STATUS_COMPLETED\x10\x03\x12\x16\n" +
 	"\x12STEP_STATUS_FAILED\x10\x04\x12\x17\n" +
 	"\x13STEP_STATUS_SKIPPED\x10\x05\x12\x19\n" +
-	"\x15STEP_STATUS_CANCELLED\x10\x062\xa7\b\n" +
+	"\x15STEP_STATUS_CANCELLED\x10\x062\xf0\b\n" +
 	"\x0fWorkflowService\x12G\n" +
 	"\bRegister\x12\x1c.workflow.v1.RegisterRequest\x1a\x1d.workflow.v1.RegisterResponse\x12M\n" +
 	"\n" +
@@ -3771,7 +4001,8 @@ const file_workflow_v1_workflow_service_proto_rawDesc = "" +
 	"\x0fCancelExecution\x12#.workflow.v1.CancelExecutionRequest\x1a$.workflow.v1.CancelExecutionResponse\x12b\n" +
 	"\x11ListWorkflowTypes\x12%.workflow.v1.ListWorkflowTypesRequest\x1a&.workflow.v1.ListWorkflowTypesResponse\x12J\n" +
 	"\tListTools\x12\x1d.workflow.v1.ListToolsRequest\x1a\x1e.workflow.v1.ListToolsResponse\x12G\n" +
-	"\bShutdown\x12\x1c.workflow.v1.ShutdownRequest\x1a\x1d.workflow.v1.ShutdownResponseB\xb2\x01\n" +
+	"\bShutdown\x12\x1c.workflow.v1.ShutdownRequest\x1a\x1d.workflow.v1.ShutdownResponse\x12G\n" +
+	"\bGetStats\x12\x1c.workflow.v1.GetStatsRequest\x1a\x1d.workflow.v1.GetStatsResponseB\xb2\x01\n" +
 	"\x0fcom.workflow.v1B\x14WorkflowServiceProtoP\x01Z<github.com/wfm-dev/wfm/clients/go/gen/workflow/v1;workflowv1\xa2\x02\x03WXX\xaa\x02\vWorkflow.V1\xca\x02\vWorkflow\\V1\xe2\x02\x17Workflow\\V1\\GPBMetadata\xea\x02\fWorkflow::V1b\x06proto3"
 
 var (
@@ -3787,7 +4018,7 @@ func file_workflow_v1_workflow_service_proto_rawDescGZIP() []byte {
 }
 
 var file_workflow_v1_workflow_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_workflow_v1_workflow_service_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_workflow_v1_workflow_service_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_workflow_v1_workflow_service_proto_goTypes = []any{
 	(ExecutionStatus)(0),                 // 0: workflow.v1.ExecutionStatus
 	(StepStatus)(0),                      // 1: workflow.v1.StepStatus
@@ -3826,131 +4057,140 @@ var file_workflow_v1_workflow_service_proto_goTypes = []any{
 	(*Tool)(nil),                         // 34: workflow.v1.Tool
 	(*ShutdownRequest)(nil),              // 35: workflow.v1.ShutdownRequest
 	(*ShutdownResponse)(nil),             // 36: workflow.v1.ShutdownResponse
-	(*Execution)(nil),                    // 37: workflow.v1.Execution
-	(*StepResult)(nil),                   // 38: workflow.v1.StepResult
-	(*ExecutionResult)(nil),              // 39: workflow.v1.ExecutionResult
-	(*ExecutionEvent)(nil),               // 40: workflow.v1.ExecutionEvent
-	nil,                                  // 41: workflow.v1.Workflow.LabelsEntry
-	nil,                                  // 42: workflow.v1.RegisterRequest.LabelsEntry
-	nil,                                  // 43: workflow.v1.ListRequest.LabelFilterEntry
-	(*ExecutionEvent_Accepted)(nil),      // 44: workflow.v1.ExecutionEvent.Accepted
-	(*ExecutionEvent_Queued)(nil),        // 45: workflow.v1.ExecutionEvent.Queued
-	(*ExecutionEvent_Started)(nil),       // 46: workflow.v1.ExecutionEvent.Started
-	(*ExecutionEvent_StepStarted)(nil),   // 47: workflow.v1.ExecutionEvent.StepStarted
-	(*ExecutionEvent_StepProgress)(nil),  // 48: workflow.v1.ExecutionEvent.StepProgress
-	(*ExecutionEvent_StepCompleted)(nil), // 49: workflow.v1.ExecutionEvent.StepCompleted
-	(*ExecutionEvent_StepFailed)(nil),    // 50: workflow.v1.ExecutionEvent.StepFailed
-	(*ExecutionEvent_StepSkipped)(nil),   // 51: workflow.v1.ExecutionEvent.StepSkipped
-	(*ExecutionEvent_Completed)(nil),     // 52: workflow.v1.ExecutionEvent.Completed
-	(*ExecutionEvent_Failed)(nil),        // 53: workflow.v1.ExecutionEvent.Failed
-	(*ExecutionEvent_Cancelled)(nil),     // 54: workflow.v1.ExecutionEvent.Cancelled
-	(*timestamppb.Timestamp)(nil),        // 55: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),              // 56: google.protobuf.Struct
-	(*structpb.Value)(nil),               // 57: google.protobuf.Value
-	(*durationpb.Duration)(nil),          // 58: google.protobuf.Duration
+	(*GetStatsRequest)(nil),              // 37: workflow.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),             // 38: workflow.v1.GetStatsResponse
+	(*WorkflowStats)(nil),                // 39: workflow.v1.WorkflowStats
+	(*Execution)(nil),                    // 40: workflow.v1.Execution
+	(*StepResult)(nil),                   // 41: workflow.v1.StepResult
+	(*ExecutionResult)(nil),              // 42: workflow.v1.ExecutionResult
+	(*ExecutionEvent)(nil),               // 43: workflow.v1.ExecutionEvent
+	nil,                                  // 44: workflow.v1.Workflow.LabelsEntry
+	nil,                                  // 45: workflow.v1.RegisterRequest.LabelsEntry
+	nil,                                  // 46: workflow.v1.ListRequest.LabelFilterEntry
+	(*ExecutionEvent_Accepted)(nil),      // 47: workflow.v1.ExecutionEvent.Accepted
+	(*ExecutionEvent_Queued)(nil),        // 48: workflow.v1.ExecutionEvent.Queued
+	(*ExecutionEvent_Started)(nil),       // 49: workflow.v1.ExecutionEvent.Started
+	(*ExecutionEvent_StepStarted)(nil),   // 50: workflow.v1.ExecutionEvent.StepStarted
+	(*ExecutionEvent_StepProgress)(nil),  // 51: workflow.v1.ExecutionEvent.StepProgress
+	(*ExecutionEvent_StepCompleted)(nil), // 52: workflow.v1.ExecutionEvent.StepCompleted
+	(*ExecutionEvent_StepFailed)(nil),    // 53: workflow.v1.ExecutionEvent.StepFailed
+	(*ExecutionEvent_StepSkipped)(nil),   // 54: workflow.v1.ExecutionEvent.StepSkipped
+	(*ExecutionEvent_Completed)(nil),     // 55: workflow.v1.ExecutionEvent.Completed
+	(*ExecutionEvent_Failed)(nil),        // 56: workflow.v1.ExecutionEvent.Failed
+	(*ExecutionEvent_Cancelled)(nil),     // 57: workflow.v1.ExecutionEvent.Cancelled
+	(*timestamppb.Timestamp)(nil),        // 58: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),              // 59: google.protobuf.Struct
+	(*structpb.Value)(nil),               // 60: google.protobuf.Value
+	(*durationpb.Duration)(nil),          // 61: google.protobuf.Duration
 }
 var file_workflow_v1_workflow_service_proto_depIdxs = []int32{
-	41, // 0: workflow.v1.Workflow.labels:type_name -> workflow.v1.Workflow.LabelsEntry
-	55, // 1: workflow.v1.Workflow.create_time:type_name -> google.protobuf.Timestamp
+	44, // 0: workflow.v1.Workflow.labels:type_name -> workflow.v1.Workflow.LabelsEntry
+	58, // 1: workflow.v1.Workflow.create_time:type_name -> google.protobuf.Timestamp
 	3,  // 2: workflow.v1.Workflow.native:type_name -> workflow.v1.NativeSource
 	5,  // 3: workflow.v1.Workflow.definition:type_name -> workflow.v1.WorkflowDefinition
-	56, // 4: workflow.v1.NativeSource.arguments:type_name -> google.protobuf.Struct
-	42, // 5: workflow.v1.RegisterRequest.labels:type_name -> workflow.v1.RegisterRequest.LabelsEntry
+	59, // 4: workflow.v1.NativeSource.arguments:type_name -> google.protobuf.Struct
+	45, // 5: workflow.v1.RegisterRequest.labels:type_name -> workflow.v1.RegisterRequest.LabelsEntry
 	3,  // 6: workflow.v1.RegisterRequest.native:type_name -> workflow.v1.NativeSource
 	5,  // 7: workflow.v1.RegisterRequest.definition:type_name -> workflow.v1.WorkflowDefinition
 	6,  // 8: workflow.v1.WorkflowDefinition.steps:type_name -> workflow.v1.Step
-	56, // 9: workflow.v1.WorkflowDefinition.input_schema:type_name -> google.protobuf.Struct
-	57, // 10: workflow.v1.WorkflowDefinition.output:type_name -> google.protobuf.Value
+	59, // 9: workflow.v1.WorkflowDefinition.input_schema:type_name -> google.protobuf.Struct
+	60, // 10: workflow.v1.WorkflowDefinition.output:type_name -> google.protobuf.Value
 	7,  // 11: workflow.v1.Step.tool:type_name -> workflow.v1.ToolAction
 	8,  // 12: workflow.v1.Step.workflow:type_name -> workflow.v1.WorkflowAction
 	9,  // 13: workflow.v1.Step.retry:type_name -> workflow.v1.RetryPolicy
-	58, // 14: workflow.v1.Step.timeout:type_name -> google.protobuf.Duration
-	56, // 15: workflow.v1.ToolAction.arguments:type_name -> google.protobuf.Struct
-	56, // 16: workflow.v1.WorkflowAction.input:type_name -> google.protobuf.Struct
-	58, // 17: workflow.v1.RetryPolicy.initial_interval:type_name -> google.protobuf.Duration
-	58, // 18: workflow.v1.RetryPolicy.maximum_interval:type_name -> google.protobuf.Duration
+	61, // 14: workflow.v1.Step.timeout:type_name -> google.protobuf.Duration
+	59, // 15: workflow.v1.ToolAction.arguments:type_name -> google.protobuf.Struct
+	59, // 16: workflow.v1.WorkflowAction.input:type_name -> google.protobuf.Struct
+	61, // 17: workflow.v1.RetryPolicy.initial_interval:type_name -> google.protobuf.Duration
+	61, // 18: workflow.v1.RetryPolicy.maximum_interval:type_name -> google.protobuf.Duration
 	2,  // 19: workflow.v1.RegisterResponse.workflow:type_name -> workflow.v1.Workflow
-	43, // 20: workflow.v1.ListRequest.label_filter:type_name -> workflow.v1.ListRequest.LabelFilterEntry
+	46, // 20: workflow.v1.ListRequest.label_filter:type_name -> workflow.v1.ListRequest.LabelFilterEntry
 	2,  // 21: workflow.v1.ListResponse.workflows:type_name -> workflow.v1.Workflow
 	2,  // 22: workflow.v1.GetResponse.workflow:type_name -> workflow.v1.Workflow
-	56, // 23: workflow.v1.ExecuteRequest.input:type_name -> google.protobuf.Struct
-	56, // 24: workflow.v1.ExecuteRequest.metadata:type_name -> google.protobuf.Struct
-	40, // 25: workflow.v1.ExecuteResponse.event:type_name -> workflow.v1.ExecutionEvent
-	56, // 26: workflow.v1.StartExecutionRequest.input:type_name -> google.protobuf.Struct
-	56, // 27: workflow.v1.StartExecutionRequest.metadata:type_name -> google.protobuf.Struct
-	37, // 28: workflow.v1.GetExecutionResponse.execution:type_name -> workflow.v1.Execution
+	59, // 23: workflow.v1.ExecuteRequest.input:type_name -> google.protobuf.Struct
+	59, // 24: workflow.v1.ExecuteRequest.metadata:type_name -> google.protobuf.Struct
+	43, // 25: workflow.v1.ExecuteResponse.event:type_name -> workflow.v1.ExecutionEvent
+	59, // 26: workflow.v1.StartExecutionRequest.input:type_name -> google.protobuf.Struct
+	59, // 27: workflow.v1.StartExecutionRequest.metadata:type_name -> google.protobuf.Struct
+	40, // 28: workflow.v1.GetExecutionResponse.execution:type_name -> workflow.v1.Execution
 	0,  // 29: workflow.v1.ListExecutionsRequest.status:type_name -> workflow.v1.ExecutionStatus
-	55, // 30: workflow.v1.ListExecutionsRequest.create_time_start:type_name -> google.protobuf.Timestamp
-	55, // 31: workflow.v1.ListExecutionsRequest.create_time_end:type_name -> google.protobuf.Timestamp
-	37, // 32: workflow.v1.ListExecutionsResponse.executions:type_name -> workflow.v1.Execution
-	40, // 33: workflow.v1.WatchExecutionResponse.event:type_name -> workflow.v1.ExecutionEvent
+	58, // 30: workflow.v1.ListExecutionsRequest.create_time_start:type_name -> google.protobuf.Timestamp
+	58, // 31: workflow.v1.ListExecutionsRequest.create_time_end:type_name -> google.protobuf.Timestamp
+	40, // 32: workflow.v1.ListExecutionsResponse.executions:type_name -> workflow.v1.Execution
+	43, // 33: workflow.v1.WatchExecutionResponse.event:type_name -> workflow.v1.ExecutionEvent
 	0,  // 34: workflow.v1.CancelExecutionResponse.status:type_name -> workflow.v1.ExecutionStatus
 	31, // 35: workflow.v1.ListWorkflowTypesResponse.workflow_types:type_name -> workflow.v1.WorkflowType
-	56, // 36: workflow.v1.WorkflowType.arguments_schema:type_name -> google.protobuf.Struct
+	59, // 36: workflow.v1.WorkflowType.arguments_schema:type_name -> google.protobuf.Struct
 	34, // 37: workflow.v1.ListToolsResponse.tools:type_name -> workflow.v1.Tool
-	56, // 38: workflow.v1.Tool.input_schema:type_name -> google.protobuf.Struct
-	58, // 39: workflow.v1.ShutdownRequest.grace_period:type_name -> google.protobuf.Duration
-	0,  // 40: workflow.v1.Execution.status:type_name -> workflow.v1.ExecutionStatus
-	56, // 41: workflow.v1.Execution.input:type_name -> google.protobuf.Struct
-	56, // 42: workflow.v1.Execution.metadata:type_name -> google.protobuf.Struct
-	55, // 43: workflow.v1.Execution.create_time:type_name -> google.protobuf.Timestamp
-	55, // 44: workflow.v1.Execution.start_time:type_name -> google.protobuf.Timestamp
-	55, // 45: workflow.v1.Execution.end_time:type_name -> google.protobuf.Timestamp
-	39, // 46: workflow.v1.Execution.result:type_name -> workflow.v1.ExecutionResult
-	1,  // 47: workflow.v1.StepResult.status:type_name -> workflow.v1.StepStatus
-	57, // 48: workflow.v1.StepResult.output:type_name -> google.protobuf.Value
-	58, // 49: workflow.v1.StepResult.duration:type_name -> google.protobuf.Duration
-	58, // 50: workflow.v1.ExecutionResult.execution_time:type_name -> google.protobuf.Duration
-	38, // 51: workflow.v1.ExecutionResult.steps:type_name -> workflow.v1.StepResult
-	57, // 52: workflow.v1.ExecutionResult.output:type_name -> google.protobuf.Value
-	55, // 53: workflow.v1.ExecutionEvent.time:type_name -> google.protobuf.Timestamp
-	44, // 54: workflow.v1.ExecutionEvent.accepted:type_name -> workflow.v1.ExecutionEvent.Accepted
-	45, // 55: workflow.v1.ExecutionEvent.queued:type_name -> workflow.v1.ExecutionEvent.Queued
-	46, // 56: workflow.v1.ExecutionEvent.started:type_name -> workflow.v1.ExecutionEvent.Started
-	47, // 57: workflow.v1.ExecutionEvent.step_started:type_name -> workflow.v1.ExecutionEvent.StepStarted
-	48, // 58: workflow.v1.ExecutionEvent.step_progress:type_name -> workflow.v1.ExecutionEvent.StepProgress
-	49, // 59: workflow.v1.ExecutionEvent.step_completed:type_name -> workflow.v1.ExecutionEvent.StepCompleted
-	50, // 60: workflow.v1.ExecutionEvent.step_failed:type_name -> workflow.v1.ExecutionEvent.StepFailed
-	51, // 61: workflow.v1.ExecutionEvent.step_skipped:type_name -> workflow.v1.ExecutionEvent.StepSkipped
-	52, // 62: workflow.v1.ExecutionEvent.completed:type_name -> workflow.v1.ExecutionEvent.Completed
-	53, // 63: workflow.v1.ExecutionEvent.failed:type_name -> workflow.v1.ExecutionEvent.Failed
-	54, // 64: workflow.v1.ExecutionEvent.cancelled:type_name -> workflow.v1.ExecutionEvent.Cancelled
-	57, // 65: workflow.v1.ExecutionEvent.StepCompleted.output:type_name -> google.protobuf.Value
-	58, // 66: workflow.v1.ExecutionEvent.StepCompleted.duration:type_name -> google.protobuf.Duration
-	39, // 67: workflow.v1.ExecutionEvent.Completed.result:type_name -> workflow.v1.ExecutionResult
-	39, // 68: workflow.v1.ExecutionEvent.Failed.result:type_name -> workflow.v1.ExecutionResult
-	39, // 69: workflow.v1.ExecutionEvent.Cancelled.result:type_name -> workflow.v1.ExecutionResult
-	4,  // 70: workflow.v1.WorkflowService.Register:input_type -> workflow.v1.RegisterRequest
-	11, // 71: workflow.v1.WorkflowService.Unregister:input_type -> workflow.v1.UnregisterRequest
-	13, // 72: workflow.v1.WorkflowService.List:input_type -> workflow.v1.ListRequest
-	15, // 73: workflow.v1.WorkflowService.Get:input_type -> workflow.v1.GetRequest
-	17, // 74: workflow.v1.WorkflowService.Execute:input_type -> workflow.v1.ExecuteRequest
-	19, // 75: workflow.v1.WorkflowService.StartExecution:input_type -> workflow.v1.StartExecutionRequest
-	21, // 76: workflow.v1.WorkflowService.GetExecution:input_type -> workflow.v1.GetExecutionRequest
-	23, // 77: workflow.v1.WorkflowService.ListExecutions:input_type -> workflow.v1.ListExecutionsRequest
-	25, // 78: workflow.v1.WorkflowService.WatchExecution:input_type -> workflow.v1.WatchExecutionRequest
-	27, // 79: workflow.v1.WorkflowService.CancelExecution:input_type -> workflow.v1.CancelExecutionRequest
-	29, // 80: workflow.v1.WorkflowService.ListWorkflowTypes:input_type -> workflow.v1.ListWorkflowTypesRequest
-	32, // 81: workflow.v1.WorkflowService.ListTools:input_type -> workflow.v1.ListToolsRequest
-	35, // 82: workflow.v1.WorkflowService.Shutdown:input_type -> workflow.v1.ShutdownRequest
-	10, // 83: workflow.v1.WorkflowService.Register:output_type -> workflow.v1.RegisterResponse
-	12, // 84: workflow.v1.WorkflowService.Unregister:output_type -> workflow.v1.UnregisterResponse
-	14, // 85: workflow.v1.WorkflowService.List:output_type -> workflow.v1.ListResponse
-	16, // 86: workflow.v1.WorkflowService.Get:output_type -> workflow.v1.GetResponse
-	18, // 87: workflow.v1.WorkflowService.Execute:output_type -> workflow.v1.ExecuteResponse
-	20, // 88: workflow.v1.WorkflowService.StartExecution:output_type -> workflow.v1.StartExecutionResponse
-	22, // 89: workflow.v1.WorkflowService.GetExecution:output_type -> workflow.v1.GetExecutionResponse
-	24, // 90: workflow.v1.WorkflowService.ListExecutions:output_type -> workflow.v1.ListExecutionsResponse
-	26, // 91: workflow.v1.WorkflowService.WatchExecution:output_type -> workflow.v1.WatchExecutionResponse
-	28, // 92: workflow.v1.WorkflowService.CancelExecution:output_type -> workflow.v1.CancelExecutionResponse
-	30, // 93: workflow.v1.WorkflowService.ListWorkflowTypes:output_type -> workflow.v1.ListWorkflowTypesResponse
-	33, // 94: workflow.v1.WorkflowService.ListTools:output_type -> workflow.v1.ListToolsResponse
-	36, // 95: workflow.v1.WorkflowService.Shutdown:output_type -> workflow.v1.ShutdownResponse
-	83, // [83:96] is the sub-list for method output_type
-	70, // [70:83] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	59, // 38: workflow.v1.Tool.input_schema:type_name -> google.protobuf.Struct
+	61, // 39: workflow.v1.ShutdownRequest.grace_period:type_name -> google.protobuf.Duration
+	39, // 40: workflow.v1.GetStatsResponse.workflows:type_name -> workflow.v1.WorkflowStats
+	58, // 41: workflow.v1.GetStatsResponse.since:type_name -> google.protobuf.Timestamp
+	61, // 42: workflow.v1.WorkflowStats.p50_duration:type_name -> google.protobuf.Duration
+	61, // 43: workflow.v1.WorkflowStats.p99_duration:type_name -> google.protobuf.Duration
+	0,  // 44: workflow.v1.Execution.status:type_name -> workflow.v1.ExecutionStatus
+	59, // 45: workflow.v1.Execution.input:type_name -> google.protobuf.Struct
+	59, // 46: workflow.v1.Execution.metadata:type_name -> google.protobuf.Struct
+	58, // 47: workflow.v1.Execution.create_time:type_name -> google.protobuf.Timestamp
+	58, // 48: workflow.v1.Execution.start_time:type_name -> google.protobuf.Timestamp
+	58, // 49: workflow.v1.Execution.end_time:type_name -> google.protobuf.Timestamp
+	42, // 50: workflow.v1.Execution.result:type_name -> workflow.v1.ExecutionResult
+	1,  // 51: workflow.v1.StepResult.status:type_name -> workflow.v1.StepStatus
+	60, // 52: workflow.v1.StepResult.output:type_name -> google.protobuf.Value
+	61, // 53: workflow.v1.StepResult.duration:type_name -> google.protobuf.Duration
+	61, // 54: workflow.v1.ExecutionResult.execution_time:type_name -> google.protobuf.Duration
+	41, // 55: workflow.v1.ExecutionResult.steps:type_name -> workflow.v1.StepResult
+	60, // 56: workflow.v1.ExecutionResult.output:type_name -> google.protobuf.Value
+	58, // 57: workflow.v1.ExecutionEvent.time:type_name -> google.protobuf.Timestamp
+	47, // 58: workflow.v1.ExecutionEvent.accepted:type_name -> workflow.v1.ExecutionEvent.Accepted
+	48, // 59: workflow.v1.ExecutionEvent.queued:type_name -> workflow.v1.ExecutionEvent.Queued
+	49, // 60: workflow.v1.ExecutionEvent.started:type_name -> workflow.v1.ExecutionEvent.Started
+	50, // 61: workflow.v1.ExecutionEvent.step_started:type_name -> workflow.v1.ExecutionEvent.StepStarted
+	51, // 62: workflow.v1.ExecutionEvent.step_progress:type_name -> workflow.v1.ExecutionEvent.StepProgress
+	52, // 63: workflow.v1.ExecutionEvent.step_completed:type_name -> workflow.v1.ExecutionEvent.StepCompleted
+	53, // 64: workflow.v1.ExecutionEvent.step_failed:type_name -> workflow.v1.ExecutionEvent.StepFailed
+	54, // 65: workflow.v1.ExecutionEvent.step_skipped:type_name -> workflow.v1.ExecutionEvent.StepSkipped
+	55, // 66: workflow.v1.ExecutionEvent.completed:type_name -> workflow.v1.ExecutionEvent.Completed
+	56, // 67: workflow.v1.ExecutionEvent.failed:type_name -> workflow.v1.ExecutionEvent.Failed
+	57, // 68: workflow.v1.ExecutionEvent.cancelled:type_name -> workflow.v1.ExecutionEvent.Cancelled
+	60, // 69: workflow.v1.ExecutionEvent.StepCompleted.output:type_name -> google.protobuf.Value
+	61, // 70: workflow.v1.ExecutionEvent.StepCompleted.duration:type_name -> google.protobuf.Duration
+	42, // 71: workflow.v1.ExecutionEvent.Completed.result:type_name -> workflow.v1.ExecutionResult
+	42, // 72: workflow.v1.ExecutionEvent.Failed.result:type_name -> workflow.v1.ExecutionResult
+	42, // 73: workflow.v1.ExecutionEvent.Cancelled.result:type_name -> workflow.v1.ExecutionResult
+	4,  // 74: workflow.v1.WorkflowService.Register:input_type -> workflow.v1.RegisterRequest
+	11, // 75: workflow.v1.WorkflowService.Unregister:input_type -> workflow.v1.UnregisterRequest
+	13, // 76: workflow.v1.WorkflowService.List:input_type -> workflow.v1.ListRequest
+	15, // 77: workflow.v1.WorkflowService.Get:input_type -> workflow.v1.GetRequest
+	17, // 78: workflow.v1.WorkflowService.Execute:input_type -> workflow.v1.ExecuteRequest
+	19, // 79: workflow.v1.WorkflowService.StartExecution:input_type -> workflow.v1.StartExecutionRequest
+	21, // 80: workflow.v1.WorkflowService.GetExecution:input_type -> workflow.v1.GetExecutionRequest
+	23, // 81: workflow.v1.WorkflowService.ListExecutions:input_type -> workflow.v1.ListExecutionsRequest
+	25, // 82: workflow.v1.WorkflowService.WatchExecution:input_type -> workflow.v1.WatchExecutionRequest
+	27, // 83: workflow.v1.WorkflowService.CancelExecution:input_type -> workflow.v1.CancelExecutionRequest
+	29, // 84: workflow.v1.WorkflowService.ListWorkflowTypes:input_type -> workflow.v1.ListWorkflowTypesRequest
+	32, // 85: workflow.v1.WorkflowService.ListTools:input_type -> workflow.v1.ListToolsRequest
+	35, // 86: workflow.v1.WorkflowService.Shutdown:input_type -> workflow.v1.ShutdownRequest
+	37, // 87: workflow.v1.WorkflowService.GetStats:input_type -> workflow.v1.GetStatsRequest
+	10, // 88: workflow.v1.WorkflowService.Register:output_type -> workflow.v1.RegisterResponse
+	12, // 89: workflow.v1.WorkflowService.Unregister:output_type -> workflow.v1.UnregisterResponse
+	14, // 90: workflow.v1.WorkflowService.List:output_type -> workflow.v1.ListResponse
+	16, // 91: workflow.v1.WorkflowService.Get:output_type -> workflow.v1.GetResponse
+	18, // 92: workflow.v1.WorkflowService.Execute:output_type -> workflow.v1.ExecuteResponse
+	20, // 93: workflow.v1.WorkflowService.StartExecution:output_type -> workflow.v1.StartExecutionResponse
+	22, // 94: workflow.v1.WorkflowService.GetExecution:output_type -> workflow.v1.GetExecutionResponse
+	24, // 95: workflow.v1.WorkflowService.ListExecutions:output_type -> workflow.v1.ListExecutionsResponse
+	26, // 96: workflow.v1.WorkflowService.WatchExecution:output_type -> workflow.v1.WatchExecutionResponse
+	28, // 97: workflow.v1.WorkflowService.CancelExecution:output_type -> workflow.v1.CancelExecutionResponse
+	30, // 98: workflow.v1.WorkflowService.ListWorkflowTypes:output_type -> workflow.v1.ListWorkflowTypesResponse
+	33, // 99: workflow.v1.WorkflowService.ListTools:output_type -> workflow.v1.ListToolsResponse
+	36, // 100: workflow.v1.WorkflowService.Shutdown:output_type -> workflow.v1.ShutdownResponse
+	38, // 101: workflow.v1.WorkflowService.GetStats:output_type -> workflow.v1.GetStatsResponse
+	88, // [88:102] is the sub-list for method output_type
+	74, // [74:88] is the sub-list for method input_type
+	74, // [74:74] is the sub-list for extension type_name
+	74, // [74:74] is the sub-list for extension extendee
+	0,  // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_workflow_v1_workflow_service_proto_init() }
@@ -3970,7 +4210,7 @@ func file_workflow_v1_workflow_service_proto_init() {
 		(*Step_Tool)(nil),
 		(*Step_Workflow)(nil),
 	}
-	file_workflow_v1_workflow_service_proto_msgTypes[38].OneofWrappers = []any{
+	file_workflow_v1_workflow_service_proto_msgTypes[41].OneofWrappers = []any{
 		(*ExecutionEvent_Accepted_)(nil),
 		(*ExecutionEvent_Queued_)(nil),
 		(*ExecutionEvent_Started_)(nil),
@@ -3983,14 +4223,14 @@ func file_workflow_v1_workflow_service_proto_init() {
 		(*ExecutionEvent_Failed_)(nil),
 		(*ExecutionEvent_Cancelled_)(nil),
 	}
-	file_workflow_v1_workflow_service_proto_msgTypes[46].OneofWrappers = []any{}
+	file_workflow_v1_workflow_service_proto_msgTypes[49].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_workflow_v1_workflow_service_proto_rawDesc), len(file_workflow_v1_workflow_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   53,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

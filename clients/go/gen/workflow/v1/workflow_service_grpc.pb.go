@@ -32,6 +32,7 @@ const (
 	WorkflowService_ListWorkflowTypes_FullMethodName = "/workflow.v1.WorkflowService/ListWorkflowTypes"
 	WorkflowService_ListTools_FullMethodName         = "/workflow.v1.WorkflowService/ListTools"
 	WorkflowService_Shutdown_FullMethodName          = "/workflow.v1.WorkflowService/Shutdown"
+	WorkflowService_GetStats_FullMethodName          = "/workflow.v1.WorkflowService/GetStats"
 )
 
 // WorkflowServiceClient is the client API for WorkflowService service.
@@ -71,6 +72,9 @@ type WorkflowServiceClient interface {
 	ListTools(ctx context.Context, in *ListToolsRequest, opts ...grpc.CallOption) (*ListToolsResponse, error)
 	// Stops the service gracefully: drain, cancel what is left after the grace period, exit.
 	Shutdown(ctx context.Context, in *ShutdownRequest, opts ...grpc.CallOption) (*ShutdownResponse, error)
+	// Per-workflow execution counts since the server started and p50/p99 durations of the
+	// most recent executions, kept in memory (they start again from zero at a restart).
+	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
 }
 
 type workflowServiceClient struct {
@@ -229,6 +233,16 @@ func (c *workflowServiceClient) Shutdown(ctx context.Context, in *ShutdownReques
 	return out, nil
 }
 
+func (c *workflowServiceClient) GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetStatsResponse)
+	err := c.cc.Invoke(ctx, WorkflowService_GetStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkflowServiceServer is the server API for WorkflowService service.
 // All implementations must embed UnimplementedWorkflowServiceServer
 // for forward compatibility.
@@ -266,6 +280,9 @@ type WorkflowServiceServer interface {
 	ListTools(context.Context, *ListToolsRequest) (*ListToolsResponse, error)
 	// Stops the service gracefully: drain, cancel what is left after the grace period, exit.
 	Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error)
+	// Per-workflow execution counts since the server started and p50/p99 durations of the
+	// most recent executions, kept in memory (they start again from zero at a restart).
+	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
 	mustEmbedUnimplementedWorkflowServiceServer()
 }
 
@@ -314,6 +331,9 @@ func (UnimplementedWorkflowServiceServer) ListTools(context.Context, *ListToolsR
 }
 func (UnimplementedWorkflowServiceServer) Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Shutdown not implemented")
+}
+func (UnimplementedWorkflowServiceServer) GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStats not implemented")
 }
 func (UnimplementedWorkflowServiceServer) mustEmbedUnimplementedWorkflowServiceServer() {}
 func (UnimplementedWorkflowServiceServer) testEmbeddedByValue()                         {}
@@ -556,6 +576,24 @@ func _WorkflowService_Shutdown_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WorkflowService_GetStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkflowServiceServer).GetStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkflowService_GetStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkflowServiceServer).GetStats(ctx, req.(*GetStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WorkflowService_ServiceDesc is the grpc.ServiceDesc for WorkflowService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -606,6 +644,10 @@ var WorkflowService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Shutdown",
 			Handler:    _WorkflowService_Shutdown_Handler,
+		},
+		{
+			MethodName: "GetStats",
+			Handler:    _WorkflowService_GetStats_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

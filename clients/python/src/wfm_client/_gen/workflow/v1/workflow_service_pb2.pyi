@@ -1144,6 +1144,109 @@ class ShutdownResponse(_message.Message):
 Global___ShutdownResponse: _TypeAlias = ShutdownResponse  # noqa: Y015
 
 @_typing.final
+class GetStatsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
+    workflow_name: _builtins.str
+    """Only this workflow (NOT_FOUND when it is not registered); empty for every registered workflow."""
+    def __init__(
+        self,
+        *,
+        workflow_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow_name", b"workflow_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatsRequest: _TypeAlias = GetStatsRequest  # noqa: Y015
+
+@_typing.final
+class GetStatsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOWS_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflows(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowStats]:
+        """One per registered workflow (all its versions together), by name."""
+
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """When counting started: the server's start."""
+
+    def __init__(
+        self,
+        *,
+        workflows: _abc.Iterable[Global___WorkflowStats] | None = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "workflows", b"workflows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatsResponse: _TypeAlias = GetStatsResponse  # noqa: Y015
+
+@_typing.final
+class WorkflowStats(_message.Message):
+    """Execution numbers of one workflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_NAME_FIELD_NUMBER: _builtins.int
+    STARTED_FIELD_NUMBER: _builtins.int
+    SUCCEEDED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    P50_DURATION_FIELD_NUMBER: _builtins.int
+    P99_DURATION_FIELD_NUMBER: _builtins.int
+    WINDOW_SIZE_FIELD_NUMBER: _builtins.int
+    workflow_name: _builtins.str
+    started: _builtins.int
+    """Executions accepted (or resumed after a restart) since `since`."""
+    succeeded: _builtins.int
+    """Executions that ended since `since`, by outcome."""
+    failed: _builtins.int
+    cancelled: _builtins.int
+    running: _builtins.int
+    """Accepted and not ended yet: running or waiting for a slot."""
+    window_size: _builtins.int
+    """How many executions the percentiles cover: the last 1000 at most."""
+    @_builtins.property
+    def p50_duration(self) -> _duration_pb2.Duration:
+        """Median and 99th percentile of the time from acceptance to the end (queueing included)
+        of the last `window_size` executions that ended; unset when none has.
+        """
+
+    @_builtins.property
+    def p99_duration(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        workflow_name: _builtins.str = ...,
+        started: _builtins.int = ...,
+        succeeded: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        cancelled: _builtins.int = ...,
+        running: _builtins.int = ...,
+        p50_duration: _duration_pb2.Duration | None = ...,
+        p99_duration: _duration_pb2.Duration | None = ...,
+        window_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["p50_duration", b"p50_duration", "p99_duration", b"p99_duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "failed", b"failed", "p50_duration", b"p50_duration", "p99_duration", b"p99_duration", "running", b"running", "started", b"started", "succeeded", b"succeeded", "window_size", b"window_size", "workflow_name", b"workflow_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowStats: _TypeAlias = WorkflowStats  # noqa: Y015
+
+@_typing.final
 class Execution(_message.Message):
     """One run of a workflow."""
 

@@ -102,6 +102,11 @@ class WorkflowServiceStub:
                 request_serializer=workflow_dot_v1_dot_workflow__service__pb2.ShutdownRequest.SerializeToString,
                 response_deserializer=workflow_dot_v1_dot_workflow__service__pb2.ShutdownResponse.FromString,
                 _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/workflow.v1.WorkflowService/GetStats',
+                request_serializer=workflow_dot_v1_dot_workflow__service__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=workflow_dot_v1_dot_workflow__service__pb2.GetStatsResponse.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer:
@@ -204,6 +209,14 @@ class WorkflowServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStats(self, request, context):
+        """Per-workflow execution counts since the server started and p50/p99 durations of the
+        most recent executions, kept in memory (they start again from zero at a restart).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkflowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -271,6 +284,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.Shutdown,
                     request_deserializer=workflow_dot_v1_dot_workflow__service__pb2.ShutdownRequest.FromString,
                     response_serializer=workflow_dot_v1_dot_workflow__service__pb2.ShutdownResponse.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=workflow_dot_v1_dot_workflow__service__pb2.GetStatsRequest.FromString,
+                    response_serializer=workflow_dot_v1_dot_workflow__service__pb2.GetStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -627,6 +645,33 @@ class WorkflowService:
             '/workflow.v1.WorkflowService/Shutdown',
             workflow_dot_v1_dot_workflow__service__pb2.ShutdownRequest.SerializeToString,
             workflow_dot_v1_dot_workflow__service__pb2.ShutdownResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workflow.v1.WorkflowService/GetStats',
+            workflow_dot_v1_dot_workflow__service__pb2.GetStatsRequest.SerializeToString,
+            workflow_dot_v1_dot_workflow__service__pb2.GetStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,10 @@ class WorkflowServiceStub:
     """Lists the tools workflows can call: built-in ones and those of MCP servers."""
     Shutdown: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ShutdownRequest, _workflow_service_pb2.ShutdownResponse]
     """Stops the service gracefully: drain, cancel what is left after the grace period, exit."""
+    GetStats: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.GetStatsRequest, _workflow_service_pb2.GetStatsResponse]
+    """Per-workflow execution counts since the server started and p50/p99 durations of the
+    most recent executions, kept in memory (they start again from zero at a restart).
+    """
 
 @_typing.type_check_only
 class WorkflowServiceAsyncStub(WorkflowServiceStub):
@@ -109,6 +113,10 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     """Lists the tools workflows can call: built-in ones and those of MCP servers."""
     Shutdown: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ShutdownRequest, _workflow_service_pb2.ShutdownResponse]  # type: ignore[assignment]
     """Stops the service gracefully: drain, cancel what is left after the grace period, exit."""
+    GetStats: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.GetStatsRequest, _workflow_service_pb2.GetStatsResponse]  # type: ignore[assignment]
+    """Per-workflow execution counts since the server started and p50/p99 durations of the
+    most recent executions, kept in memory (they start again from zero at a restart).
+    """
 
 class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
     """WorkflowService is the registry and orchestration point for workflows:
@@ -225,5 +233,15 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_service_pb2.ShutdownResponse, _abc.Awaitable[_workflow_service_pb2.ShutdownResponse]]:
         """Stops the service gracefully: drain, cancel what is left after the grace period, exit."""
+
+    @_abc_1.abstractmethod
+    def GetStats(
+        self,
+        request: _workflow_service_pb2.GetStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_service_pb2.GetStatsResponse, _abc.Awaitable[_workflow_service_pb2.GetStatsResponse]]:
+        """Per-workflow execution counts since the server started and p50/p99 durations of the
+        most recent executions, kept in memory (they start again from zero at a restart).
+        """
 
 def add_WorkflowServiceServicer_to_server(servicer: WorkflowServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
