@@ -2,12 +2,14 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use async_trait::async_trait;
 
-use super::{ExecutionFilter, ExecutionRecord, Store, StoreError, StoreResult, WorkflowRecord};
+use super::{
+    ExecutionFilter, ExecutionRecord, Store, StoreError, StoreResult, StoreWrite, WorkflowRecord,
+};
 use crate::engine::Event;
 
 #[derive(Default)]
@@ -16,7 +18,50 @@ struct Inner {
     /// Keyed by id; UUIDv7 ids make this creation order.
     executions: BTreeMap<String, ExecutionRecord>,
     request_ids: HashMap<String, String>,
-    events: HashMap<String, Vec<Event>>,
+    events: HashMap<String, Vec<Arc<Event>>>,
+}
+
+/// The writes, applied under the caller's lock; owned so nothing is copied twice.
+impl Inner {
+    fn create(&mut self, execution: ExecutionRecord) {
+        if let Some(request_id) = &execution.request_id {
+            self.request_ids
+                .insert(request_id.clone(), execution.id.clone());
+        }
+        self.events.insert(execution.id.clone(), Vec::new());
+        self.executions.insert(execution.id.clone(), execution);
+    }
+
+    fn update(&mut self, execution: ExecutionRecord) -> StoreResult<()> {
+        let existing = self
+            .executions
+            .get_mut(&execution.id)
+            .ok_or_else(|| StoreError::ExecutionNotFound(execution.id.clone()))?;
+        let last_sequence = existing.last_sequence.max(execution.last_sequence);
+        *existing = execution;
+        existing.last_sequence = last_sequence;
+        Ok(())
+    }
+
+    fn append(&mut self, event: Arc<Event>) -> StoreResult<()> {
+        let events = self
+            .events
+            .get_mut(&event.execution_id)
+            .ok_or_else(|| StoreError::ExecutionNotFound(event.execution_id.clone()))?;
+        let last = events.last().map_or(0, |e| e.sequence);
+        if event.sequence != last + 1 {
+            return Err(StoreError::OutOfOrder {
+                execution_id: event.execution_id.clone(),
+                sequence: event.sequence,
+                last,
+            });
+        }
+        if let Some(e) = self.executions.get_mut(&event.execution_id) {
+            e.last_sequence = event.sequence;
+        }
+        events.push(event);
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -55,28 +100,23 @@ impl Store for MemoryStore {
     }
 
     async fn create_execution(&self, execution: &ExecutionRecord) -> StoreResult<()> {
-        let mut inner = self.lock();
-        if let Some(request_id) = &execution.request_id {
-            inner
-                .request_ids
-                .insert(request_id.clone(), execution.id.clone());
-        }
-        inner.events.insert(execution.id.clone(), Vec::new());
-        inner
-            .executions
-            .insert(execution.id.clone(), execution.clone());
+        self.lock().create(execution.clone());
         Ok(())
     }
 
     async fn update_execution(&self, execution: &ExecutionRecord) -> StoreResult<()> {
+        self.lock().update(execution.clone())
+    }
+
+    async fn write_batch(&self, writes: Vec<StoreWrite>) -> StoreResult<()> {
         let mut inner = self.lock();
-        let existing = inner
-            .executions
-            .get_mut(&execution.id)
-            .ok_or_else(|| StoreError::ExecutionNotFound(execution.id.clone()))?;
-        let last_sequence = existing.last_sequence;
-        *existing = execution.clone();
-        existing.last_sequence = last_sequence.max(execution.last_sequence);
+        for write in writes {
+            match write {
+                StoreWrite::CreateExecution(e) => inner.create(e),
+                StoreWrite::UpdateExecution(e) => inner.update(e)?,
+                StoreWrite::AppendEvent(event) => inner.append(event)?,
+            }
+        }
         Ok(())
     }
 
@@ -113,24 +153,7 @@ impl Store for MemoryStore {
     }
 
     async fn append_event(&self, event: &Event) -> StoreResult<()> {
-        let mut inner = self.lock();
-        let events = inner
-            .events
-            .get_mut(&event.execution_id)
-            .ok_or_else(|| StoreError::ExecutionNotFound(event.execution_id.clone()))?;
-        let last = events.last().map_or(0, |e| e.sequence);
-        if event.sequence != last + 1 {
-            return Err(StoreError::OutOfOrder {
-                execution_id: event.execution_id.clone(),
-                sequence: event.sequence,
-                last,
-            });
-        }
-        events.push(event.clone());
-        if let Some(e) = inner.executions.get_mut(&event.execution_id) {
-            e.last_sequence = event.sequence;
-        }
-        Ok(())
+        self.lock().append(Arc::new(event.clone()))
     }
 
     async fn unfinished_executions(&self) -> StoreResult<Vec<ExecutionRecord>> {
@@ -175,6 +198,10 @@ impl Store for MemoryStore {
             .ok_or_else(|| StoreError::ExecutionNotFound(execution_id.to_string()))?;
         // Sequence n sits at index n - 1.
         let start = (after as usize).min(events.len());
-        Ok(events[start..].iter().take(limit).cloned().collect())
+        Ok(events[start..]
+            .iter()
+            .take(limit)
+            .map(|e| Event::clone(e))
+            .collect())
     }
 }
