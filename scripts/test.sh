@@ -34,6 +34,8 @@ for setup in scripts/install-mcp-servers.sh; do
   [ -f "$setup" ] && run "$(basename "$setup" .sh)" bash "$setup"
 done
 run "cargo test" cargo test --release
+# The benchmark in its smoke setting: every scenario runs, and it fails on an error or a lost event.
+run "wfm bench (smoke)" "$WFM_BIN" bench --smoke
 for client in python typescript go; do
   [ -f "clients/$client/test.sh" ] && run "$client client" bash "clients/$client/test.sh"
 done

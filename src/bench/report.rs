@@ -221,11 +221,12 @@ impl Report {
         }
         if let Some(f) = &self.in_flight {
             println!(
-                "in flight: {} executions started in {:.1} s ({:.0}/s); server RSS {:.0} MiB (baseline {:.0} MiB), {:.0} bytes per execution",
+                "in flight: {} executions started in {:.1} s ({:.0}/s); server RSS {:.0} MiB ({:.0} MiB anonymous; baseline {:.0} MiB), {:.0} bytes per execution",
                 f.executions,
                 f.start_seconds,
                 f.starts_per_second,
                 f.rss_bytes as f64 / 1048576.0,
+                f.rss_anon_bytes as f64 / 1048576.0,
                 f.baseline_rss_bytes as f64 / 1048576.0,
                 f.bytes_per_execution
             );

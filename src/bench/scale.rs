@@ -28,6 +28,8 @@ pub struct InFlight {
     pub starts_per_second: f64,
     pub baseline_rss_bytes: u64,
     pub rss_bytes: u64,
+    /// Of the resident memory: the heap and stacks (the rest is mapped files and shared memory).
+    pub rss_anon_bytes: u64,
     pub bytes_per_execution: f64,
 }
 
@@ -61,6 +63,7 @@ pub async fn in_flight(server: &BenchServer, pool: &Pool, n: usize) -> anyhow::R
         starts_per_second: n as f64 / start_seconds,
         baseline_rss_bytes: baseline,
         rss_bytes: rss,
+        rss_anon_bytes: server.status_bytes("RssAnon:")?,
         bytes_per_execution: rss.saturating_sub(baseline) as f64 / n as f64,
     })
 }

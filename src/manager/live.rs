@@ -20,7 +20,7 @@ use crate::engine::{Event, EventKind, EventSink};
 use crate::store::{ExecutionRecord, Store, StoreWrite};
 
 /// Live events kept for followers; a follower that falls further behind catches up from the store.
-const LIVE_EVENT_BUFFER: usize = 32;
+const LIVE_EVENT_BUFFER: usize = 16;
 /// Most writes of one execution in one commit.
 const MAX_WRITE_BATCH: usize = 1024;
 
@@ -108,9 +108,9 @@ impl LiveExecution {
     /// Queues the record (created when `create`); returns its ticket for [`Self::durable`].
     pub fn save(&self, record: &ExecutionRecord, create: bool) -> Result<u64, String> {
         let write = if create {
-            StoreWrite::CreateExecution(record.clone())
+            StoreWrite::CreateExecution(Box::new(record.clone()))
         } else {
-            StoreWrite::UpdateExecution(record.clone())
+            StoreWrite::UpdateExecution(Box::new(record.clone()))
         };
         self.queue(|_| Ok(write))
     }

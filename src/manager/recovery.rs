@@ -7,11 +7,8 @@ use std::{collections::HashMap, sync::Arc, time::SystemTime};
 use tokio::sync::Semaphore;
 
 use super::{ManagerError, WorkflowManager, executions::Resume, registry::RegisteredWorkflow};
-use crate::engine::{EventKind, StepResult, StepStatus};
+use crate::engine::{Event, EventKind, StepResult, StepStatus};
 use crate::store::{ExecutionRecord, WorkflowRecord, WorkflowSource};
-
-/// Events read from the store at a time while rebuilding an execution's state.
-const EVENT_BATCH: usize = 1024;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -48,8 +45,8 @@ impl WorkflowManager {
             }
             pending = failed.into_iter().map(|(record, _)| record).collect();
         }
-        for execution in self.store.unfinished_executions().await? {
-            self.resume(execution).await?;
+        for (execution, events) in self.store.unfinished_with_events().await? {
+            self.resume(execution, events);
             report.executions_resumed += 1;
         }
         if report.workflows + report.executions_resumed > 0 {
@@ -88,8 +85,8 @@ impl WorkflowManager {
         })
     }
 
-    async fn resume(self: &Arc<Self>, execution: ExecutionRecord) -> Result<(), ManagerError> {
-        let (attempts, completed_steps) = self.replay(&execution.id).await?;
+    fn resume(self: &Arc<Self>, execution: ExecutionRecord, events: Vec<Event>) {
+        let (attempts, completed_steps) = replay(events);
         let workflow = self
             .registry
             .get(&execution.workflow_name, execution.workflow_version);
@@ -111,49 +108,6 @@ impl WorkflowManager {
             },
             false,
         );
-        Ok(())
-    }
-
-    /// How many times the execution started, and the steps it completed, from its events.
-    async fn replay(&self, id: &str) -> Result<(u32, Vec<StepResult>), ManagerError> {
-        let mut attempts = 0;
-        let mut completed: HashMap<String, StepResult> = HashMap::new();
-        let mut order = Vec::new();
-        let mut after = 0;
-        loop {
-            let events = self.store.events_after(id, after, EVENT_BATCH).await?;
-            let Some(last) = events.last() else { break };
-            after = last.sequence;
-            for event in events {
-                match event.kind {
-                    EventKind::Started { .. } => attempts += 1,
-                    EventKind::StepCompleted {
-                        step_id,
-                        output,
-                        duration,
-                    } => {
-                        order.push(step_id.clone());
-                        completed.insert(
-                            step_id.clone(),
-                            StepResult {
-                                step_id,
-                                status: StepStatus::Completed,
-                                output,
-                                error: None,
-                                duration,
-                                attempts: 1,
-                            },
-                        );
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let steps = order
-            .into_iter()
-            .filter_map(|id| completed.remove(&id))
-            .collect();
-        Ok((attempts, steps))
     }
 
     /// Deletes executions that ended more than `retention` ago.
@@ -163,4 +117,40 @@ impl WorkflowManager {
             .unwrap_or(SystemTime::UNIX_EPOCH);
         Ok(self.store.purge_ended_before(before).await?)
     }
+}
+
+/// How many times the execution started, and the steps it completed, from its events.
+fn replay(events: Vec<Event>) -> (u32, Vec<StepResult>) {
+    let mut attempts = 0;
+    let mut completed: HashMap<String, StepResult> = HashMap::new();
+    let mut order = Vec::new();
+    for event in events {
+        match event.kind {
+            EventKind::Started { .. } => attempts += 1,
+            EventKind::StepCompleted {
+                step_id,
+                output,
+                duration,
+            } => {
+                order.push(step_id.clone());
+                completed.insert(
+                    step_id.clone(),
+                    StepResult {
+                        step_id,
+                        status: StepStatus::Completed,
+                        output,
+                        error: None,
+                        duration,
+                        attempts: 1,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+    let steps = order
+        .into_iter()
+        .filter_map(|id| completed.remove(&id))
+        .collect();
+    (attempts, steps)
 }

@@ -112,8 +112,8 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         for write in writes {
             match write {
-                StoreWrite::CreateExecution(e) => inner.create(e),
-                StoreWrite::UpdateExecution(e) => inner.update(e)?,
+                StoreWrite::CreateExecution(e) => inner.create(*e),
+                StoreWrite::UpdateExecution(e) => inner.update(*e)?,
                 StoreWrite::AppendEvent(event) => inner.append(event)?,
             }
         }

@@ -21,11 +21,12 @@ use crate::engine::Event;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// One write of an execution's history, for [`Store::write_batch`].
+/// One write of an execution's history, for [`Store::write_batch`]. Records are boxed so a
+/// queue of writes stays small: every live execution keeps one.
 #[derive(Debug, Clone)]
 pub enum StoreWrite {
-    CreateExecution(ExecutionRecord),
-    UpdateExecution(ExecutionRecord),
+    CreateExecution(Box<ExecutionRecord>),
+    UpdateExecution(Box<ExecutionRecord>),
     AppendEvent(std::sync::Arc<Event>),
 }
 
@@ -76,6 +77,16 @@ pub trait Store: Send + Sync {
 
     /// Executions that were queued or running: after a restart, the ones to resume.
     async fn unfinished_executions(&self) -> StoreResult<Vec<ExecutionRecord>>;
+    /// The unfinished executions with their events, to rebuild their state after a restart.
+    /// A durable store answers in one read rather than one per execution.
+    async fn unfinished_with_events(&self) -> StoreResult<Vec<(ExecutionRecord, Vec<Event>)>> {
+        let mut all = Vec::new();
+        for execution in self.unfinished_executions().await? {
+            let events = self.events_after(&execution.id, 0, usize::MAX).await?;
+            all.push((execution, events));
+        }
+        Ok(all)
+    }
     /// Deletes executions (with their events) that ended before `before`; returns how many.
     async fn purge_ended_before(&self, before: SystemTime) -> StoreResult<usize>;
 }

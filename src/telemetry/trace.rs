@@ -73,14 +73,16 @@ pub fn execution_span(id: &str, workflow: &str, version: u32) -> Span {
     span
 }
 
-/// One step of an execution (all its attempts, or all its for_each items).
+/// One step of an execution (all its attempts, or all its for_each items). Info level,
+/// unlike the execution's span: enabled when traces are exported or logs are at info, and
+/// free otherwise (a sleeping execution holds its step and tool spans).
 pub fn step_span(step_id: &str) -> Span {
-    tracing::error_span!("step", step = %step_id)
+    tracing::info_span!("step", step = %step_id)
 }
 
 /// One tool call; `server` is `builtin` or the MCP server's name.
 pub fn tool_span(tool: &str, server: &str) -> Span {
-    tracing::error_span!("tool", tool = %tool, server = %server, otel.status_code = Empty)
+    tracing::info_span!("tool", tool = %tool, server = %server, otel.status_code = Empty)
 }
 
 /// Marks a span (a tool call, an execution) as failed in the exported trace.

@@ -289,6 +289,39 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn unfinished_with_events(&self) -> StoreResult<Vec<(ExecutionRecord, Vec<Event>)>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare(&format!("SELECT {EXECUTION_COLUMNS} WHERE e.status IN ('queued', 'running') ORDER BY e.id"))
+                .map_err(backend)?;
+            let rows = s.query_map([], execution_row).map_err(backend)?;
+            let mut all = Vec::new();
+            let mut index = std::collections::HashMap::new();
+            for row in rows {
+                let execution = to_execution(row.map_err(backend)?)?;
+                index.insert(execution.id.clone(), all.len());
+                all.push((execution, Vec::new()));
+            }
+            let mut s = c
+                .prepare(
+                    "SELECT ev.execution_id, ev.event FROM executions e JOIN events ev ON ev.execution_id = e.id
+                     WHERE e.status IN ('queued', 'running') ORDER BY ev.execution_id, ev.sequence",
+                )
+                .map_err(backend)?;
+            let rows = s
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(backend)?;
+            for row in rows {
+                let (id, event) = row.map_err(backend)?;
+                if let Some(&i) = index.get(&id) {
+                    all[i].1.push(parse(&event)?);
+                }
+            }
+            Ok(all)
+        })
+        .await
+    }
+
     async fn append_event(&self, event: &Event) -> StoreResult<()> {
         self.write(Write::AppendEvent(std::sync::Arc::new(event.clone())))
             .await
@@ -299,8 +332,8 @@ impl Store for SqliteStore {
         let writes = writes
             .into_iter()
             .map(|w| match w {
-                StoreWrite::CreateExecution(e) => Write::CreateExecution(e),
-                StoreWrite::UpdateExecution(e) => Write::UpdateExecution(e),
+                StoreWrite::CreateExecution(e) => Write::CreateExecution(*e),
+                StoreWrite::UpdateExecution(e) => Write::UpdateExecution(*e),
                 StoreWrite::AppendEvent(event) => Write::AppendEvent(event),
             })
             .collect();
