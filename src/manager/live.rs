@@ -9,11 +9,11 @@
 //!
 //! A one-step execution thus costs two commit rounds, however many events it has.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Event, EventKind, EventSink};
@@ -33,15 +33,14 @@ struct Durable {
     error: Option<String>,
 }
 
-/// Numbering, under one lock so the writer receives writes in order.
-struct Order {
+/// Writes waiting for the next commit, numbered under one lock so they commit in order.
+#[derive(Default)]
+struct Queue {
+    pending: Vec<StoreWrite>,
     last_sequence: u64,
     last_ticket: u64,
-}
-
-struct Pending {
-    ticket: u64,
-    write: StoreWrite,
+    /// A commit task is running; it takes what is queued until nothing is left.
+    committing: bool,
 }
 
 /// A running (or queued) execution: its cancellation, its event numbering and its followers.
@@ -52,15 +51,17 @@ pub(crate) struct LiveExecution {
     /// Cancelled when the execution has reached its terminal state.
     pub finished: CancellationToken,
     pub events: broadcast::Sender<Arc<Event>>,
-    order: Mutex<Order>,
-    writer: mpsc::UnboundedSender<Pending>,
-    durable: watch::Receiver<Durable>,
+    queue: Mutex<Queue>,
+    durable: watch::Sender<Durable>,
+    store: Arc<dyn Store>,
+    /// Itself, for the commit task it starts: no task is kept per execution while it waits.
+    me: Weak<LiveExecution>,
     max_events: u64,
 }
 
 impl LiveExecution {
-    /// A live execution whose events continue after `last_sequence`, with its writer task.
-    /// Also returns a follower subscribed before any event can be published.
+    /// A live execution whose events continue after `last_sequence`. Also returns a
+    /// follower subscribed before any event can be published.
     pub fn start(
         id: String,
         last_sequence: u64,
@@ -68,21 +69,19 @@ impl LiveExecution {
         store: Arc<dyn Store>,
     ) -> (Arc<LiveExecution>, broadcast::Receiver<Arc<Event>>) {
         let (events, first_follower) = broadcast::channel(LIVE_EVENT_BUFFER);
-        let (writer, queue) = mpsc::unbounded_channel();
-        let (durable_tx, durable) = watch::channel(Durable::default());
-        tokio::spawn(write(store, events.clone(), queue, durable_tx));
-        let live = Arc::new(LiveExecution {
+        let live = Arc::new_cyclic(|me| LiveExecution {
             id,
             cancel: CancellationToken::new(),
             cancel_reason: Mutex::new(None),
             finished: CancellationToken::new(),
             events,
-            order: Mutex::new(Order {
+            queue: Mutex::new(Queue {
                 last_sequence,
-                last_ticket: 0,
+                ..Queue::default()
             }),
-            writer,
-            durable,
+            durable: watch::Sender::new(Durable::default()),
+            store,
+            me: me.clone(),
             max_events,
         });
         (live, first_follower)
@@ -117,11 +116,11 @@ impl LiveExecution {
 
     /// Waits until every write up to `ticket` is committed.
     pub async fn durable(&self, ticket: u64) -> Result<(), String> {
-        let mut durable = self.durable.clone();
+        let mut durable = self.durable.subscribe();
         let state = durable
             .wait_for(|d| d.error.is_some() || d.through >= ticket)
             .await
-            .map_err(|_| "the execution's event writer has stopped".to_string())?;
+            .map_err(|_| "the execution's history is no longer written".to_string())?;
         match &state.error {
             Some(e) => Err(format!("the store failed: {e}")),
             None => Ok(()),
@@ -137,17 +136,63 @@ impl LiveExecution {
 
     fn queue(
         &self,
-        make: impl FnOnce(&mut Order) -> Result<StoreWrite, String>,
+        make: impl FnOnce(&mut Queue) -> Result<StoreWrite, String>,
     ) -> Result<u64, String> {
-        let mut order = self.order.lock().expect("execution order lock");
-        let write = make(&mut order)?;
-        order.last_ticket += 1;
-        let ticket = order.last_ticket;
-        // Sent under the lock: the writer receives writes in ticket order.
-        self.writer
-            .send(Pending { ticket, write })
-            .map_err(|_| "the execution's event writer has stopped".to_string())?;
-        Ok(ticket)
+        let mut queue = self.queue.lock().expect("execution queue lock");
+        let write = make(&mut queue)?;
+        queue.last_ticket += 1;
+        queue.pending.push(write);
+        if !queue.committing {
+            let me = self
+                .me
+                .upgrade()
+                .ok_or_else(|| "the execution is gone".to_string())?;
+            queue.committing = true;
+            tokio::spawn(me.commit());
+        }
+        Ok(queue.last_ticket)
+    }
+
+    /// Commits what is queued, again and again until nothing is, then publishes the
+    /// committed events to followers. One such task at most per execution, so commits and
+    /// publication keep the order of the queue.
+    async fn commit(self: Arc<Self>) {
+        loop {
+            let (writes, through) = {
+                let mut queue = self.queue.lock().expect("execution queue lock");
+                if queue.pending.is_empty() {
+                    queue.committing = false;
+                    // A sleeping execution keeps no buffer.
+                    queue.pending = Vec::new();
+                    return;
+                }
+                let batch = queue.pending.len().min(MAX_WRITE_BATCH);
+                let writes: Vec<StoreWrite> = queue.pending.drain(..batch).collect();
+                (writes, queue.last_ticket - queue.pending.len() as u64)
+            };
+            let events: Vec<Arc<Event>> = writes
+                .iter()
+                .filter_map(|w| match w {
+                    StoreWrite::AppendEvent(e) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect();
+            match self.store.write_batch(writes).await {
+                Ok(()) => {
+                    for event in events {
+                        // No follower is fine: the event is in the store.
+                        let _ = self.events.send(event);
+                    }
+                    self.durable.send_modify(|d| d.through = through);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record the execution's history");
+                    self.durable.send_modify(|d| {
+                        d.error.get_or_insert(e.to_string());
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -159,17 +204,17 @@ impl EventSink for LiveExecution {
         let terminal = kind.is_terminal();
         let step_starts = matches!(kind, EventKind::StepStarted { .. });
         let (id, max) = (self.id.clone(), self.max_events);
-        let ticket = self.queue(|order| {
-            if order.last_sequence >= max && !terminal {
+        let ticket = self.queue(|queue| {
+            if queue.last_sequence >= max && !terminal {
                 return Err(format!(
                     "the execution emitted {} events; limits.max_events_per_execution is {max}",
-                    order.last_sequence
+                    queue.last_sequence
                 ));
             }
-            order.last_sequence += 1;
+            queue.last_sequence += 1;
             Ok(StoreWrite::AppendEvent(Arc::new(Event {
                 execution_id: id,
-                sequence: order.last_sequence,
+                sequence: queue.last_sequence,
                 time: SystemTime::now(),
                 kind,
             })))
@@ -180,43 +225,6 @@ impl EventSink for LiveExecution {
             self.durable(ticket - 1).await
         } else {
             self.failure()
-        }
-    }
-}
-
-/// Commits one execution's writes, each time everything queued since the last commit, then
-/// publishes the committed events to followers.
-async fn write(
-    store: Arc<dyn Store>,
-    followers: broadcast::Sender<Arc<Event>>,
-    mut queue: mpsc::UnboundedReceiver<Pending>,
-    durable: watch::Sender<Durable>,
-) {
-    let mut batch = Vec::new();
-    while queue.recv_many(&mut batch, MAX_WRITE_BATCH).await > 0 {
-        let through = batch.last().map_or(0, |p: &Pending| p.ticket);
-        let writes: Vec<StoreWrite> = batch.drain(..).map(|p| p.write).collect();
-        let events: Vec<Arc<Event>> = writes
-            .iter()
-            .filter_map(|w| match w {
-                StoreWrite::AppendEvent(e) => Some(e.clone()),
-                _ => None,
-            })
-            .collect();
-        match store.write_batch(writes).await {
-            Ok(()) => {
-                for event in events {
-                    // No follower is fine: the event is in the store.
-                    let _ = followers.send(event);
-                }
-                durable.send_modify(|d| d.through = through);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not record the execution's history");
-                durable.send_modify(|d| {
-                    d.error.get_or_insert(e.to_string());
-                });
-            }
         }
     }
 }
