@@ -4,6 +4,8 @@ pub mod auth;
 pub mod convert;
 pub mod convert_definition;
 mod decode_errors;
+mod outbox;
+pub mod rate_limit;
 mod security;
 mod service;
 mod status;
@@ -153,6 +155,9 @@ pub async fn serve(
             decode_errors::decode_failure_is_invalid_argument,
         ))
         .layer(auth::AuthLayer::new(auth))
+        .layer(rate_limit::RateLimitLayer::new(
+            rate_limit::RateLimiter::from_limits(&config.limits),
+        ))
         .into_inner();
     let server = builder
         .layer(layers)

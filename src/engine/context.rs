@@ -27,6 +27,8 @@ pub struct ExecutionContext {
     steps: Mutex<Vec<StepResult>>,
     completed_before: Vec<StepResult>,
     children: Option<Arc<dyn ChildRunner>>,
+    /// Largest step output, as JSON; None: unbounded.
+    max_output_bytes: Option<usize>,
 }
 
 impl ExecutionContext {
@@ -44,7 +46,15 @@ impl ExecutionContext {
             steps: Mutex::new(Vec::new()),
             completed_before: Vec::new(),
             children: None,
+            max_output_bytes: None,
         }
+    }
+
+    /// Bounds every step's output (`limits.max_output_bytes`): a larger one fails the step
+    /// instead of being stored and streamed.
+    pub fn with_output_limit(mut self, max_output_bytes: usize) -> Self {
+        self.max_output_bytes = Some(max_output_bytes);
+        self
     }
 
     /// Lets the workflow start child executions (composition).
@@ -208,7 +218,8 @@ impl ExecutionContext {
         .await
     }
 
-    /// Reports a step's completion after `attempts` attempts.
+    /// Reports a step's completion after `attempts` attempts; an output over the limit
+    /// reports the step failed instead, naming the limit.
     pub async fn step_completed(
         &self,
         step_id: &str,
@@ -216,6 +227,17 @@ impl ExecutionContext {
         duration: std::time::Duration,
         attempts: u32,
     ) -> Result<(), WorkflowError> {
+        if let Some(max) = self.max_output_bytes {
+            let size = super::json_size(&output);
+            if size > max {
+                let error = format!(
+                    "step '{step_id}' output is {size} bytes as JSON; limits.max_output_bytes is {max}"
+                );
+                self.step_failed(step_id, error.clone(), duration, attempts, false)
+                    .await?;
+                return Err(WorkflowError::OutputTooLarge(error));
+            }
+        }
         self.record(
             step_id,
             StepStatus::Completed,

@@ -170,14 +170,6 @@ impl WorkflowManager {
                 other => ManagerError::invalid("input", other.to_string()),
             })?;
 
-        workflow
-            .instance
-            .validate_input(&spec.input)
-            .map_err(|e| match e {
-                WorkflowError::InvalidInput(reason) => ManagerError::invalid("input", reason),
-                other => ManagerError::invalid("input", other.to_string()),
-            })?;
-
         let _request_guard = if spec.request_id.is_empty() {
             None
         } else {
@@ -364,6 +356,7 @@ impl WorkflowManager {
             live.cancel.clone(),
             sink,
         )
+        .with_output_limit(self.limits.max_output_bytes)
         .with_completed_steps(resume.completed_steps)
         .with_children(Arc::new(super::children::Children {
             manager: self.clone(),
@@ -415,6 +408,7 @@ impl WorkflowManager {
             EventKind::Cancelled { .. } => ExecutionStatus::Cancelled,
             _ => ExecutionStatus::Failed,
         };
+        let terminal = bound_result(terminal, self.limits.max_output_bytes);
         record.end_time = Some(SystemTime::now());
         record.result = terminal.result().cloned();
         if let Err(e) = self.store.update_execution(&record).await {
@@ -532,6 +526,41 @@ impl WorkflowManager {
             .values()
             .cloned()
             .collect()
+    }
+}
+
+/// Keeps a result within `limits.max_output_bytes`: one whose outputs (the execution's and
+/// every step's, as JSON) are larger loses them, and a completed execution fails instead,
+/// so nothing over the limit is stored or streamed.
+fn bound_result(terminal: EventKind, max: usize) -> EventKind {
+    let Some(size) = terminal.result().map(ExecutionResult::output_size) else {
+        return terminal;
+    };
+    if size <= max {
+        return terminal;
+    }
+    let too_large = format!(
+        "the execution's result (its output and step outputs) is {size} bytes as JSON; limits.max_output_bytes is {max}"
+    );
+    match terminal {
+        EventKind::Completed { result } => {
+            let mut result = result.without_outputs();
+            result.success = false;
+            result.error = Some(too_large.clone());
+            EventKind::Failed {
+                error: too_large,
+                result,
+            }
+        }
+        EventKind::Failed { error, result } => EventKind::Failed {
+            error: format!("{error}; {too_large}"),
+            result: result.without_outputs(),
+        },
+        EventKind::Cancelled { reason, result } => EventKind::Cancelled {
+            reason,
+            result: result.without_outputs(),
+        },
+        other => other,
     }
 }
 
