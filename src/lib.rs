@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod engine;
+pub mod fuzzing;
 pub mod manager;
 pub mod store;
 pub mod template;

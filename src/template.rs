@@ -18,9 +18,14 @@ pub struct TemplateError {
     pub reason: String,
 }
 
+/// Instructions one evaluation may run (minijinja's fuel): a template that loops for ever,
+/// or nests loops over large ranges, fails instead of holding a worker thread.
+pub const TEMPLATE_FUEL: u64 = 10_000_000;
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_fuel(Some(TEMPLATE_FUEL));
     env.add_filter("fromjson", fromjson);
     env
 }
@@ -240,6 +245,23 @@ mod tests {
             eval_expression("data.name ~ '!'", &ctx).unwrap(),
             json!("x!")
         );
+    }
+
+    #[test]
+    fn a_runaway_template_runs_out_of_fuel() {
+        let started = std::time::Instant::now();
+        let err = render_string(
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            &json!({}),
+        )
+        .unwrap_err();
+        assert!(err.reason.contains("out of fuel"), "{}", err.reason);
+        let err = eval_expression("range(100000) | map('string') | join | length", &json!({}));
+        assert!(
+            err.is_ok(),
+            "an ordinary large expression still runs: {err:?}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

@@ -44,7 +44,13 @@ fn value_to_json(path: &str, v: prost_types::Value, depth: usize) -> Result<Valu
         ));
     }
     Ok(match v.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
+        None | Some(Kind::NullValue(0)) => Value::Null,
+        Some(Kind::NullValue(n)) => {
+            return Err(ManagerError::invalid(
+                path,
+                format!("null_value {n} is not a NullValue (the only one is NULL_VALUE = 0)"),
+            ));
+        }
         Some(Kind::BoolValue(b)) => Value::Bool(b),
         Some(Kind::StringValue(s)) => Value::String(s),
         Some(Kind::NumberValue(n)) => json_number(n).ok_or_else(|| {

@@ -12,6 +12,8 @@ use crate::manager::{ManagerError, RegisterSpec, StartSpec, Watcher, WorkflowMan
 use crate::proto::{self, workflow_service_server::WorkflowService};
 use crate::store::ExecutionFilter;
 
+/// Longest grace period Shutdown takes: a stop that waits for days is a mistake.
+const MAX_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// After the service stopped, how long a stream may still take to deliver its last events.
 const STREAM_DRAIN: Duration = Duration::from_secs(2);
 
@@ -361,6 +363,17 @@ impl WorkflowService for Service {
             Some(d) => convert::std_duration("grace_period", &d)?,
             None => self.default_grace,
         };
+        if grace > MAX_GRACE {
+            return Err(ManagerError::invalid(
+                "grace_period",
+                format!(
+                    "{} is over the maximum of {}",
+                    humantime::format_duration(grace),
+                    humantime::format_duration(MAX_GRACE)
+                ),
+            )
+            .into());
+        }
         tracing::warn!(grace = ?grace, "shutdown requested");
         self.health
             .set_service_status("", tonic_health::ServingStatus::NotServing)

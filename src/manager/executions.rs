@@ -77,6 +77,11 @@ impl LiveExecution {
         self.cancel.cancel();
     }
 
+    /// The sequence number of the last event numbered so far.
+    fn last_sequence(&self) -> u64 {
+        *self.last_sequence.lock().expect("sequence lock")
+    }
+
     fn cancel_reason(&self) -> String {
         self.cancel_reason
             .lock()
@@ -433,6 +438,7 @@ impl WorkflowManager {
     /// Cancels an execution (idempotent) and waits briefly for it to end; returns its status.
     pub async fn cancel(&self, id: &str, reason: &str) -> Result<ExecutionStatus, ManagerError> {
         validate::execution_id(id)?;
+        validate::reason(reason)?;
         let live = self
             .live
             .lock()
@@ -471,6 +477,17 @@ impl WorkflowManager {
             super::DEFAULT_PAGE_SIZE,
             self.limits.max_page_size,
         )?;
+        if let Some(name) = &filter.workflow_name {
+            validate::name("workflow_name", name)?;
+        }
+        if let (Some(from), Some(before)) = (filter.created_from, filter.created_before)
+            && before < from
+        {
+            return Err(ManagerError::invalid(
+                "create_time_end",
+                "is before create_time_start: the range is empty",
+            ));
+        }
         let before = if page_token.is_empty() {
             None
         } else {
@@ -502,14 +519,21 @@ impl WorkflowManager {
             )
         })?;
         // Subscribe before reading the store, so no event falls between the two.
-        let live = self
-            .live
-            .lock()
-            .expect("live executions lock")
-            .get(id)
-            .map(|l| l.events.subscribe());
-        if live.is_none() {
-            self.get_execution(id).await?;
+        let (live, last) = match self.live.lock().expect("live executions lock").get(id) {
+            Some(l) => (Some(l.events.subscribe()), l.last_sequence()),
+            None => (None, 0),
+        };
+        let last = match live {
+            Some(_) => last,
+            None => self.get_execution(id).await?.last_sequence,
+        };
+        // A client resumes after a sequence it has seen: one past the last event is a mistake
+        // that would otherwise wait for nothing.
+        if after > last {
+            return Err(ManagerError::invalid(
+                "after_sequence",
+                format!("{after} is past the last event of execution {id}, which is {last}"),
+            ));
         }
         Ok(super::Watcher::new(
             self.store.clone(),

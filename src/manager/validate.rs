@@ -10,6 +10,7 @@ pub const MAX_LABELS: usize = 64;
 pub const MAX_LABEL_KEY_LEN: usize = 63;
 pub const MAX_LABEL_VALUE_LEN: usize = 256;
 pub const MAX_REQUEST_ID_LEN: usize = 128;
+pub const MAX_REASON_LEN: usize = 1024;
 
 /// Workflow names: 1 to 128 of letters, digits, '.', '_' and '-', starting with a letter or digit.
 pub fn name(field: &str, value: &str) -> Result<(), ManagerError> {
@@ -90,6 +91,17 @@ pub fn request_id(value: &str) -> Result<(), ManagerError> {
         return Err(ManagerError::invalid(
             "request_id",
             format!("must be at most {MAX_REQUEST_ID_LEN} bytes without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A cancellation reason: it is recorded in the execution's events.
+pub fn reason(value: &str) -> Result<(), ManagerError> {
+    if value.len() > MAX_REASON_LEN {
+        return Err(ManagerError::invalid(
+            "reason",
+            format!("is {} bytes; the maximum is {MAX_REASON_LEN}", value.len()),
         ));
     }
     Ok(())
