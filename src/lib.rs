@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod fuzzing;
 pub mod manager;
+pub mod quote;
 pub mod store;
 pub mod template;
 pub mod tools;

@@ -6,10 +6,15 @@
 
 mod common;
 
+#[path = "bad_input/cli.rs"]
 mod cli;
+#[path = "bad_input/executions.rs"]
 mod executions;
+#[path = "bad_input/reads.rs"]
 mod reads;
+#[path = "bad_input/registrations.rs"]
 mod registrations;
+#[path = "bad_input/wire.rs"]
 mod wire;
 
 use common::*;
@@ -86,11 +91,6 @@ impl Matrix {
         }
     }
 
-    /// Takes the baseline again after the test set up its fixtures on purpose.
-    async fn settle(&mut self) {
-        self.baseline = snapshot(&mut self.client).await;
-    }
-
     /// The answer has `code`, its message contains `says`, and nothing changed.
     async fn check<T: std::fmt::Debug>(
         &mut self,
@@ -120,7 +120,7 @@ impl Matrix {
     }
 }
 
-/// The message stays short enough to read.
+/// A list nested `levels` deep.
 fn deep_list(levels: usize) -> serde_json::Value {
     let mut deep = serde_json::json!("bottom");
     for _ in 0..levels {

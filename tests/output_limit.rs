@@ -132,7 +132,7 @@ output:
     assert_eq!(
         lines.last().unwrap(),
         &format!(
-            "run failed: the execution's result (its output and step outputs) is 1606 bytes as JSON; limits.max_output_bytes is {LIMIT}"
+            "run failed: the execution's result (its output and step outputs) is 1615 bytes as JSON; limits.max_output_bytes is {LIMIT}"
         ),
         "{lines:#?}"
     );

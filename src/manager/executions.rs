@@ -408,12 +408,12 @@ impl WorkflowManager {
         mut record: ExecutionRecord,
         terminal: EventKind,
     ) {
+        let terminal = bound_result(terminal, self.limits.max_output_bytes);
         record.status = match &terminal {
             EventKind::Completed { .. } => ExecutionStatus::Completed,
             EventKind::Cancelled { .. } => ExecutionStatus::Cancelled,
             _ => ExecutionStatus::Failed,
         };
-        let terminal = bound_result(terminal, self.limits.max_output_bytes);
         record.end_time = Some(SystemTime::now());
         record.result = terminal.result().cloned();
         if let Err(e) = self.store.update_execution(&record).await {

@@ -314,7 +314,7 @@ impl WorkflowManager {
                 "native.type",
                 format!(
                     "unknown workflow type '{}'; known types: {}",
-                    name.escape_debug(),
+                    crate::quote::shown(name),
                     self.catalog.names().join(", ")
                 ),
             )

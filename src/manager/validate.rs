@@ -32,7 +32,7 @@ pub fn name(field: &str, value: &str) -> Result<(), ManagerError> {
             field,
             format!(
                 "'{}' is not a valid name: use letters, digits, '.', '_' and '-', starting with a letter or digit",
-                value.escape_debug()
+                crate::quote::shown(value)
             ),
         ));
     }
@@ -69,7 +69,7 @@ pub fn labels(field: &str, labels: &BTreeMap<String, String>) -> Result<(), Mana
                 field,
                 format!(
                     "label key '{}' must be 1 to {MAX_LABEL_KEY_LEN} of letters, digits, '.', '_', '-', '/'",
-                    k.escape_debug()
+                    crate::quote::shown(k)
                 ),
             ));
         }
@@ -115,7 +115,10 @@ pub fn execution_id(value: &str) -> Result<(), ManagerError> {
     uuid::Uuid::parse_str(value).map(|_| ()).map_err(|_| {
         ManagerError::invalid(
             "execution_id",
-            format!("'{}' is not an execution id (a UUID)", value.escape_debug()),
+            format!(
+                "'{}' is not an execution id (a UUID)",
+                crate::quote::shown(value)
+            ),
         )
     })
 }
