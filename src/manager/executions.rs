@@ -77,11 +77,6 @@ impl LiveExecution {
         self.cancel.cancel();
     }
 
-    /// The sequence number of the last event numbered so far.
-    fn last_sequence(&self) -> u64 {
-        *self.last_sequence.lock().expect("sequence lock")
-    }
-
     fn cancel_reason(&self) -> String {
         self.cancel_reason
             .lock()
@@ -519,21 +514,25 @@ impl WorkflowManager {
             )
         })?;
         // Subscribe before reading the store, so no event falls between the two.
-        let (live, last) = match self.live.lock().expect("live executions lock").get(id) {
-            Some(l) => (Some(l.events.subscribe()), l.last_sequence()),
-            None => (None, 0),
-        };
-        let last = match live {
-            Some(_) => last,
-            None => self.get_execution(id).await?.last_sequence,
-        };
-        // A client resumes after a sequence it has seen: one past the last event is a mistake
-        // that would otherwise wait for nothing.
-        if after > last {
-            return Err(ManagerError::invalid(
-                "after_sequence",
-                format!("{after} is past the last event of execution {id}, which is {last}"),
-            ));
+        let live = self
+            .live
+            .lock()
+            .expect("live executions lock")
+            .get(id)
+            .map(|l| l.events.subscribe());
+        if live.is_none() {
+            // Ended: there will be no event past its last one, so asking for them is a
+            // mistake that would otherwise end the stream with nothing. (A running
+            // execution may be watched after a sequence it has not reached yet.)
+            let last = self.get_execution(id).await?.last_sequence;
+            if after > last {
+                return Err(ManagerError::invalid(
+                    "after_sequence",
+                    format!(
+                        "{after} is past the last event of execution {id}, which has ended at {last}"
+                    ),
+                ));
+            }
         }
         Ok(super::Watcher::new(
             self.store.clone(),

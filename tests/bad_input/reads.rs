@@ -305,7 +305,7 @@ async fn bad_reads_and_removals_name_the_problem_and_change_nothing() {
         c.watch_execution(watch(&id, last + 1)).await,
         Code::InvalidArgument,
         &format!(
-            "after_sequence: {} is past the last event of execution {id}, which is {last}",
+            "after_sequence: {} is past the last event of execution {id}, which has ended at {last}",
             last + 1
         ),
     )
