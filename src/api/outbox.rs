@@ -53,7 +53,7 @@ impl<T> Outbox<T> {
     /// Messages waiting per stream (besides what HTTP/2 flow control holds).
     pub const CAPACITY: usize = 16;
 
-    pub fn new() -> (Outbox<T>, OutboxStream<T>) {
+    pub fn channel() -> (Outbox<T>, OutboxStream<T>) {
         let (tx, queue) = mpsc::channel(Self::CAPACITY);
         let shared = Arc::new(Mutex::new(Shared {
             queue,
@@ -133,7 +133,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stalled_reader_is_cut_off_and_its_messages_dropped() {
-        let (outbox, mut stream) = Outbox::<u32>::new();
+        let (outbox, mut stream) = Outbox::<u32>::channel();
         for i in 0..Outbox::<u32>::CAPACITY as u32 {
             assert_eq!(
                 outbox.send(Ok(i), Duration::from_secs(1)).await,
@@ -155,7 +155,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_reader_going_away_is_seen() {
-        let (outbox, stream) = Outbox::<u32>::new();
+        let (outbox, stream) = Outbox::<u32>::channel();
         drop(stream);
         outbox.closed().await;
         assert_eq!(

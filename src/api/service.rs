@@ -47,7 +47,7 @@ impl Service {
         mut watcher: Watcher,
         wrap: fn(proto::ExecutionEvent) -> R,
     ) -> EventStream<R> {
-        let (outbox, stream) = Outbox::new();
+        let (outbox, stream) = Outbox::channel();
         let stopped = self.manager.stopped();
         let slow_reader = self.manager.limits().slow_reader_timeout;
         tokio::spawn(async move {
