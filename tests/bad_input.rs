@@ -21,11 +21,13 @@ use common::*;
 use tonic::Code;
 use wfm::proto;
 
+/// A workflow as a bad request must leave it: name, versions, latest description and labels.
+type WorkflowState = (String, Vec<i32>, String, Vec<(String, String)>);
+
 /// What a bad request must not change.
 #[derive(Debug, PartialEq)]
 struct Snapshot {
-    /// Name, versions, latest description and labels.
-    workflows: Vec<(String, Vec<i32>, String, Vec<(String, String)>)>,
+    workflows: Vec<WorkflowState>,
     /// Id, status, last sequence.
     executions: Vec<(String, i32, i64)>,
 }
