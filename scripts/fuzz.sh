@@ -3,7 +3,9 @@
 # corpus in fuzz/corpus/<target>. New inputs the fuzzer finds go to a scratch directory, so
 # the committed corpus only changes on purpose; a crash fails the run and leaves its input
 # in fuzz/artifacts/<target>/ (add it as a regression test, see tests/fuzz_regressions.rs).
-#   FUZZ_SECONDS   time per target (default 30)
+#   FUZZ_SECONDS     time per target (default 30)
+#   FUZZ_SANITIZER   address (default with nightly) or none (faster to build: the whole
+#                    crate graph is built again with coverage instrumentation either way)
 # cargo-fuzz is installed, pinned, into .tools/. libFuzzer needs nightly rustc for its
 # sanitizers; without a nightly toolchain the targets run without a sanitizer on stable
 # (RUSTC_BOOTSTRAP=1), still with coverage guidance.
@@ -22,7 +24,7 @@ export PATH="$tools/bin:$PATH"
 if rustup run nightly rustc --version >/dev/null 2>&1 \
   || rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
   toolchain=(+nightly)
-  sanitizer=address
+  sanitizer="${FUZZ_SANITIZER:-address}"
 else
   echo "note: no nightly toolchain; fuzzing on stable with RUSTC_BOOTSTRAP=1 and no sanitizer"
   toolchain=()
