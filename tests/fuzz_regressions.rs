@@ -35,3 +35,16 @@ fn a_runaway_template_ends() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// Found by the `definition` target: a `when` condition containing `}}` made minijinja's
+/// expression lexer panic ("empty lexer stack") while the server validated the definition.
+/// (The full input is also in the corpus, fuzz/corpus/definition/regression-lexer-stack.yaml.)
+#[test]
+fn a_condition_containing_closing_braces_is_refused_not_a_panic() {
+    wfm::fuzzing::definition(
+        b"steps:\n  - id: a\n    tool: {name: sleep, arguments: {duration_ms: 1}}\n    when: ig.status }}\"\n",
+    );
+    wfm::fuzzing::template(b"ig.status }}");
+    let err = wfm::template::eval("ig.status }}", &serde_json::json!({})).unwrap_err();
+    assert!(err.reason.contains("cannot contain '}}'"), "{}", err.reason);
+}

@@ -345,6 +345,13 @@ async fn bad_definitions_register_nothing() {
             Code::InvalidArgument,
             "when does not parse",
         ),
+        // Once a panic in the template engine (found by the fuzzer).
+        (
+            "a condition containing '}}'",
+            with(|s| s.when = "input.n }}".into()),
+            Code::InvalidArgument,
+            "when does not parse: expression 'input.n }}': an expression cannot contain '}}'",
+        ),
         (
             "negative max_parallel",
             with(|s| {
@@ -447,5 +454,5 @@ async fn bad_definitions_register_nothing() {
     for (case, request, code, says) in cases {
         m.check(case, c.register(request).await, code, says).await;
     }
-    assert_eq!(m.cases, 20);
+    assert_eq!(m.cases, 21);
 }
