@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: it installs what it needs itself
 # (buf from npm, Python packages into a venv, npm packages, Go modules, grpcurl).
-#   Rust: fmt, clippy, unit and integration tests against a real server
+#   Rust: fmt, clippy, unit and integration tests against a real server, the fuzz targets
+#   for a bounded time (scripts/fuzz.sh)
 #   contract: buf lint and buf breaking against buf/baseline.binpb
 #   clients: Python, TypeScript and Go tests against a real server; the grpcurl walkthrough
 set -euo pipefail
@@ -36,6 +37,7 @@ done
 run "cargo test" cargo test --release
 # The benchmark in its smoke setting: every scenario runs, and it fails on an error or a lost event.
 run "wfm bench (smoke)" "$WFM_BIN" bench --smoke
+run "fuzz (bounded)" bash scripts/fuzz.sh
 for client in python typescript go; do
   [ -f "clients/$client/test.sh" ] && run "$client client" bash "clients/$client/test.sh"
 done

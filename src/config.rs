@@ -106,7 +106,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Every limit, explicit; docs/limits.md describes each.
+/// Every limit, explicit; docs/configuration.md describes each.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -126,14 +126,28 @@ pub struct Limits {
     pub max_versions_per_workflow: u32,
     /// Registered workflow names.
     pub max_workflows: usize,
-    /// Steps one declarative definition may have; a larger one is refused at registration.
     /// Concurrent HTTP/2 streams (calls) one client connection may have open.
     pub max_streams_per_connection: u32,
+    /// Steps one declarative definition may have; a larger one is refused at registration.
     pub max_steps_per_workflow: usize,
     /// Levels of executions a composition may nest (a workflow running a child workflow
     /// running another...), the top one included; checked at registration and when a
     /// child starts.
     pub max_workflow_depth: usize,
+    /// Sustained requests per second one caller (a token, or "anonymous" when auth is
+    /// off) may send to the WorkflowService; 0 turns the rate limit off. Health and
+    /// reflection are not counted.
+    pub requests_per_second_per_token: u32,
+    /// Requests one caller may send at once above the sustained rate (the bucket's size).
+    pub request_burst_per_token: u32,
+    /// Largest step output and largest execution result (output and every step's output),
+    /// as JSON: past it the step or the execution fails instead of storing and streaming it.
+    pub max_output_bytes: usize,
+    /// How long a stream (Execute, WatchExecution) may have events waiting that its reader
+    /// does not take before it is ended with RESOURCE_EXHAUSTED; the reader resumes with
+    /// WatchExecution from the last sequence it received.
+    #[serde(with = "humantime_serde")]
+    pub slow_reader_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -190,6 +204,10 @@ impl Default for Limits {
             max_streams_per_connection: 256,
             max_steps_per_workflow: 1000,
             max_workflow_depth: 8,
+            requests_per_second_per_token: 200,
+            request_burst_per_token: 1000,
+            max_output_bytes: 1 << 20,
+            slow_reader_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -278,6 +296,7 @@ impl Config {
             ("limits.max_workflows", l.max_workflows),
             ("limits.max_steps_per_workflow", l.max_steps_per_workflow),
             ("limits.max_workflow_depth", l.max_workflow_depth),
+            ("limits.max_output_bytes", l.max_output_bytes),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -293,6 +312,14 @@ impl Config {
             return Err(format!(
                 "telemetry.otlp_endpoint '{endpoint}' must be an http:// URL (OTLP/gRPC in plaintext, to a local collector)"
             ));
+        }
+        if l.requests_per_second_per_token > 0 && l.request_burst_per_token == 0 {
+            return Err(
+                "limits.request_burst_per_token must be at least 1 when limits.requests_per_second_per_token is set".into(),
+            );
+        }
+        if l.slow_reader_timeout.is_zero() {
+            return Err("limits.slow_reader_timeout must be more than 0".into());
         }
         if l.max_events_per_execution < 16 {
             return Err("limits.max_events_per_execution must be at least 16".into());

@@ -18,9 +18,14 @@ pub struct TemplateError {
     pub reason: String,
 }
 
+/// Instructions one evaluation may run (minijinja's fuel): a template that loops for ever,
+/// or nests loops over large ranges, fails instead of holding a worker thread.
+pub const TEMPLATE_FUEL: u64 = 10_000_000;
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_fuel(Some(TEMPLATE_FUEL));
     env.add_filter("fromjson", fromjson);
     env
 }
@@ -41,18 +46,43 @@ fn fromjson(value: minijinja::Value) -> Result<minijinja::Value, minijinja::Erro
         })
 }
 
+/// Compiles a bare expression. minijinja's expression lexer panics ("empty lexer stack") on
+/// an expression containing `}}` — found by the `template` fuzz target — so that is refused
+/// first; and any other panic inside the template engine becomes an error, not a crash.
+fn compile_expression<'s>(
+    env: &'s Environment<'s>,
+    expression: &'s str,
+) -> Result<minijinja::Expression<'s, 's>, String> {
+    if expression.contains("}}") {
+        return Err("an expression cannot contain '}}' (in a string, write '}' ~ '}')".to_string());
+    }
+    guarded(|| {
+        env.compile_expression(expression)
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Runs template-engine work, turning a panic inside it into an error.
+fn guarded<T>(work: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .unwrap_or_else(|_| Err("the template engine failed on this template".to_string()))
+}
+
 /// Evaluates one expression (without `{{ }}`) against a JSON context object.
 pub fn eval_expression(expression: &str, context: &Value) -> Result<Value, TemplateError> {
-    let fail = |e: &dyn std::fmt::Display| TemplateError {
+    let fail = |reason: String| TemplateError {
         expression: expression.to_string(),
-        reason: e.to_string(),
+        reason,
     };
     let env = environment();
-    let compiled = env.compile_expression(expression).map_err(|e| fail(&e))?;
-    let value = compiled
-        .eval(minijinja::Value::from_serialize(context))
-        .map_err(|e| fail(&e))?;
-    serde_json::to_value(&value).map_err(|e| fail(&e))
+    let compiled = compile_expression(&env, expression).map_err(fail)?;
+    let value = guarded(|| {
+        compiled
+            .eval(minijinja::Value::from_serialize(context))
+            .map_err(|e| e.to_string())
+    })
+    .map_err(fail)?;
+    serde_json::to_value(&value).map_err(|e| fail(e.to_string()))
 }
 
 /// How a string is read as a template.
@@ -105,13 +135,16 @@ pub fn render_value(value: &Value, context: &Value) -> Result<Value, TemplateErr
 pub fn render_string(text: &str, context: &Value) -> Result<Value, TemplateError> {
     match form(text) {
         Form::Expression(e) => eval_expression(e, context),
-        Form::Template(t) => environment()
-            .render_str(t, minijinja::Value::from_serialize(context))
-            .map(Value::String)
-            .map_err(|e| TemplateError {
-                expression: t.to_string(),
-                reason: e.to_string(),
-            }),
+        Form::Template(t) => guarded(|| {
+            environment()
+                .render_str(t, minijinja::Value::from_serialize(context))
+                .map_err(|e| e.to_string())
+        })
+        .map(Value::String)
+        .map_err(|reason| TemplateError {
+            expression: t.to_string(),
+            reason,
+        }),
         Form::Literal => Ok(Value::String(text.to_string())),
     }
 }
@@ -172,24 +205,27 @@ fn check_into(value: &Value, vars: &mut BTreeSet<String>) -> Result<(), Template
 }
 
 fn check_one(form: &Form<'_>, text: &str) -> Result<BTreeSet<String>, TemplateError> {
-    let fail = |e: minijinja::Error| TemplateError {
+    let fail = |reason: String| TemplateError {
         expression: text.to_string(),
-        reason: e.to_string(),
+        reason,
     };
     let env = environment();
     Ok(match form {
-        Form::Expression(e) => env
-            .compile_expression(e)
-            .map_err(fail)?
-            .undeclared_variables(true)
-            .into_iter()
-            .collect(),
-        Form::Template(t) => env
-            .template_from_str(t)
-            .map_err(fail)?
-            .undeclared_variables(true)
-            .into_iter()
-            .collect(),
+        Form::Expression(e) => {
+            let compiled = compile_expression(&env, e).map_err(fail)?;
+            guarded(|| Ok(compiled.undeclared_variables(true)))
+                .map_err(fail)?
+                .into_iter()
+                .collect()
+        }
+        Form::Template(t) => guarded(|| {
+            env.template_from_str(t)
+                .map(|t| t.undeclared_variables(true))
+                .map_err(|e| e.to_string())
+        })
+        .map_err(fail)?
+        .into_iter()
+        .collect(),
         Form::Literal => BTreeSet::new(),
     })
 }
@@ -240,6 +276,37 @@ mod tests {
             eval_expression("data.name ~ '!'", &ctx).unwrap(),
             json!("x!")
         );
+    }
+
+    #[test]
+    fn an_expression_with_a_closing_brace_pair_is_an_error_not_a_panic() {
+        // Found by the `template` fuzz target: minijinja's expression lexer panicked.
+        for text in ["ig.status }}", "a }} b", "}}"] {
+            assert!(check_expression(text).is_err(), "{text}");
+            let err = eval(text, &json!({"ig": {"status": 1}})).unwrap_err();
+            assert!(err.reason.contains("cannot contain '}}'"), "{}", err.reason);
+        }
+        assert_eq!(
+            eval_expression("'}' ~ '}'", &json!({})).unwrap(),
+            json!("}}")
+        );
+    }
+
+    #[test]
+    fn a_runaway_template_runs_out_of_fuel() {
+        let started = std::time::Instant::now();
+        let err = render_string(
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            &json!({}),
+        )
+        .unwrap_err();
+        assert!(err.reason.contains("out of fuel"), "{}", err.reason);
+        let err = eval_expression("range(100000) | map('string') | join | length", &json!({}));
+        assert!(
+            err.is_ok(),
+            "an ordinary large expression still runs: {err:?}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

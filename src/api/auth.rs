@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use tonic::{Status, codegen::http};
 
 /// The gRPC path prefix of the service that auth guards.
-const GUARDED: &str = "/workflow.v1.WorkflowService/";
+pub(crate) const GUARDED: &str = "/workflow.v1.WorkflowService/";
 
 /// What a token may do: each role includes the ones below it.
 #[derive(

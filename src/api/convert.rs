@@ -44,7 +44,13 @@ fn value_to_json(path: &str, v: prost_types::Value, depth: usize) -> Result<Valu
         ));
     }
     Ok(match v.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
+        None | Some(Kind::NullValue(0)) => Value::Null,
+        Some(Kind::NullValue(n)) => {
+            return Err(ManagerError::invalid(
+                path,
+                format!("null_value {n} is not a NullValue (the only one is NULL_VALUE = 0)"),
+            ));
+        }
         Some(Kind::BoolValue(b)) => Value::Bool(b),
         Some(Kind::StringValue(s)) => Value::String(s),
         Some(Kind::NumberValue(n)) => json_number(n).ok_or_else(|| {
@@ -152,9 +158,26 @@ pub fn std_duration(field: &str, d: &prost_types::Duration) -> Result<Duration, 
     })
 }
 
-/// A protobuf Timestamp to SystemTime, refusing invalid ones.
+/// The range of google.protobuf.Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+/// A protobuf Timestamp to SystemTime, refusing what the Timestamp type does not allow
+/// (nanos out of 0..1e9, seconds outside years 1 to 9999), which would otherwise overflow
+/// further down.
 pub fn system_time(field: &str, t: &Timestamp) -> Result<SystemTime, ManagerError> {
-    SystemTime::try_from(*t).map_err(|_| ManagerError::invalid(field, "is not a valid timestamp"))
+    let invalid = || {
+        ManagerError::invalid(
+            field,
+            format!(
+                "is not a valid timestamp ({}s {}ns): use a time between years 1 and 9999",
+                t.seconds, t.nanos
+            ),
+        )
+    };
+    if !TIMESTAMP_SECONDS.contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(invalid());
+    }
+    SystemTime::try_from(*t).map_err(|_| invalid())
 }
 
 pub fn workflow(r: &WorkflowRecord) -> proto::Workflow {

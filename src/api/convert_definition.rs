@@ -34,7 +34,7 @@ fn step_from_proto(i: usize, s: proto::Step) -> Result<Step, ManagerError> {
     let field = |name: &str| {
         format!(
             "definition.steps[{i}] (step '{}').{name}",
-            s.id.escape_debug()
+            crate::quote::shown(&s.id)
         )
     };
     let non_negative = |name: &str, v: i32| {

@@ -5,6 +5,8 @@ pub mod convert;
 pub mod convert_definition;
 mod decode_errors;
 mod observe;
+mod outbox;
+pub mod rate_limit;
 mod security;
 mod service;
 mod status;
@@ -192,6 +194,9 @@ pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Resu
             decode_errors::decode_failure_is_invalid_argument,
         ))
         .layer(auth::AuthLayer::new(auth))
+        .layer(rate_limit::RateLimitLayer::new(
+            rate_limit::RateLimiter::from_limits(&config.limits),
+        ))
         .into_inner();
     let server = builder
         .layer(layers)

@@ -2,19 +2,19 @@
 
 use std::{collections::BTreeMap, pin::Pin, sync::Arc, time::Duration};
 
-use tokio::sync::mpsc;
-use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use super::outbox::{Outbox, Sent};
 use crate::manager::{ManagerError, RegisterSpec, StartSpec, Watcher, WorkflowManager};
 use crate::proto::{self, workflow_service_server::WorkflowService};
 use crate::store::ExecutionFilter;
 use crate::telemetry::{rpc, stats};
 
-/// Events buffered per open stream; a slow reader holds back only its own stream.
-const STREAM_BUFFER: usize = 16;
+/// Longest grace period Shutdown takes: a stop that waits for days is a mistake.
+const MAX_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// After the service stopped, how long a stream may still take to deliver its last events.
 const STREAM_DRAIN: Duration = Duration::from_secs(2);
 
@@ -48,21 +48,24 @@ impl Service {
         mut watcher: Watcher,
         wrap: fn(proto::ExecutionEvent) -> R,
     ) -> EventStream<R> {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (outbox, stream) = Outbox::channel();
         let stopped = self.manager.stopped();
+        let slow_reader = self.manager.limits().slow_reader_timeout;
         tokio::spawn(async move {
             let mut deadline: Option<tokio::time::Instant> = None;
+            // The last sequence queued: the watcher gives them one after the other.
+            let mut last_queued = 0;
             loop {
                 let next = tokio::select! {
                     biased;
-                    _ = tx.closed() => return, // the client went away; the execution goes on
+                    _ = outbox.closed() => return, // the client went away; the execution goes on
                     next = watcher.next() => next,
                     _ = stopped.cancelled(), if deadline.is_none() => {
                         deadline = Some(tokio::time::Instant::now() + STREAM_DRAIN);
                         continue;
                     }
                     _ = sleep_until(deadline) => {
-                        let _ = tx.send(Err(Status::unavailable(format!(
+                        outbox.send_last(Err(Status::unavailable(format!(
                             "wfm stopped before execution {} ended; resume with WatchExecution after sequence you last saw",
                             watcher.execution_id()
                         )))).await;
@@ -71,19 +74,39 @@ impl Service {
                 };
                 match next {
                     Ok(Some(event)) => {
-                        if tx.send(Ok(wrap(convert::event(&event)))).await.is_err() {
-                            return;
+                        match outbox
+                            .send(Ok(wrap(convert::event(&event))), slow_reader)
+                            .await
+                        {
+                            Sent::Queued => last_queued = event.sequence,
+                            Sent::ReaderGone => return,
+                            Sent::Stalled => {
+                                let id = watcher.execution_id().to_string();
+                                outbox.cut_off(|dropped| {
+                                    let sent = last_queued.saturating_sub(dropped as u64);
+                                    tracing::info!(execution = %id, sent, dropped, "slow stream reader cut off");
+                                    Status::from(ManagerError::ResourceExhausted {
+                                        limit: "limits.slow_reader_timeout",
+                                        value: humantime::format_duration(slow_reader).to_string(),
+                                        detail: format!(
+                                            "the reader of execution {id} took no event for that long while events waited, so this stream ends \
+                                             (events up to sequence {sent} were sent); resume with WatchExecution after the last sequence you received"
+                                        ),
+                                    })
+                                });
+                                return;
+                            }
                         }
                     }
                     Ok(None) => return,
                     Err(e) => {
-                        let _ = tx.send(Err(e.into())).await;
+                        outbox.send_last(Err(e.into())).await;
                         return;
                     }
                 }
             }
         });
-        Box::pin(ReceiverStream::new(rx))
+        Box::pin(stream)
     }
 }
 
@@ -372,6 +395,17 @@ impl WorkflowService for Service {
             Some(d) => convert::std_duration("grace_period", &d)?,
             None => self.default_grace,
         };
+        if grace > MAX_GRACE {
+            return Err(ManagerError::invalid(
+                "grace_period",
+                format!(
+                    "{} is over the maximum of {}",
+                    humantime::format_duration(grace),
+                    humantime::format_duration(MAX_GRACE)
+                ),
+            )
+            .into());
+        }
         tracing::warn!(grace = ?grace, "shutdown requested");
         self.health
             .set_service_status("", tonic_health::ServingStatus::NotServing)

@@ -36,7 +36,8 @@ pub struct BenchServer {
     pub start_time: Duration,
 }
 
-/// Limits far above the defaults: the benchmark measures the engine, not the admission.
+/// Limits far above the defaults and no rate limit: the benchmark measures the engine, not
+/// the admission. Logs at warn: a log line per call is a cost operators choose.
 fn config(data_dir: &Path, store: StoreChoice) -> String {
     format!(
         r#"listen = "127.0.0.1:0"
@@ -51,6 +52,7 @@ level = "warn"
 max_concurrent_executions = 1000000
 max_queued_executions = 1000000
 max_streams_per_connection = 4096
+requests_per_second_per_token = 0
 "#,
         dir = data_dir.display(),
         store = store.name(),

@@ -35,6 +35,7 @@ async fn connect(server: &Target) -> anyhow::Result<Client> {
 }
 
 fn json_object(flag: &str, text: &str) -> anyhow::Result<prost_types::Struct> {
+    super::unique_keys::check_json(text).with_context(|| format!("{flag} is not valid JSON"))?;
     let value: Value =
         serde_json::from_str(text).with_context(|| format!("{flag} is not valid JSON"))?;
     if !value.is_object() {

@@ -38,14 +38,19 @@ impl DefinitionFile {
         let is_json = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        let file: DefinitionFile = if is_json {
-            serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a valid workflow definition", path.display()))?
+        Self::parse(&text, is_json)
+            .with_context(|| format!("{} is not a valid workflow definition", path.display()))
+    }
+
+    /// Parses a definition file's text, JSON or YAML; a repeated key in any object is refused.
+    pub fn parse(text: &str, is_json: bool) -> anyhow::Result<Self> {
+        Ok(if is_json {
+            super::unique_keys::check_json(text)?;
+            serde_json::from_str(text)?
         } else {
-            serde_norway::from_str(&text)
-                .with_context(|| format!("{} is not a valid workflow definition", path.display()))?
-        };
-        Ok(file)
+            super::unique_keys::check_yaml(text)?;
+            serde_norway::from_str(text)?
+        })
     }
 
     /// The RegisterRequest; `name` given on the command line wins over the file's.

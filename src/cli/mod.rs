@@ -1,9 +1,10 @@
 //! The `wfm` command line: `wfm serve` and the client subcommands.
 
 mod client;
-pub(crate) mod definition_file;
+pub mod definition_file;
 mod display;
 mod json;
+mod unique_keys;
 
 use std::path::PathBuf;
 

@@ -30,6 +30,8 @@ pub struct ExecutionContext {
     children: Option<Arc<dyn ChildRunner>>,
     /// The workflow's name, labelling the step metrics; None records none.
     workflow: Option<Arc<str>>,
+    /// Largest step output, as JSON; None: unbounded.
+    max_output_bytes: Option<usize>,
 }
 
 impl ExecutionContext {
@@ -48,12 +50,20 @@ impl ExecutionContext {
             completed_before: Vec::new(),
             children: None,
             workflow: None,
+            max_output_bytes: None,
         }
     }
 
     /// Names the workflow, for the step duration metrics.
     pub fn with_workflow(mut self, name: &str) -> Self {
         self.workflow = Some(Arc::from(name));
+        self
+    }
+
+    /// Bounds every step's output (`limits.max_output_bytes`): a larger one fails the step
+    /// instead of being stored and streamed.
+    pub fn with_output_limit(mut self, max_output_bytes: usize) -> Self {
+        self.max_output_bytes = Some(max_output_bytes);
         self
     }
 
@@ -229,7 +239,8 @@ impl ExecutionContext {
         .await
     }
 
-    /// Reports a step's completion after `attempts` attempts.
+    /// Reports a step's completion after `attempts` attempts; an output over the limit
+    /// reports the step failed instead, naming the limit.
     pub async fn step_completed(
         &self,
         step_id: &str,
@@ -237,6 +248,17 @@ impl ExecutionContext {
         duration: std::time::Duration,
         attempts: u32,
     ) -> Result<(), WorkflowError> {
+        if let Some(max) = self.max_output_bytes {
+            let size = super::json_size(&output);
+            if size > max {
+                let error = format!(
+                    "step '{step_id}' output is {size} bytes as JSON; limits.max_output_bytes is {max}"
+                );
+                self.step_failed(step_id, error.clone(), duration, attempts, false)
+                    .await?;
+                return Err(WorkflowError::OutputTooLarge(error));
+            }
+        }
         self.step_ended(step_id, duration);
         self.record(
             step_id,

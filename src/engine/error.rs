@@ -22,6 +22,9 @@ pub enum WorkflowError {
     },
     #[error("{0}")]
     Failed(String),
+    /// A step's output or the execution's result is over `limits.max_output_bytes`.
+    #[error("{0}")]
+    OutputTooLarge(String),
     #[error("cancelled: {0}")]
     Cancelled(String),
 }

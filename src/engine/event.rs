@@ -148,3 +148,42 @@ impl ExecutionResult {
         }
     }
 }
+
+/// The size of a value as compact JSON, counted without building the text.
+pub fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a Value to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+impl ExecutionResult {
+    /// The bytes of output the result carries: its output and every step's output.
+    pub fn output_size(&self) -> usize {
+        json_size(&self.output)
+            + self
+                .steps
+                .iter()
+                .map(|s| json_size(&s.output))
+                .sum::<usize>()
+    }
+
+    /// Drops every output, keeping the statuses, errors and timings.
+    pub fn without_outputs(mut self) -> Self {
+        self.output = Value::Null;
+        for step in &mut self.steps {
+            step.output = Value::Null;
+        }
+        self
+    }
+}

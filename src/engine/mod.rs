@@ -16,5 +16,5 @@ pub use catalog::{Catalog, WorkflowFactory, WorkflowType};
 pub use child::{ChildRequest, ChildRunner};
 pub use context::{EventSink, ExecutionContext};
 pub use error::WorkflowError;
-pub use event::{Event, EventKind, ExecutionResult, StepResult, StepStatus};
+pub use event::{Event, EventKind, ExecutionResult, StepResult, StepStatus, json_size};
 pub use workflow::Workflow;

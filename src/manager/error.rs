@@ -16,7 +16,8 @@ pub enum ManagerError {
     #[error("{limit} is {value}: {detail}")]
     ResourceExhausted {
         limit: &'static str,
-        value: u64,
+        /// The limit's configured value, as written in the configuration.
+        value: String,
         detail: String,
     },
     #[error("{0}")]

@@ -301,6 +301,7 @@ impl WorkflowManager {
             sink,
         )
         .with_workflow(&record.workflow_name)
+        .with_output_limit(self.limits.max_output_bytes)
         .with_completed_steps(resume.completed_steps)
         .with_children(Arc::new(super::children::Children {
             manager: self.clone(),
@@ -348,6 +349,7 @@ impl WorkflowManager {
         terminal: EventKind,
         observer: &mut ExecutionObserver,
     ) {
+        let terminal = bound_result(terminal, self.limits.max_output_bytes);
         record.status = match &terminal {
             EventKind::Completed { .. } => ExecutionStatus::Completed,
             EventKind::Cancelled { .. } => ExecutionStatus::Cancelled,
@@ -380,6 +382,7 @@ impl WorkflowManager {
     /// Cancels an execution (idempotent) and waits briefly for it to end; returns its status.
     pub async fn cancel(&self, id: &str, reason: &str) -> Result<ExecutionStatus, ManagerError> {
         validate::execution_id(id)?;
+        validate::reason(reason)?;
         let live = self
             .live
             .lock()
@@ -418,6 +421,17 @@ impl WorkflowManager {
             super::DEFAULT_PAGE_SIZE,
             self.limits.max_page_size,
         )?;
+        if let Some(name) = &filter.workflow_name {
+            validate::name("workflow_name", name)?;
+        }
+        if let (Some(from), Some(before)) = (filter.created_from, filter.created_before)
+            && before < from
+        {
+            return Err(ManagerError::invalid(
+                "create_time_end",
+                "is before create_time_start: the range is empty",
+            ));
+        }
         let before = if page_token.is_empty() {
             None
         } else {
@@ -456,7 +470,18 @@ impl WorkflowManager {
             .get(id)
             .map(|l| l.events.subscribe());
         if live.is_none() {
-            self.get_execution(id).await?;
+            // Ended: there will be no event past its last one, so asking for them is a
+            // mistake that would otherwise end the stream with nothing. (A running
+            // execution may be watched after a sequence it has not reached yet.)
+            let last = self.get_execution(id).await?.last_sequence;
+            if after > last {
+                return Err(ManagerError::invalid(
+                    "after_sequence",
+                    format!(
+                        "{after} is past the last event of execution {id}, which has ended at {last}"
+                    ),
+                ));
+            }
         }
         Ok(super::Watcher::new(
             self.store.clone(),
@@ -473,6 +498,41 @@ impl WorkflowManager {
             .values()
             .cloned()
             .collect()
+    }
+}
+
+/// Keeps a result within `limits.max_output_bytes`: one whose outputs (the execution's and
+/// every step's, as JSON) are larger loses them, and a completed execution fails instead,
+/// so nothing over the limit is stored or streamed.
+fn bound_result(terminal: EventKind, max: usize) -> EventKind {
+    let Some(size) = terminal.result().map(ExecutionResult::output_size) else {
+        return terminal;
+    };
+    if size <= max {
+        return terminal;
+    }
+    let too_large = format!(
+        "the execution's result (its output and step outputs) is {size} bytes as JSON; limits.max_output_bytes is {max}"
+    );
+    match terminal {
+        EventKind::Completed { result } => {
+            let mut result = result.without_outputs();
+            result.success = false;
+            result.error = Some(too_large.clone());
+            EventKind::Failed {
+                error: too_large,
+                result,
+            }
+        }
+        EventKind::Failed { error, result } => EventKind::Failed {
+            error: format!("{error}; {too_large}"),
+            result: result.without_outputs(),
+        },
+        EventKind::Cancelled { reason, result } => EventKind::Cancelled {
+            reason,
+            result: result.without_outputs(),
+        },
+        other => other,
     }
 }
 

@@ -68,7 +68,7 @@ impl Gate {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(ManagerError::ResourceExhausted {
                 limit: "limits.max_queued_executions",
-                value: self.max_waiting as u64,
+                value: self.max_waiting.to_string(),
                 detail: format!(
                     "{} executions are running and {queued} are queued; retry later",
                     self.running()

@@ -176,14 +176,14 @@ impl WorkflowManager {
         if latest.is_none() && self.registry.count() >= self.limits.max_workflows {
             return Err(ManagerError::ResourceExhausted {
                 limit: "limits.max_workflows",
-                value: self.limits.max_workflows as u64,
+                value: self.limits.max_workflows.to_string(),
                 detail: "unregister a workflow first".into(),
             });
         }
         if record.version > self.limits.max_versions_per_workflow {
             return Err(ManagerError::ResourceExhausted {
                 limit: "limits.max_versions_per_workflow",
-                value: self.limits.max_versions_per_workflow as u64,
+                value: self.limits.max_versions_per_workflow.to_string(),
                 detail: format!(
                     "workflow '{name}' has that many versions; unregister it to start over"
                 ),
@@ -326,7 +326,7 @@ impl WorkflowManager {
                 "native.type",
                 format!(
                     "unknown workflow type '{}'; known types: {}",
-                    name.escape_debug(),
+                    crate::quote::shown(name),
                     self.catalog.names().join(", ")
                 ),
             )

@@ -10,6 +10,7 @@ pub const MAX_LABELS: usize = 64;
 pub const MAX_LABEL_KEY_LEN: usize = 63;
 pub const MAX_LABEL_VALUE_LEN: usize = 256;
 pub const MAX_REQUEST_ID_LEN: usize = 128;
+pub const MAX_REASON_LEN: usize = 1024;
 
 /// Workflow names: 1 to 128 of letters, digits, '.', '_' and '-', starting with a letter or digit.
 pub fn name(field: &str, value: &str) -> Result<(), ManagerError> {
@@ -31,7 +32,7 @@ pub fn name(field: &str, value: &str) -> Result<(), ManagerError> {
             field,
             format!(
                 "'{}' is not a valid name: use letters, digits, '.', '_' and '-', starting with a letter or digit",
-                value.escape_debug()
+                crate::quote::shown(value)
             ),
         ));
     }
@@ -68,7 +69,7 @@ pub fn labels(field: &str, labels: &BTreeMap<String, String>) -> Result<(), Mana
                 field,
                 format!(
                     "label key '{}' must be 1 to {MAX_LABEL_KEY_LEN} of letters, digits, '.', '_', '-', '/'",
-                    k.escape_debug()
+                    crate::quote::shown(k)
                 ),
             ));
         }
@@ -95,6 +96,17 @@ pub fn request_id(value: &str) -> Result<(), ManagerError> {
     Ok(())
 }
 
+/// A cancellation reason: it is recorded in the execution's events.
+pub fn reason(value: &str) -> Result<(), ManagerError> {
+    if value.len() > MAX_REASON_LEN {
+        return Err(ManagerError::invalid(
+            "reason",
+            format!("is {} bytes; the maximum is {MAX_REASON_LEN}", value.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// Execution ids are UUIDs.
 pub fn execution_id(value: &str) -> Result<(), ManagerError> {
     if value.is_empty() {
@@ -103,7 +115,10 @@ pub fn execution_id(value: &str) -> Result<(), ManagerError> {
     uuid::Uuid::parse_str(value).map(|_| ()).map_err(|_| {
         ManagerError::invalid(
             "execution_id",
-            format!("'{}' is not an execution id (a UUID)", value.escape_debug()),
+            format!(
+                "'{}' is not an execution id (a UUID)",
+                crate::quote::shown(value)
+            ),
         )
     })
 }

@@ -2,6 +2,8 @@
 //! and a real gRPC client over loopback.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,

@@ -79,11 +79,16 @@ func serverEnviron() []string {
 // startServer starts `wfm serve --listen 127.0.0.1:0 --data-dir <dataDir>` with
 // extra environment variables and waits for its "wfm listening on" line.
 func startServer(dataDir string, env ...string) (*server, error) {
+	return startServerArgs(dataDir, nil, env...)
+}
+
+// startServerArgs is startServer with extra arguments to `wfm serve` (e.g. --config).
+func startServerArgs(dataDir string, args []string, env ...string) (*server, error) {
 	bin, err := wfmBinary()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
 	cmd.Env = append(serverEnviron(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -55,8 +55,8 @@ class WfmServer:
             self.proc.stdout.close()
 
 
-def start_server(base: pathlib.Path, env: Mapping[str, str] | None = None) -> WfmServer:
-    """Starts `wfm serve` on a free port and waits for its `wfm listening on` line."""
+def start_server(base: pathlib.Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> WfmServer:
+    """Starts `wfm serve` (with extra ``args``) on a free port and waits for its `wfm listening on` line."""
     data_dir = base / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = base / "wfm.log"
@@ -64,7 +64,7 @@ def start_server(base: pathlib.Path, env: Mapping[str, str] | None = None) -> Wf
     full_env.update(env or {})
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [str(wfm_bin()), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+            [str(wfm_bin()), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,

@@ -23,7 +23,7 @@ export interface WfmServer {
   stop(): Promise<Exit>;
 }
 
-function repoRoot(): string {
+export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, "Cargo.toml")) && existsSync(join(dir, "proto"))) {
@@ -45,13 +45,17 @@ export function wfmBin(): string {
   return bin;
 }
 
-export async function startServer(env: Record<string, string> = {}, startTimeoutMs = 20_000): Promise<WfmServer> {
+export async function startServer(
+  env: Record<string, string> = {},
+  startTimeoutMs = 20_000,
+  args: string[] = [],
+): Promise<WfmServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "wfm-ts-test-"));
   // WFM_BIN is this harness's setting, not the server's: `wfm serve` reads every
   // WFM_* variable as configuration and refuses to start on an unknown key
   // ("unknown field: found `bin`"), so it must not reach the server.
   const { WFM_BIN: _bin, ...inherited } = process.env;
-  const child = spawn(wfmBin(), ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+  const child = spawn(wfmBin(), ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, ...args], {
     env: { ...inherited, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -27,6 +27,8 @@ pub enum StepErrorKind {
     ChildWorkflowFailed,
     /// The run or the step was cancelled. Never retried.
     Cancelled,
+    /// The output is over `limits.max_output_bytes`. Never retried.
+    OutputTooLarge,
     /// The engine could not record an event. Never retried.
     Internal,
 }
@@ -43,6 +45,7 @@ impl StepErrorKind {
             Self::Timeout => "Timeout",
             Self::ChildWorkflowFailed => "ChildWorkflowFailed",
             Self::Cancelled => "Cancelled",
+            Self::OutputTooLarge => "OutputTooLarge",
             Self::Internal => "Internal",
         }
     }
@@ -50,7 +53,11 @@ impl StepErrorKind {
     fn always_final(self) -> bool {
         matches!(
             self,
-            Self::Template | Self::ForEachNotList | Self::Cancelled | Self::Internal
+            Self::Template
+                | Self::ForEachNotList
+                | Self::Cancelled
+                | Self::OutputTooLarge
+                | Self::Internal
         )
     }
 }
@@ -111,6 +118,7 @@ impl From<WorkflowError> for StepError {
     fn from(e: WorkflowError) -> Self {
         let kind = match e {
             WorkflowError::Cancelled(_) => StepErrorKind::Cancelled,
+            WorkflowError::OutputTooLarge(_) => StepErrorKind::OutputTooLarge,
             _ => StepErrorKind::Internal,
         };
         StepError::new(kind, e.to_string())

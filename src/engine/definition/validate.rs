@@ -124,7 +124,7 @@ struct Validator {
 }
 
 fn at(step: &str) -> String {
-    format!("step '{}'", step.escape_debug())
+    format!("step '{}'", crate::quote::shown(step))
 }
 
 impl Validator {
@@ -158,7 +158,7 @@ impl Validator {
                     format!("steps[{i}]"),
                     format!(
                         "id '{}' must be 1 to {MAX_STEP_ID_LEN} letters, digits and '_', starting with a letter or '_' (templates read it as steps.<id>)",
-                        id.escape_debug()
+                        crate::quote::shown(id)
                     ),
                 );
             }
@@ -187,7 +187,7 @@ impl Validator {
                     &here,
                     format!(
                         "depends_on '{}' is not a step of this workflow",
-                        dep.escape_debug()
+                        crate::quote::shown(dep)
                     ),
                 );
             } else if !seen.insert(dep) {
@@ -207,7 +207,7 @@ impl Validator {
                         &here,
                         format!(
                             "unknown tool '{}' (see ListTools; MCP tools are named server.tool)",
-                            tool.name.escape_debug()
+                            crate::quote::shown(&tool.name)
                         ),
                     );
                 }
@@ -231,7 +231,7 @@ impl Validator {
                         &here,
                         format!(
                             "child workflow '{}'{which} is not registered",
-                            w.name.escape_debug()
+                            crate::quote::shown(&w.name)
                         ),
                     );
                 }

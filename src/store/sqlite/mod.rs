@@ -32,9 +32,10 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
 }
 
+/// Microseconds since 1970, saturating: times before 1970 are 0, far future ones i64::MAX.
 pub(crate) fn micros(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 pub(crate) fn status_name(s: ExecutionStatus) -> &'static str {

@@ -1,0 +1,122 @@
+//! Duplicated keys in the text a user writes: a YAML or JSON definition file, and JSON
+//! input and arguments given to the `wfm` CLI. serde would keep the last value silently;
+//! the CLI refuses, naming the key, and nothing reaches the server.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use super::{Matrix, common::*};
+
+/// Runs the `wfm` CLI against the server; its stderr when it fails.
+fn wfm(server: &Server, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .arg("--server")
+        .arg(server.url())
+        .args(args)
+        .output()
+        .expect("wfm runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    if output.status.success() {
+        Ok(text(&output.stdout))
+    } else {
+        Err(text(&output.stderr))
+    }
+}
+
+#[tokio::test]
+async fn duplicated_keys_are_refused_before_anything_is_sent() {
+    let server = Server::start().await;
+    let mut c = server.client().await;
+    register(&mut c, "echo", "echo", json!({})).await;
+    let mut m = Matrix::new(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+
+    let cases = [
+        (
+            "YAML definition repeating a step's key",
+            vec![
+                "register".to_string(),
+                "-f".into(),
+                file(
+                    "step.yaml",
+                    "name: dup\nsteps:\n  - id: a\n    id: b\n    tool: {name: sleep, arguments: {duration_ms: 1}}\n",
+                ),
+            ],
+            "the key 'id' appears twice",
+        ),
+        (
+            "YAML definition repeating a tool argument",
+            vec![
+                "register".into(),
+                "-f".into(),
+                file(
+                    "args.yaml",
+                    "name: dup\nsteps:\n  - id: a\n    tool:\n      name: sleep\n      arguments:\n        duration_ms: 1\n        duration_ms: 100000\n",
+                ),
+            ],
+            "the key 'duration_ms' appears twice",
+        ),
+        (
+            "JSON definition repeating a top-level key",
+            vec![
+                "register".into(),
+                "-f".into(),
+                file(
+                    "top.json",
+                    r#"{"name": "dup", "steps": [], "steps": [{"id": "a", "tool": {"name": "sleep"}}]}"#,
+                ),
+            ],
+            "the key 'steps' appears twice",
+        ),
+        (
+            "JSON input repeating a key",
+            vec![
+                "run".into(),
+                "echo".into(),
+                "--input".into(),
+                r#"{"a": 1, "a": 2}"#.into(),
+            ],
+            "the key 'a' appears twice",
+        ),
+        (
+            "JSON arguments repeating a nested key",
+            vec![
+                "register".into(),
+                "--type".into(),
+                "echo".into(),
+                "--name".into(),
+                "dup".into(),
+                "--arguments".into(),
+                r#"{"x": {"y": 1, "y": 1}}"#.into(),
+            ],
+            "the key 'y' appears twice",
+        ),
+    ];
+    for (case, args, says) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let answer = wfm(&server, &args);
+        let err = answer.expect_err(case);
+        assert!(err.contains(says), "{case}: {err}");
+        // Nothing was registered or started.
+        m.check(
+            case,
+            Err::<(), _>(tonic::Status::invalid_argument(err)),
+            tonic::Code::InvalidArgument,
+            says,
+        )
+        .await;
+    }
+    // The same file without the repeated key registers.
+    let ok = file(
+        "ok.yaml",
+        "name: fine\nsteps:\n  - id: a\n    tool: {name: sleep, arguments: {duration_ms: 1}}\n",
+    );
+    wfm(&server, &["register", "-f", &ok]).expect("a clean definition registers");
+    assert_eq!(m.cases, 5);
+}

@@ -1,0 +1,50 @@
+//! The fuzz targets' inputs replayed as ordinary tests: every seed of the committed corpus
+//! (fuzz/corpus/<target>/) and every input the fuzzer once crashed on (regressions below),
+//! through the same entry points cargo-fuzz runs (`wfm::fuzzing`).
+
+use std::path::Path;
+
+fn replay(target: &str, run: fn(&[u8])) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("the committed corpus") {
+        let path = entry.unwrap().path();
+        run(&std::fs::read(&path).unwrap());
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn the_definition_corpus_runs_clean() {
+    assert!(replay("definition", wfm::fuzzing::definition) >= 10);
+}
+
+#[test]
+fn the_template_corpus_runs_clean() {
+    assert!(replay("template", wfm::fuzzing::template) >= 10);
+}
+
+#[test]
+fn a_runaway_template_ends() {
+    let started = std::time::Instant::now();
+    wfm::fuzzing::template(
+        b"{% for a in range(99999) %}{% for b in range(99999) %}{{ a }}{% endfor %}{% endfor %}",
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// Found by the `definition` target: a `when` condition containing `}}` made minijinja's
+/// expression lexer panic ("empty lexer stack") while the server validated the definition.
+/// (The full input is also in the corpus, fuzz/corpus/definition/regression-lexer-stack.yaml.)
+#[test]
+fn a_condition_containing_closing_braces_is_refused_not_a_panic() {
+    wfm::fuzzing::definition(
+        b"steps:\n  - id: a\n    tool: {name: sleep, arguments: {duration_ms: 1}}\n    when: ig.status }}\"\n",
+    );
+    wfm::fuzzing::template(b"ig.status }}");
+    let err = wfm::template::eval("ig.status }}", &serde_json::json!({})).unwrap_err();
+    assert!(err.reason.contains("cannot contain '}}'"), "{}", err.reason);
+}
