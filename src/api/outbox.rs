@@ -78,6 +78,11 @@ impl<T> Outbox<T> {
         }
     }
 
+    /// Queues a message if there is room, without waiting.
+    pub fn try_send(&self, item: Item<T>) -> Result<(), Item<T>> {
+        self.tx.try_send(item).map_err(|e| e.into_inner())
+    }
+
     /// Queues a message, waiting as long as it takes (the stream's last status).
     pub async fn send_last(&self, item: Item<T>) {
         let _ = self.tx.send(item).await;

@@ -2,12 +2,14 @@
 
 use std::{collections::BTreeMap, pin::Pin, sync::Arc, time::Duration};
 
+use futures_util::FutureExt;
 use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::outbox::{Outbox, Sent};
+use crate::engine::Event;
 use crate::manager::{ManagerError, RegisterSpec, StartSpec, Watcher, WorkflowManager};
 use crate::proto::{self, workflow_service_server::WorkflowService};
 use crate::store::ExecutionFilter;
@@ -46,15 +48,26 @@ impl Service {
     fn stream<R: Send + 'static>(
         &self,
         mut watcher: Watcher,
+        ready: Vec<Arc<Event>>,
         wrap: fn(proto::ExecutionEvent) -> R,
     ) -> EventStream<R> {
         let (outbox, stream) = Outbox::channel();
+        let mut last_queued = 0;
+        for event in &ready {
+            // At most the outbox's capacity (see `ready_events`): this cannot wait.
+            let _ = outbox.try_send(Ok(wrap(convert::event(event))));
+            last_queued = event.sequence;
+        }
+        if ready.last().is_some_and(|e| e.is_terminal()) {
+            // Everything is queued: the stream ends with them (and its trailers can leave
+            // in the same write), with no task to follow the execution.
+            return Box::pin(stream);
+        }
         let stopped = self.manager.stopped();
         let slow_reader = self.manager.limits().slow_reader_timeout;
         tokio::spawn(async move {
             let mut deadline: Option<tokio::time::Instant> = None;
-            // The last sequence queued: the watcher gives them one after the other.
-            let mut last_queued = 0;
+            // `last_queued`: the last sequence queued; the watcher gives them one after the other.
             loop {
                 let next = tokio::select! {
                     biased;
@@ -108,6 +121,24 @@ impl Service {
         });
         Box::pin(stream)
     }
+}
+
+/// The watcher's next event, then every further one that is already there, up to what one
+/// stream's outbox holds.
+async fn ready_events(watcher: &mut Watcher) -> Result<Vec<Arc<Event>>, ManagerError> {
+    let Some(first) = watcher.next().await? else {
+        return Ok(Vec::new());
+    };
+    let mut ready = vec![first];
+    while ready.len() < Outbox::<()>::CAPACITY {
+        // Dropping a pending `next` loses nothing: the watcher changes only once an event is
+        // there, and an error now comes back on the stream's next call.
+        match watcher.next().now_or_never() {
+            Some(Ok(Some(event))) => ready.push(event),
+            _ => break,
+        }
+    }
+    Ok(ready)
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -229,9 +260,13 @@ impl WorkflowService for Service {
             request_id: r.request_id,
             parent_execution_id: None,
         };
-        let watcher = self.manager.execute(spec).await?;
+        let mut watcher = self.manager.execute(spec).await?;
         rpc::note_execution(watcher.execution_id());
-        Ok(Response::new(self.stream(watcher, |event| {
+        // The first event follows the execution's creation at once. Answering with it and
+        // whatever followed it lets the response's headers and first events (all of them, for
+        // a quick execution, with the trailers) leave in one write instead of several.
+        let ready = ready_events(&mut watcher).await?;
+        Ok(Response::new(self.stream(watcher, ready, |event| {
             proto::ExecuteResponse { event: Some(event) }
         })))
     }
@@ -312,7 +347,7 @@ impl WorkflowService for Service {
             .manager
             .watch(&r.execution_id, r.after_sequence)
             .await?;
-        Ok(Response::new(self.stream(watcher, |event| {
+        Ok(Response::new(self.stream(watcher, Vec::new(), |event| {
             proto::WatchExecutionResponse { event: Some(event) }
         })))
     }

@@ -7,7 +7,9 @@
 //!   never run again after a crash (its completion was on disk before anything else began);
 //! - the terminal event is durable before anyone sees it, and the record with it.
 //!
-//! A one-step execution thus costs two commit rounds, however many events it has.
+//! A one-step execution thus costs two commit rounds, however many events it has, and its
+//! record is written once per round. A store that applies writes at once (in memory) has
+//! no rounds: each write is applied and its event published as it is made.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
@@ -56,6 +58,9 @@ pub(crate) struct LiveExecution {
     store: Arc<dyn Store>,
     /// Itself, for the commit task it starts: no task is kept per execution while it waits.
     me: Weak<LiveExecution>,
+    /// The store applies writes at once (in memory): each is applied and published as it is
+    /// made, and nothing waits.
+    applies_now: bool,
     max_events: u64,
 }
 
@@ -80,6 +85,7 @@ impl LiveExecution {
                 ..Queue::default()
             }),
             durable: watch::Sender::new(Durable::default()),
+            applies_now: store.applies_now(),
             store,
             me: me.clone(),
             max_events,
@@ -141,6 +147,11 @@ impl LiveExecution {
         let mut queue = self.queue.lock().expect("execution queue lock");
         let write = make(&mut queue)?;
         queue.last_ticket += 1;
+        if self.applies_now {
+            // Under the queue's lock, so writes are applied and published in order.
+            self.apply_now(write, queue.last_ticket);
+            return Ok(queue.last_ticket);
+        }
         queue.pending.push(write);
         if !queue.committing {
             let me = self
@@ -151,6 +162,30 @@ impl LiveExecution {
             tokio::spawn(me.commit());
         }
         Ok(queue.last_ticket)
+    }
+
+    /// Applies one write in a store that needs no waiting, and publishes its event.
+    fn apply_now(&self, write: StoreWrite, ticket: u64) {
+        let event = match &write {
+            StoreWrite::AppendEvent(e) => Some(e.clone()),
+            _ => None,
+        };
+        match self.store.apply_now(vec![write]) {
+            Ok(()) => {
+                if let Some(event) = event {
+                    let _ = self.events.send(event);
+                }
+                self.durable.send_modify(|d| d.through = ticket);
+            }
+            Err(e) => self.failed(&e.to_string()),
+        }
+    }
+
+    fn failed(&self, error: &str) {
+        tracing::error!(error, "could not record the execution's history");
+        self.durable.send_modify(|d| {
+            d.error.get_or_insert(error.to_string());
+        });
     }
 
     /// Commits what is queued, again and again until nothing is, then publishes the
@@ -167,7 +202,7 @@ impl LiveExecution {
                     return;
                 }
                 let batch = queue.pending.len().min(MAX_WRITE_BATCH);
-                let writes: Vec<StoreWrite> = queue.pending.drain(..batch).collect();
+                let writes = merge_records(queue.pending.drain(..batch));
                 (writes, queue.last_ticket - queue.pending.len() as u64)
             };
             let events: Vec<Arc<Event>> = writes
@@ -185,12 +220,7 @@ impl LiveExecution {
                     }
                     self.durable.send_modify(|d| d.through = through);
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not record the execution's history");
-                    self.durable.send_modify(|d| {
-                        d.error.get_or_insert(e.to_string());
-                    });
-                }
+                Err(e) => self.failed(&e.to_string()),
             }
         }
     }
@@ -219,12 +249,109 @@ impl EventSink for LiveExecution {
                 kind,
             })))
         })?;
-        if terminal {
+        if self.applies_now {
+            self.failure()
+        } else if terminal {
             self.durable(ticket).await
         } else if step_starts {
             self.durable(ticket - 1).await
         } else {
             self.failure()
         }
+    }
+}
+
+/// The writes of one commit, with the execution's record written once: its latest state
+/// replaces an earlier create or update in the same batch (one transaction, so nobody can
+/// see the states in between), and the store serializes and stores one record, not three.
+fn merge_records(writes: impl Iterator<Item = StoreWrite>) -> Vec<StoreWrite> {
+    let mut merged: Vec<StoreWrite> = Vec::new();
+    let mut record_at: Option<usize> = None;
+    for write in writes {
+        match (write, record_at) {
+            (StoreWrite::UpdateExecution(latest), Some(at)) => {
+                merged[at] = match &merged[at] {
+                    StoreWrite::CreateExecution(_) => StoreWrite::CreateExecution(latest),
+                    _ => StoreWrite::UpdateExecution(latest),
+                };
+            }
+            (write @ (StoreWrite::CreateExecution(_) | StoreWrite::UpdateExecution(_)), _) => {
+                record_at = Some(merged.len());
+                merged.push(write);
+            }
+            (event, _) => merged.push(event),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EventKind;
+    use crate::store::ExecutionStatus;
+
+    fn record(status: ExecutionStatus) -> Box<ExecutionRecord> {
+        Box::new(ExecutionRecord {
+            id: "e".into(),
+            workflow_name: "w".into(),
+            workflow_version: 1,
+            status,
+            input: serde_json::Value::Null,
+            metadata: serde_json::Value::Null,
+            create_time: SystemTime::UNIX_EPOCH,
+            start_time: None,
+            end_time: None,
+            result: None,
+            parent_execution_id: None,
+            request_id: None,
+            last_sequence: 0,
+        })
+    }
+
+    fn event(sequence: u64) -> StoreWrite {
+        StoreWrite::AppendEvent(Arc::new(Event {
+            execution_id: "e".into(),
+            sequence,
+            time: SystemTime::UNIX_EPOCH,
+            kind: EventKind::Started { attempt: 1 },
+        }))
+    }
+
+    fn shape(writes: &[StoreWrite]) -> Vec<String> {
+        writes
+            .iter()
+            .map(|w| match w {
+                StoreWrite::CreateExecution(r) => format!("create {:?}", r.status),
+                StoreWrite::UpdateExecution(r) => format!("update {:?}", r.status),
+                StoreWrite::AppendEvent(e) => format!("event {}", e.sequence),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_writes_the_record_once_in_its_latest_state() {
+        let batch = vec![
+            StoreWrite::CreateExecution(record(ExecutionStatus::Queued)),
+            event(1),
+            StoreWrite::UpdateExecution(record(ExecutionStatus::Running)),
+            event(2),
+            StoreWrite::UpdateExecution(record(ExecutionStatus::Completed)),
+            event(3),
+        ];
+        assert_eq!(
+            shape(&merge_records(batch.into_iter())),
+            ["create Completed", "event 1", "event 2", "event 3"]
+        );
+        let later = vec![
+            event(4),
+            StoreWrite::UpdateExecution(record(ExecutionStatus::Running)),
+            StoreWrite::UpdateExecution(record(ExecutionStatus::Failed)),
+            event(5),
+        ];
+        assert_eq!(
+            shape(&merge_records(later.into_iter())),
+            ["event 4", "update Failed", "event 5"]
+        );
     }
 }

@@ -109,6 +109,14 @@ impl Store for MemoryStore {
     }
 
     async fn write_batch(&self, writes: Vec<StoreWrite>) -> StoreResult<()> {
+        self.apply_now(writes)
+    }
+
+    fn applies_now(&self) -> bool {
+        true
+    }
+
+    fn apply_now(&self, writes: Vec<StoreWrite>) -> StoreResult<()> {
         let mut inner = self.lock();
         for write in writes {
             match write {

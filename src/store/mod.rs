@@ -67,6 +67,19 @@ pub trait Store: Send + Sync {
         }
         Ok(())
     }
+    /// Whether this store applies writes without waiting for anything (it keeps them in
+    /// memory): then an execution applies its writes with [`Store::apply_now`] as it makes
+    /// them and publishes its events at once, with no commit task in between.
+    fn applies_now(&self) -> bool {
+        false
+    }
+    /// Applies writes in order without waiting; only called when [`Store::applies_now`].
+    fn apply_now(&self, writes: Vec<StoreWrite>) -> StoreResult<()> {
+        let _ = writes;
+        Err(StoreError::Backend(
+            "this store cannot apply writes without waiting".into(),
+        ))
+    }
     /// Events with a sequence number greater than `after`, in order, at most `limit`.
     async fn events_after(
         &self,
