@@ -191,14 +191,13 @@ impl WorkflowManager {
             record.workflow_version,
         );
         let (manager, task_live) = (self.clone(), live.clone());
-        self.tasks.spawn(
-            async move {
-                manager
-                    .run(task_live, workflow, admission, record, resume)
-                    .await
-            }
-            .instrument(span),
-        );
+        let task = async move {
+            manager
+                .run(task_live, workflow, admission, record, resume)
+                .await
+        };
+        self.tasks
+            .spawn(super::live::commit_on_yield(live.clone(), task).instrument(span));
         (live, follower)
     }
 

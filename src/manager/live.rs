@@ -11,6 +11,7 @@
 //! record is written once per round. A store that applies writes at once (in memory) has
 //! no rounds: each write is applied and its event published as it is made.
 
+use std::cell::Cell;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
@@ -41,7 +42,7 @@ struct Queue {
     pending: Vec<StoreWrite>,
     last_sequence: u64,
     last_ticket: u64,
-    /// A commit task is running; it takes what is queued until nothing is left.
+    /// A commit is in flight; its answer commits what was queued meanwhile.
     committing: bool,
 }
 
@@ -56,7 +57,7 @@ pub(crate) struct LiveExecution {
     queue: Mutex<Queue>,
     durable: watch::Sender<Durable>,
     store: Arc<dyn Store>,
-    /// Itself, for the commit task it starts: no task is kept per execution while it waits.
+    /// Itself, for the store's answer to a commit: nothing is kept per execution while it waits.
     me: Weak<LiveExecution>,
     /// The store applies writes at once (in memory): each is applied and published as it is
     /// made, and nothing waits.
@@ -117,7 +118,7 @@ impl LiveExecution {
         } else {
             StoreWrite::UpdateExecution(Box::new(record.clone()))
         };
-        self.queue(|_| Ok(write))
+        self.queue(|_| Ok(write), create)
     }
 
     /// Waits until every write up to `ticket` is committed.
@@ -140,9 +141,13 @@ impl LiveExecution {
         }
     }
 
+    /// Queues a write. Made by the execution's own task, it is committed once that task
+    /// yields (see [`commit_on_yield`]); made elsewhere, a commit starts now unless
+    /// `later` (the record of a new execution, whose task is about to start).
     fn queue(
         &self,
         make: impl FnOnce(&mut Queue) -> Result<StoreWrite, String>,
+        later: bool,
     ) -> Result<u64, String> {
         let mut queue = self.queue.lock().expect("execution queue lock");
         let write = make(&mut queue)?;
@@ -153,15 +158,24 @@ impl LiveExecution {
             return Ok(queue.last_ticket);
         }
         queue.pending.push(write);
-        if !queue.committing {
-            let me = self
-                .me
-                .upgrade()
-                .ok_or_else(|| "the execution is gone".to_string())?;
-            queue.committing = true;
-            tokio::spawn(me.commit());
+        let own_task = POLLING.with(|p| std::ptr::eq(p.get(), self));
+        let ticket = queue.last_ticket;
+        if !later && !own_task {
+            self.start_commit(queue);
         }
-        Ok(queue.last_ticket)
+        Ok(ticket)
+    }
+
+    /// Starts a commit unless one is in flight or nothing waits to be committed.
+    fn start_commit(&self, mut queue: std::sync::MutexGuard<'_, Queue>) {
+        if queue.committing || queue.pending.is_empty() {
+            return;
+        }
+        let Some(me) = self.me.upgrade() else { return };
+        queue.committing = true;
+        let batch = take_batch(&mut queue);
+        drop(queue);
+        me.send_batch(batch);
     }
 
     /// Applies one write in a store that needs no waiting, and publishes its event.
@@ -188,42 +202,71 @@ impl LiveExecution {
         });
     }
 
-    /// Commits what is queued, again and again until nothing is, then publishes the
-    /// committed events to followers. One such task at most per execution, so commits and
-    /// publication keep the order of the queue.
-    async fn commit(self: Arc<Self>) {
-        loop {
-            let (writes, through) = {
-                let mut queue = self.queue.lock().expect("execution queue lock");
-                if queue.pending.is_empty() {
-                    queue.committing = false;
-                    // A sleeping execution keeps no buffer.
-                    queue.pending = Vec::new();
-                    return;
-                }
-                let batch = queue.pending.len().min(MAX_WRITE_BATCH);
-                let writes = merge_records(queue.pending.drain(..batch));
-                (writes, queue.last_ticket - queue.pending.len() as u64)
-            };
-            let events: Vec<Arc<Event>> = writes
-                .iter()
-                .filter_map(|w| match w {
-                    StoreWrite::AppendEvent(e) => Some(e.clone()),
-                    _ => None,
-                })
-                .collect();
-            match self.store.write_batch(writes).await {
-                Ok(()) => {
-                    for event in events {
-                        // No follower is fine: the event is in the store.
-                        let _ = self.events.send(event);
-                    }
-                    self.durable.send_modify(|d| d.through = through);
-                }
-                Err(e) => self.failed(&e.to_string()),
+    /// Commits what is queued: hands it to the store, whose answer publishes the committed
+    /// events to followers and commits what was queued meanwhile. One commit at most is in
+    /// flight per execution, so commits and publication keep the order of the queue; no task
+    /// waits for it (the durable store answers on its writer thread).
+    fn commit_next(self: Arc<Self>) {
+        let batch = {
+            let mut queue = self.queue.lock().expect("execution queue lock");
+            if queue.pending.is_empty() {
+                queue.committing = false;
+                // A sleeping execution keeps no buffer.
+                queue.pending = Vec::new();
+                return;
             }
-        }
+            take_batch(&mut queue)
+        };
+        self.send_batch(batch);
     }
+
+    /// Hands a batch to the store; its answer publishes and goes on with the next one.
+    fn send_batch(self: Arc<Self>, (writes, through): (Vec<StoreWrite>, u64)) {
+        let events: Vec<Arc<Event>> = writes
+            .iter()
+            .filter_map(|w| match w {
+                StoreWrite::AppendEvent(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        let store = self.store.clone();
+        store.write_batch_then(
+            writes,
+            Box::new(move |result| {
+                match result {
+                    Ok(()) => {
+                        for event in events {
+                            // No follower is fine: the event is in the store.
+                            let _ = self.events.send(event);
+                        }
+                        self.durable.send_modify(|d| d.through = through);
+                    }
+                    Err(e) => self.failed(&e.to_string()),
+                }
+                self.commit_next();
+            }),
+        );
+    }
+}
+
+thread_local! {
+    /// The execution whose task this thread is polling, if any.
+    static POLLING: Cell<*const LiveExecution> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs an execution's task so that what it writes during one poll is committed together
+/// when the poll ends: a new execution's record and its first events up to its first
+/// step are one commit, and a one-step execution is two commit rounds, never three.
+pub(crate) async fn commit_on_yield<F: Future>(live: Arc<LiveExecution>, task: F) -> F::Output {
+    let mut task = std::pin::pin!(task);
+    std::future::poll_fn(|cx| {
+        let outer = POLLING.replace(Arc::as_ptr(&live));
+        let poll = task.as_mut().poll(cx);
+        POLLING.set(outer);
+        live.start_commit(live.queue.lock().expect("execution queue lock"));
+        poll
+    })
+    .await
 }
 
 #[async_trait]
@@ -234,21 +277,24 @@ impl EventSink for LiveExecution {
         let terminal = kind.is_terminal();
         let step_starts = matches!(kind, EventKind::StepStarted { .. });
         let (id, max) = (self.id.clone(), self.max_events);
-        let ticket = self.queue(|queue| {
-            if queue.last_sequence >= max && !terminal {
-                return Err(format!(
-                    "the execution emitted {} events; limits.max_events_per_execution is {max}",
-                    queue.last_sequence
-                ));
-            }
-            queue.last_sequence += 1;
-            Ok(StoreWrite::AppendEvent(Arc::new(Event {
-                execution_id: id,
-                sequence: queue.last_sequence,
-                time: SystemTime::now(),
-                kind,
-            })))
-        })?;
+        let ticket = self.queue(
+            |queue| {
+                if queue.last_sequence >= max && !terminal {
+                    return Err(format!(
+                        "the execution emitted {} events; limits.max_events_per_execution is {max}",
+                        queue.last_sequence
+                    ));
+                }
+                queue.last_sequence += 1;
+                Ok(StoreWrite::AppendEvent(Arc::new(Event {
+                    execution_id: id,
+                    sequence: queue.last_sequence,
+                    time: SystemTime::now(),
+                    kind,
+                })))
+            },
+            false,
+        )?;
         if self.applies_now {
             self.failure()
         } else if terminal {
@@ -259,6 +305,13 @@ impl EventSink for LiveExecution {
             self.failure()
         }
     }
+}
+
+/// Takes the next commit's writes from the queue, with the ticket they are durable through.
+fn take_batch(queue: &mut Queue) -> (Vec<StoreWrite>, u64) {
+    let batch = queue.pending.len().min(MAX_WRITE_BATCH);
+    let writes = merge_records(queue.pending.drain(..batch));
+    (writes, queue.last_ticket - queue.pending.len() as u64)
 }
 
 /// The writes of one commit, with the execution's record written once: its latest state

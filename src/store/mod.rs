@@ -30,8 +30,11 @@ pub enum StoreWrite {
     AppendEvent(std::sync::Arc<Event>),
 }
 
+/// Called once a batch given to [`Store::write_batch_then`] is durable, or failed.
+pub type BatchDone = Box<dyn FnOnce(StoreResult<()>) + Send>;
+
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Send + Sync + 'static {
     /// Saves one workflow version.
     async fn save_workflow(&self, workflow: &WorkflowRecord) -> StoreResult<()>;
     /// Removes every version of a workflow; returns how many there were.
@@ -66,6 +69,11 @@ pub trait Store: Send + Sync {
             }
         }
         Ok(())
+    }
+    /// [`Store::write_batch`] without waiting for it: `done` is called with the result, on
+    /// whichever thread finished the commit (it must be quick and must not block).
+    fn write_batch_then(self: std::sync::Arc<Self>, writes: Vec<StoreWrite>, done: BatchDone) {
+        tokio::spawn(async move { done(self.write_batch(writes).await) });
     }
     /// Whether this store applies writes without waiting for anything (it keeps them in
     /// memory): then an execution applies its writes with [`Store::apply_now`] as it makes

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    ExecutionFilter, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreResult, StoreWrite,
-    WorkflowRecord,
+    BatchDone, ExecutionFilter, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreResult,
+    StoreWrite, WorkflowRecord,
 };
 use crate::engine::Event;
 use writer::{Job, Write};
@@ -146,9 +146,9 @@ impl SqliteStore {
     }
 
     async fn write_all(&self, writes: Vec<Write>) -> StoreResult<usize> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (job, answer) = Job::awaited(writes);
         self.writes
-            .send(Job { writes, reply })
+            .send(job)
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
         answer
             .await
@@ -330,15 +330,22 @@ impl Store for SqliteStore {
     }
 
     async fn write_batch(&self, writes: Vec<StoreWrite>) -> StoreResult<()> {
-        let writes = writes
-            .into_iter()
-            .map(|w| match w {
-                StoreWrite::CreateExecution(e) => Write::CreateExecution(*e),
-                StoreWrite::UpdateExecution(e) => Write::UpdateExecution(*e),
-                StoreWrite::AppendEvent(event) => Write::AppendEvent(event),
-            })
-            .collect();
-        self.write_all(writes).await.map(|_| ())
+        self.write_all(writes.into_iter().map(Write::from).collect())
+            .await
+            .map(|_| ())
+    }
+
+    /// Answered on the writer thread itself: no task wakes up between the commit and `done`.
+    fn write_batch_then(self: Arc<Self>, writes: Vec<StoreWrite>, done: BatchDone) {
+        let job = Job {
+            writes: writes.into_iter().map(Write::from).collect(),
+            reply: Box::new(move |result| done(result.map(|_| ()))),
+        };
+        if let Err(mpsc::SendError(job)) = self.writes.send(job) {
+            (job.reply)(Err(StoreError::Backend(
+                "the store writer has stopped".into(),
+            )));
+        }
     }
 
     async fn events_after(

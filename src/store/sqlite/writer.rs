@@ -25,11 +25,36 @@ pub enum Write {
     PurgeEndedBefore(i64),
 }
 
+impl From<crate::store::StoreWrite> for Write {
+    fn from(write: crate::store::StoreWrite) -> Write {
+        use crate::store::StoreWrite;
+        match write {
+            StoreWrite::CreateExecution(e) => Write::CreateExecution(*e),
+            StoreWrite::UpdateExecution(e) => Write::UpdateExecution(*e),
+            StoreWrite::AppendEvent(event) => Write::AppendEvent(event),
+        }
+    }
+}
+
+/// Called on the writer thread once a job's transaction is durable (or failed).
+pub type Reply = Box<dyn FnOnce(StoreResult<usize>) + Send>;
+
 /// Writes applied in order in one transaction; answered with the rows affected, or the
 /// first write's error (the writes after it are not applied).
 pub struct Job {
     pub writes: Vec<Write>,
-    pub reply: oneshot::Sender<StoreResult<usize>>,
+    pub reply: Reply,
+}
+
+impl Job {
+    /// A job whose answer comes back on a channel, for a caller that awaits it.
+    pub fn awaited(writes: Vec<Write>) -> (Job, oneshot::Receiver<StoreResult<usize>>) {
+        let (reply, answer) = oneshot::channel();
+        let reply: Reply = Box::new(move |result| {
+            let _ = reply.send(result);
+        });
+        (Job { writes, reply }, answer)
+    }
 }
 
 /// Runs until every sender is dropped.
@@ -66,7 +91,7 @@ fn commit(conn: &mut Connection, batch: Vec<Job>) {
     let writes = batch.iter().map(|job| job.writes.len()).sum();
     crate::telemetry::metrics::store_committed(writes, started.elapsed());
     for (job, result) in batch.into_iter().zip(results) {
-        let _ = job.reply.send(result);
+        (job.reply)(result);
     }
 }
 
@@ -74,9 +99,7 @@ fn fail_all(batch: Vec<Job>, e: &rusqlite::Error) {
     tracing::error!(error = %e, writes = batch.len(), "store commit failed");
     crate::telemetry::metrics::store_commit_failed();
     for job in batch {
-        let _ = job
-            .reply
-            .send(Err(StoreError::Backend(format!("commit failed: {e}"))));
+        (job.reply)(Err(StoreError::Backend(format!("commit failed: {e}"))));
     }
 }
 
