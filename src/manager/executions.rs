@@ -197,7 +197,7 @@ impl WorkflowManager {
                 .await
         };
         self.tasks
-            .spawn(super::live::commit_on_yield(live.clone(), task).instrument(span));
+            .spawn(super::live::CommitOnYield::new(live.clone(), task).instrument(span));
         (live, follower)
     }
 
@@ -244,8 +244,8 @@ impl WorkflowManager {
                 error,
             },
         };
-        self.finish(&live, record, terminal, &mut observer).await;
-        drop(permits);
+        self.finish(&live, record, terminal, &mut observer, permits)
+            .await;
     }
 
     /// Admission, start and the workflow itself; returns the terminal event to emit.
@@ -347,6 +347,7 @@ impl WorkflowManager {
         mut record: ExecutionRecord,
         terminal: EventKind,
         observer: &mut ExecutionObserver,
+        permits: Option<Permits>,
     ) {
         let terminal = bound_result(terminal, self.limits.max_output_bytes);
         record.status = match &terminal {
@@ -371,10 +372,14 @@ impl WorkflowManager {
         if let Err(e) = live.emit(terminal).await {
             tracing::error!(error = %e, "could not record the terminal event");
         }
+        // The slots go and the execution stops being live before anyone sees the terminal
+        // event: whoever saw it may start the next execution at once and finds it admitted.
+        drop(permits);
         self.live
             .lock()
             .expect("live executions lock")
             .remove(&live.id);
+        live.publish_terminal();
         live.finished.cancel();
     }
 

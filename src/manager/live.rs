@@ -12,7 +12,9 @@
 //! no rounds: each write is applied and its event published as it is made.
 
 use std::cell::Cell;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -63,6 +65,9 @@ pub(crate) struct LiveExecution {
     /// made, and nothing waits.
     applies_now: bool,
     max_events: u64,
+    /// The terminal event, once durable: published by the execution's task after it has
+    /// released its slots (see [`Self::publish_terminal`]).
+    terminal: Mutex<Option<Arc<Event>>>,
 }
 
 impl LiveExecution {
@@ -90,6 +95,7 @@ impl LiveExecution {
             store,
             me: me.clone(),
             max_events,
+            terminal: Mutex::new(None),
         });
         (live, first_follower)
     }
@@ -142,7 +148,7 @@ impl LiveExecution {
     }
 
     /// Queues a write. Made by the execution's own task, it is committed once that task
-    /// yields (see [`commit_on_yield`]); made elsewhere, a commit starts now unless
+    /// yields (see [`CommitOnYield`]); made elsewhere, a commit starts now unless
     /// `later` (the record of a new execution, whose task is about to start).
     fn queue(
         &self,
@@ -187,11 +193,30 @@ impl LiveExecution {
         match self.store.apply_now(vec![write]) {
             Ok(()) => {
                 if let Some(event) = event {
-                    let _ = self.events.send(event);
+                    self.publish(event);
                 }
                 self.durable.send_modify(|d| d.through = ticket);
             }
             Err(e) => self.failed(&e.to_string()),
+        }
+    }
+
+    /// Hands a durable event to followers; the terminal one waits for the execution's task.
+    fn publish(&self, event: Arc<Event>) {
+        if event.is_terminal() {
+            *self.terminal.lock().expect("terminal event lock") = Some(event);
+        } else {
+            // No follower is fine: the event is in the store.
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// Publishes the terminal event if it is durable. Called once the execution has
+    /// released its slots and left the live set, so whoever sees the event finds the
+    /// execution ended everywhere: its slot free, the running count down.
+    pub fn publish_terminal(&self) {
+        if let Some(event) = self.terminal.lock().expect("terminal event lock").take() {
+            let _ = self.events.send(event);
         }
     }
 
@@ -236,8 +261,7 @@ impl LiveExecution {
                 match result {
                     Ok(()) => {
                         for event in events {
-                            // No follower is fine: the event is in the store.
-                            let _ = self.events.send(event);
+                            self.publish(event);
                         }
                         self.durable.send_modify(|d| d.through = through);
                     }
@@ -254,19 +278,36 @@ thread_local! {
     static POLLING: Cell<*const LiveExecution> = const { Cell::new(std::ptr::null()) };
 }
 
-/// Runs an execution's task so that what it writes during one poll is committed together
-/// when the poll ends: a new execution's record and its first events up to its first
-/// step are one commit, and a one-step execution is two commit rounds, never three.
-pub(crate) async fn commit_on_yield<F: Future>(live: Arc<LiveExecution>, task: F) -> F::Output {
-    let mut task = std::pin::pin!(task);
-    std::future::poll_fn(|cx| {
-        let outer = POLLING.replace(Arc::as_ptr(&live));
-        let poll = task.as_mut().poll(cx);
+pin_project_lite::pin_project! {
+    /// An execution's task, run so that what it writes during one poll is committed
+    /// together when the poll ends: a new execution's record and its first events up to its
+    /// first step are one commit, and a one-step execution is two commit rounds, never
+    /// three. (A struct, not an async fn: it adds no copy of the task to its size.)
+    pub(crate) struct CommitOnYield<F> {
+        #[pin]
+        task: F,
+        live: Arc<LiveExecution>,
+    }
+}
+
+impl<F: Future> CommitOnYield<F> {
+    pub(crate) fn new(live: Arc<LiveExecution>, task: F) -> Self {
+        CommitOnYield { task, live }
+    }
+}
+
+impl<F: Future> Future for CommitOnYield<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let outer = POLLING.replace(Arc::as_ptr(this.live));
+        let poll = this.task.poll(cx);
         POLLING.set(outer);
-        live.start_commit(live.queue.lock().expect("execution queue lock"));
+        this.live
+            .start_commit(this.live.queue.lock().expect("execution queue lock"));
         poll
-    })
-    .await
+    }
 }
 
 #[async_trait]
