@@ -172,14 +172,7 @@ async fn sample_ids(pool: &Pool, n: i32) -> anyhow::Result<Vec<String>> {
 
 /// The resumed execution records `Started { attempt: 2 }` (within a few seconds).
 async fn check_second_attempt(pool: &Pool, id: &str) -> anyhow::Result<()> {
-    let mut client = pool.client(0);
-    let mut stream = client
-        .watch_execution(proto::WatchExecutionRequest {
-            execution_id: id.into(),
-            after_sequence: 0,
-        })
-        .await?
-        .into_inner();
+    let mut stream = watch_from_start(&mut pool.client(0), id).await?;
     let found = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(response) = stream.message().await? {
             if let Some(Kind::Started(s)) = response.event.and_then(|e| e.kind)
@@ -287,13 +280,7 @@ pub async fn fan_out(
 
 /// Follows one execution to its end; the number of events, checked gap-free from 1.
 async fn follow(client: &mut crate::client::Client, id: &str) -> anyhow::Result<u64> {
-    let mut stream = client
-        .watch_execution(proto::WatchExecutionRequest {
-            execution_id: id.into(),
-            after_sequence: 0,
-        })
-        .await?
-        .into_inner();
+    let mut stream = watch_from_start(client, id).await?;
     let mut expected = 1;
     while let Some(response) = stream.message().await? {
         let event = response.event.context("a response without an event")?;
@@ -308,4 +295,18 @@ async fn follow(client: &mut crate::client::Client, id: &str) -> anyhow::Result<
 fn epoch_micros(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A WatchExecution stream of every event of `id`, from its first.
+async fn watch_from_start(
+    client: &mut crate::client::Client,
+    id: &str,
+) -> Result<tonic::Streaming<proto::WatchExecutionResponse>, tonic::Status> {
+    Ok(client
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.into(),
+            after_sequence: 0,
+        })
+        .await?
+        .into_inner())
 }

@@ -304,8 +304,10 @@ impl<F: Future> Future for CommitOnYield<F> {
         let outer = POLLING.replace(Arc::as_ptr(this.live));
         let poll = this.task.poll(cx);
         POLLING.set(outer);
-        this.live
-            .start_commit(this.live.queue.lock().expect("execution queue lock"));
+        if !this.live.applies_now {
+            this.live
+                .start_commit(this.live.queue.lock().expect("execution queue lock"));
+        }
         poll
     }
 }
