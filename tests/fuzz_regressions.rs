@@ -48,3 +48,19 @@ fn a_condition_containing_closing_braces_is_refused_not_a_panic() {
     let err = wfm::template::eval("ig.status }}", &serde_json::json!({})).unwrap_err();
     assert!(err.reason.contains("cannot contain '}}'"), "{}", err.reason);
 }
+
+/// Found by the `template` target: a sequence repeated by a huge count
+/// (`[s222222 ]*2222…`) made the conversion of the result allocate ~10^17 bytes and the
+/// process abort. A template may yield at most `TEMPLATE_MAX_VALUE_BYTES` now.
+#[test]
+fn a_sequence_repeated_a_huge_number_of_times_is_refused_not_an_abort() {
+    let crash = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/template/repeated-sequence-huge-count"),
+    )
+    .unwrap();
+    wfm::fuzzing::template(&crash);
+    let context = serde_json::json!({"s222222": 1});
+    let err = wfm::template::eval("[s222222 ]*2222222222222222222222", &context).unwrap_err();
+    assert!(err.reason.contains("template limit"), "{}", err.reason);
+}

@@ -5,10 +5,15 @@
 //! expression's value with its JSON type; a string mixing text and `{{ }}` or `{% %}`
 //! renders to a string; any other string stays as it is.
 
+mod bounds;
+
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use minijinja::Environment;
 use serde_json::Value;
+
+pub use bounds::{TEMPLATE_MAX_FILTER_COUNT, TEMPLATE_MAX_FILTER_ITEMS, TEMPLATE_MAX_VALUE_BYTES};
 
 /// Why an expression could not be evaluated.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -22,12 +27,25 @@ pub struct TemplateError {
 /// or nests loops over large ranges, fails instead of holding a worker thread.
 pub const TEMPLATE_FUEL: u64 = 10_000_000;
 
-fn environment() -> Environment<'static> {
+/// The one environment every evaluation shares: fuel is counted per evaluation, and
+/// building it (some fifty filters) once keeps a step's templates cheap.
+static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_fuel(Some(TEMPLATE_FUEL));
+    bounds::bound_filters(&mut env);
+    // `{{ value }}` in text: measured first, since writing a lazily repeated sequence
+    // walks every item however early the output stops taking them.
+    env.set_formatter(|out, state, value| {
+        bounds::measure(value, &mut TEMPLATE_MAX_VALUE_BYTES.clone())?;
+        minijinja::escape_formatter(out, state, value)
+    });
     env.add_filter("fromjson", fromjson);
     env
+});
+
+fn environment() -> &'static Environment<'static> {
+    &ENVIRONMENT
 }
 
 /// `text | fromjson`: parses JSON text, e.g. an MCP tool's text content. A value that is
@@ -36,6 +54,12 @@ fn fromjson(value: minijinja::Value) -> Result<minijinja::Value, minijinja::Erro
     let Some(text) = value.as_str() else {
         return Ok(value);
     };
+    if text.len() > TEMPLATE_MAX_VALUE_BYTES {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("fromjson: the text is longer than {TEMPLATE_MAX_VALUE_BYTES} bytes"),
+        ));
+    }
     serde_json::from_str::<Value>(text)
         .map(|v| minijinja::Value::from_serialize(&v))
         .map_err(|e| {
@@ -74,15 +98,34 @@ pub fn eval_expression(expression: &str, context: &Value) -> Result<Value, Templ
         expression: expression.to_string(),
         reason,
     };
-    let env = environment();
-    let compiled = compile_expression(&env, expression).map_err(fail)?;
-    let value = guarded(|| {
-        compiled
+    let compiled = compile_expression(environment(), expression).map_err(fail)?;
+    guarded(|| {
+        let value = compiled
             .eval(minijinja::Value::from_serialize(context))
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        bounds::measure(&value, &mut TEMPLATE_MAX_VALUE_BYTES.clone())
+            .map_err(|e| e.to_string())?;
+        serde_json::to_value(&value).map_err(|e| e.to_string())
     })
-    .map_err(fail)?;
-    serde_json::to_value(&value).map_err(|e| fail(e.to_string()))
+    .map_err(fail)
+}
+
+/// Renders a template with text around its tags to a string of at most
+/// [`TEMPLATE_MAX_VALUE_BYTES`].
+fn render_text(template: &str, context: &Value) -> Result<String, String> {
+    guarded(|| {
+        let compiled = environment()
+            .template_from_str(template)
+            .map_err(|e| e.to_string())?;
+        let mut out = bounds::BoundedText::default();
+        let rendered =
+            compiled.render_captured_to(minijinja::Value::from_serialize(context), &mut out);
+        if out.overflowed {
+            return Err(bounds::render_too_large());
+        }
+        rendered.map_err(|e| e.to_string())?;
+        String::from_utf8(out.text).map_err(|e| e.to_string())
+    })
 }
 
 /// How a string is read as a template.
@@ -135,16 +178,12 @@ pub fn render_value(value: &Value, context: &Value) -> Result<Value, TemplateErr
 pub fn render_string(text: &str, context: &Value) -> Result<Value, TemplateError> {
     match form(text) {
         Form::Expression(e) => eval_expression(e, context),
-        Form::Template(t) => guarded(|| {
-            environment()
-                .render_str(t, minijinja::Value::from_serialize(context))
-                .map_err(|e| e.to_string())
-        })
-        .map(Value::String)
-        .map_err(|reason| TemplateError {
-            expression: t.to_string(),
-            reason,
-        }),
+        Form::Template(t) => render_text(t, context)
+            .map(Value::String)
+            .map_err(|reason| TemplateError {
+                expression: t.to_string(),
+                reason,
+            }),
         Form::Literal => Ok(Value::String(text.to_string())),
     }
 }
@@ -212,7 +251,7 @@ fn check_one(form: &Form<'_>, text: &str) -> Result<BTreeSet<String>, TemplateEr
     let env = environment();
     Ok(match form {
         Form::Expression(e) => {
-            let compiled = compile_expression(&env, e).map_err(fail)?;
+            let compiled = compile_expression(env, e).map_err(fail)?;
             guarded(|| Ok(compiled.undeclared_variables(true)))
                 .map_err(fail)?
                 .into_iter()
