@@ -21,7 +21,10 @@ use crate::engine::Event;
 use writer::{Job, Write};
 
 /// Schema migrations, in order; the database's `user_version` is how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_fewer_btrees.sql"),
+];
 /// Read connections: reads run in parallel with each other and with the writer (WAL).
 const READERS: usize = 4;
 
@@ -192,8 +195,7 @@ impl SqliteStore {
 }
 
 /// An execution record with its last sequence number read from the events.
-const EXECUTION_COLUMNS: &str =
-    "e.record, (SELECT MAX(sequence) FROM events WHERE execution_id = e.id) FROM executions e";
+const EXECUTION_COLUMNS: &str = "e.record, (SELECT MAX(last_sequence) FROM event_batches WHERE execution_id = e.id) FROM executions e";
 
 fn execution_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Option<i64>)> {
     Ok((row.get(0)?, row.get(1)?))
@@ -305,17 +307,17 @@ impl Store for SqliteStore {
             }
             let mut s = c
                 .prepare(
-                    "SELECT ev.execution_id, ev.event FROM executions e JOIN events ev ON ev.execution_id = e.id
-                     WHERE e.status IN ('queued', 'running') ORDER BY ev.execution_id, ev.sequence",
+                    "SELECT ev.execution_id, ev.events FROM executions e JOIN event_batches ev ON ev.execution_id = e.id
+                     WHERE e.status IN ('queued', 'running') ORDER BY ev.execution_id, ev.last_sequence",
                 )
                 .map_err(backend)?;
             let rows = s
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(backend)?;
             for row in rows {
-                let (id, event) = row.map_err(backend)?;
+                let (id, events) = row.map_err(backend)?;
                 if let Some(&i) = index.get(&id) {
-                    all[i].1.push(parse(&event)?);
+                    all[i].1.extend(parse::<Vec<Event>>(&events)?);
                 }
             }
             Ok(all)
@@ -358,13 +360,27 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let mut s = c
                 .prepare_cached(
-                    "SELECT event FROM events WHERE execution_id = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3",
+                    "SELECT events FROM event_batches WHERE execution_id = ?1 AND last_sequence > ?2
+                     ORDER BY last_sequence",
                 )
                 .map_err(backend)?;
-            let rows = s
-                .query_map(params![id, after as i64, limit as i64], |r| r.get::<_, String>(0))
-                .map_err(backend)?;
-            rows.map(|r| parse(&r.map_err(backend)?)).collect()
+            let mut rows = s.query(params![id, after as i64]).map_err(backend)?;
+            let mut events = Vec::new();
+            while events.len() < limit {
+                let Some(row) = rows.next().map_err(backend)? else {
+                    break;
+                };
+                let text = row.get_ref(0).map_err(backend)?.as_str().map_err(backend)?;
+                let batch: Vec<Event> = parse(text)?;
+                let wanted = limit - events.len();
+                events.extend(
+                    batch
+                        .into_iter()
+                        .filter(|e| e.sequence > after)
+                        .take(wanted),
+                );
+            }
+            Ok(events)
         })
         .await
     }
@@ -373,3 +389,6 @@ impl Store for SqliteStore {
         self.write(Write::PurgeEndedBefore(micros(before))).await
     }
 }
+
+#[cfg(test)]
+mod migration_tests;

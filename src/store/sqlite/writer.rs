@@ -2,7 +2,7 @@
 //! every execution in one transaction, one fsync for the lot. Each caller is answered once
 //! its transaction is durable, so an event is never sent before it is on disk.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
@@ -19,7 +19,7 @@ pub enum Write {
     DeleteWorkflow(String),
     CreateExecution(ExecutionRecord),
     UpdateExecution(ExecutionRecord),
-    AppendEvent(std::sync::Arc<Event>),
+    AppendEvent(Arc<Event>),
     /// Deletes finished executions (and their events) that ended before this many
     /// microseconds since the epoch.
     PurgeEndedBefore(i64),
@@ -79,11 +79,7 @@ fn commit(conn: &mut Connection, batch: Vec<Job>) {
     };
     let mut results = Vec::with_capacity(batch.len());
     for job in &batch {
-        results.push(
-            job.writes
-                .iter()
-                .try_fold(0, |rows, write| Ok(rows + apply(&tx, write)?)),
-        );
+        results.push(apply_all(&tx, &job.writes));
     }
     if let Err(e) = tx.commit() {
         return fail_all(batch, &e);
@@ -105,6 +101,79 @@ fn fail_all(batch: Vec<Job>, e: &rusqlite::Error) {
 
 fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// Applies a job's writes in order, stopping at the first that fails. Consecutive events of
+/// one execution become one row: a commit stores what an execution emitted since its last
+/// commit as one insert, not one per event.
+fn apply_all(tx: &rusqlite::Transaction<'_>, writes: &[Write]) -> StoreResult<usize> {
+    let mut rows = 0;
+    let mut rest = writes;
+    while let Some(first) = rest.first() {
+        let taken = match first {
+            Write::AppendEvent(head) => {
+                let run: Vec<&Event> = rest
+                    .iter()
+                    .zip(head.sequence..)
+                    .map_while(|(write, sequence)| match write {
+                        Write::AppendEvent(e)
+                            if e.execution_id == head.execution_id && e.sequence == sequence =>
+                        {
+                            Some(&**e)
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                rows += append_events(tx, &run)?;
+                run.len()
+            }
+            write => {
+                rows += apply(tx, write)?;
+                1
+            }
+        };
+        rest = &rest[taken..];
+    }
+    Ok(rows)
+}
+
+/// Stores consecutive events of one execution (in sequence order, none missing) as one row,
+/// a JSON array.
+fn append_events(tx: &rusqlite::Transaction<'_>, events: &[&Event]) -> StoreResult<usize> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(0);
+    };
+    let mut text = Vec::with_capacity(256 * events.len());
+    text.push(b'[');
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        serde_json::to_writer(&mut text, event).map_err(|e| StoreError::Backend(e.to_string()))?;
+    }
+    text.push(b']');
+    let text = String::from_utf8(text).map_err(|e| StoreError::Backend(e.to_string()))?;
+    tx.prepare_cached(
+        "INSERT INTO event_batches (execution_id, last_sequence, first_sequence, events)
+         VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            first.execution_id,
+            last.sequence as i64,
+            first.sequence as i64,
+            text
+        ])
+    })
+    .map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::OutOfOrder {
+            execution_id: first.execution_id.clone(),
+            sequence: first.sequence,
+            last: last.sequence,
+        },
+        _ => StoreError::Backend(e.to_string()),
+    })
+    .map(|_| events.len())
 }
 
 fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> StoreResult<usize> {
@@ -162,24 +231,10 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> StoreResult<usize> {
             }
             Ok(n)
         }
-        Write::AppendEvent(event) => {
-            let text = json(event)?;
-            tx.prepare_cached(
-                "INSERT INTO events (execution_id, sequence, event) VALUES (?1, ?2, ?3)",
-            )
-            .and_then(|mut s| s.execute(params![event.execution_id, event.sequence as i64, text]))
-            .map_err(|e| match e.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::OutOfOrder {
-                    execution_id: event.execution_id.clone(),
-                    sequence: event.sequence,
-                    last: event.sequence,
-                },
-                _ => backend(e),
-            })
-        }
+        Write::AppendEvent(event) => append_events(tx, &[&**event]),
         Write::PurgeEndedBefore(before) => {
             tx.prepare_cached(
-                "DELETE FROM events WHERE execution_id IN
+                "DELETE FROM event_batches WHERE execution_id IN
                    (SELECT id FROM executions WHERE end_time IS NOT NULL AND end_time < ?1)",
             )
             .and_then(|mut s| s.execute(params![before]))
