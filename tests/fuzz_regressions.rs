@@ -61,6 +61,6 @@ fn a_sequence_repeated_a_huge_number_of_times_is_refused_not_an_abort() {
     .unwrap();
     wfm::fuzzing::template(&crash);
     let context = serde_json::json!({"s222222": 1});
-    let err = wfm::template::eval("[s222222 ]*2222222222222222222222", &context).unwrap_err();
+    let err = wfm::template::eval("[s222222 ]*2222222222222222222", &context).unwrap_err();
     assert!(err.reason.contains("template limit"), "{}", err.reason);
 }
