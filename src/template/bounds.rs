@@ -26,10 +26,15 @@ fn too_large(what: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::InvalidOperation, what.to_string())
 }
 
-/// Walks `value` charging its size against `budget` (bytes, about its JSON size), failing
-/// as soon as the budget is spent: a lazily repeated sequence is refused by its length,
-/// before a single item is made.
-pub fn measure(value: &Value, budget: &mut usize) -> Result<(), Error> {
+/// Refuses a value larger than [`TEMPLATE_MAX_VALUE_BYTES`] (about its JSON size), before it
+/// is converted or written: a lazily repeated sequence is refused by its length, before a
+/// single item is made.
+pub fn measure(value: &Value) -> Result<(), Error> {
+    charge(value, &mut TEMPLATE_MAX_VALUE_BYTES.clone())
+}
+
+/// Walks `value` charging its size against `budget`, failing as soon as it is spent.
+fn charge(value: &Value, budget: &mut usize) -> Result<(), Error> {
     let spend = |budget: &mut usize, n: usize| {
         *budget = budget.checked_sub(n).ok_or_else(|| {
             too_large(format!(
@@ -49,9 +54,9 @@ pub fn measure(value: &Value, budget: &mut usize) -> Result<(), Error> {
             for item in value.try_iter()? {
                 spend(budget, 1)?;
                 if is_map {
-                    measure(&value.get_item(&item)?, budget)?;
+                    charge(&value.get_item(&item)?, budget)?;
                 }
-                measure(&item, budget)?;
+                charge(&item, budget)?;
             }
             Ok(())
         }

@@ -37,7 +37,7 @@ static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
     // `{{ value }}` in text: measured first, since writing a lazily repeated sequence
     // walks every item however early the output stops taking them.
     env.set_formatter(|out, state, value| {
-        bounds::measure(value, &mut TEMPLATE_MAX_VALUE_BYTES.clone())?;
+        bounds::measure(value)?;
         minijinja::escape_formatter(out, state, value)
     });
     env.add_filter("fromjson", fromjson);
@@ -103,8 +103,7 @@ pub fn eval_expression(expression: &str, context: &Value) -> Result<Value, Templ
         let value = compiled
             .eval(minijinja::Value::from_serialize(context))
             .map_err(|e| e.to_string())?;
-        bounds::measure(&value, &mut TEMPLATE_MAX_VALUE_BYTES.clone())
-            .map_err(|e| e.to_string())?;
+        bounds::measure(&value).map_err(|e| e.to_string())?;
         serde_json::to_value(&value).map_err(|e| e.to_string())
     })
     .map_err(fail)
