@@ -51,7 +51,8 @@ fn a_condition_containing_closing_braces_is_refused_not_a_panic() {
 
 /// Found by the `template` target: a sequence repeated by a huge count
 /// (`[s222222 ]*2222…`) made the conversion of the result allocate ~10^17 bytes and the
-/// process abort. A template may yield at most `TEMPLATE_MAX_VALUE_BYTES` now.
+/// process abort. minijinja (3.x) now refuses a repetition past 100,000,000 items, and a
+/// template may yield at most `TEMPLATE_MAX_VALUE_BYTES`.
 #[test]
 fn a_sequence_repeated_a_huge_number_of_times_is_refused_not_an_abort() {
     let crash = std::fs::read(
@@ -62,5 +63,42 @@ fn a_sequence_repeated_a_huge_number_of_times_is_refused_not_an_abort() {
     wfm::fuzzing::template(&crash);
     let context = serde_json::json!({"s222222": 1});
     let err = wfm::template::eval("[s222222 ]*2222222222222222222", &context).unwrap_err();
-    assert!(err.reason.contains("template limit"), "{}", err.reason);
+    assert!(
+        err.reason.contains("repeated sequence is too large"),
+        "{}",
+        err.reason
+    );
+}
+
+/// Found by the `template` target (a timeout in CI): `{{ [i] * 100000000000000000~00 }}`.
+/// minijinja 2 folded the constant expression while compiling: it repeated the list lazily
+/// and then formatted every one of its 10^17 items for `~`. Every way of walking a large
+/// repetition (`~`, `in`, `==`, a loop, a filter) now ends: on minijinja's repetition
+/// limit, on fuel (which minijinja 3 charges per item walked and byte built), or on the
+/// limits in `template::bounds`.
+#[test]
+fn walking_a_huge_repetition_ends_with_an_error() {
+    let found = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/template/repetition-concatenated"),
+    )
+    .unwrap();
+    wfm::fuzzing::template(&found);
+    let context = serde_json::json!({"i": 1, "rows": [1, 2]});
+    for (text, says) in [
+        (
+            "[i] * 100000000000000000 ~ 0",
+            "repeated sequence is too large",
+        ),
+        ("([1] * 99999999) ~ 'x'", "out of fuel"),
+        ("([[1] * 9999] * 9999) ~ 'x'", "out of fuel"),
+        ("3 in rows * 49999999", "out of fuel"),
+        ("(rows * 49999999) in 'text'", "out of fuel"),
+        ("rows * 49999999 == rows * 49999999", "out of fuel"),
+        ("('x' * 99999999) ~ ('x' * 99999999)", "out of fuel"),
+        ("{% for r in rows * 49999999 %}{% endfor %}", "out of fuel"),
+        ("(rows * 49999999) | string", "more than 100000 items"),
+    ] {
+        let err = wfm::template::eval(text, &context).unwrap_err();
+        assert!(err.reason.contains(says), "{text}: {}", err.reason);
+    }
 }

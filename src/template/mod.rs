@@ -23,9 +23,11 @@ pub struct TemplateError {
     pub reason: String,
 }
 
-/// Instructions one evaluation may run (minijinja's fuel): a template that loops for ever,
-/// or nests loops over large ranges, fails instead of holding a worker thread.
-pub const TEMPLATE_FUEL: u64 = 10_000_000;
+/// Work one evaluation may do (minijinja's fuel): one per instruction, plus the bytes and
+/// items the engine builds and walks (about 64 bytes per fuel). A template that loops for
+/// ever, nests loops over large ranges or builds huge values fails instead of holding a
+/// worker thread or ~640 MB, as ten million would allow; two million is ~128 MB.
+pub const TEMPLATE_FUEL: u64 = 2_000_000;
 
 /// The one environment every evaluation shares: fuel is counted per evaluation, and
 /// building it (some fifty filters) once keeps a step's templates cheap.
@@ -61,7 +63,7 @@ fn fromjson(value: minijinja::Value) -> Result<minijinja::Value, minijinja::Erro
         ));
     }
     serde_json::from_str::<Value>(text)
-        .map(|v| minijinja::Value::from_serialize(&v))
+        .map(|v| minijinja::Value::from(minijinja::value::Serde(&v)))
         .map_err(|e| {
             minijinja::Error::new(
                 minijinja::ErrorKind::InvalidOperation,
@@ -101,7 +103,7 @@ pub fn eval_expression(expression: &str, context: &Value) -> Result<Value, Templ
     let compiled = compile_expression(environment(), expression).map_err(fail)?;
     guarded(|| {
         let value = compiled
-            .eval(minijinja::Value::from_serialize(context))
+            .eval(minijinja::Value::from(minijinja::value::Serde(context)))
             .map_err(|e| e.to_string())?;
         bounds::measure(&value).map_err(|e| e.to_string())?;
         serde_json::to_value(&value).map_err(|e| e.to_string())
@@ -117,8 +119,10 @@ fn render_text(template: &str, context: &Value) -> Result<String, String> {
             .template_from_str(template)
             .map_err(|e| e.to_string())?;
         let mut out = bounds::BoundedText::default();
-        let rendered =
-            compiled.render_captured_to(minijinja::Value::from_serialize(context), &mut out);
+        let rendered = compiled.render_captured_to(
+            minijinja::Value::from(minijinja::value::Serde(context)),
+            &mut out,
+        );
         if out.overflowed {
             return Err(bounds::render_too_large());
         }

@@ -816,7 +816,10 @@ impl<'source> Environment<'source> {
     }
 
     /// Looks up a filter.
-    pub(crate) fn get_filter(&self, name: &str) -> Option<&Value> {
+    ///
+    /// wfm patch: public, so that a filter can be wrapped (checks before it runs)
+    /// while still calling the built-in, fuel-charging implementation.
+    pub fn get_filter(&self, name: &str) -> Option<&Value> {
         self.filters.get(name)
     }
 

@@ -247,7 +247,21 @@ impl Expr<'_> {
 /// values are created at runtime where they are subject to fuel.
 const MAX_FOLDED_SIZE: u64 = 1024;
 
+/// wfm patch: a constant container is not formatted, searched or compared while
+/// compiling.  That work is done without fuel, and a lazily repeated constant
+/// (`[1] * 99999999`) makes it a walk of 10^8 items; at runtime it is paid for.
+fn walks_a_container(left: &Value, right: &Value) -> bool {
+    left.as_object().is_some() || right.as_object().is_some()
+}
+
 fn eval_binop(op: BinOpKind, left: &Value, right: &Value) -> Option<Value> {
+    if !matches!(
+        op,
+        BinOpKind::Add | BinOpKind::Mul | BinOpKind::ScAnd | BinOpKind::ScOr
+    ) && walks_a_container(left, right)
+    {
+        return None;
+    }
     let alloc_op = match op {
         BinOpKind::Add => Some("add"),
         BinOpKind::Mul => Some("mul"),
@@ -289,6 +303,9 @@ fn eval_binop(op: BinOpKind, left: &Value, right: &Value) -> Option<Value> {
 }
 
 fn eval_compare(op: CompareOpKind, left: &Value, right: &Value) -> Option<Value> {
+    if walks_a_container(left, right) {
+        return None;
+    }
     match op {
         CompareOpKind::Eq => Some(Value::from(left == right)),
         CompareOpKind::Ne => Some(Value::from(left != right)),

@@ -927,6 +927,49 @@ pub(crate) fn ensure_fuel_for_binop(
     Ok(())
 }
 
+/// wfm patch: charges fuel for every item that formatting `value` will visit, before
+/// it is formatted.  Formatting a container walks all of it, lazily repeated
+/// sequences included, and the charge made afterwards by the length of the string
+/// comes too late to stop a walk of 10^8 items (`([1] * 99999999) ~ 'x'`).
+#[inline(always)]
+pub(crate) fn ensure_fuel_for_format(_state: Option<&State>, _value: &Value) -> Result<(), Error> {
+    #[cfg(feature = "fuel")]
+    {
+        if let Some(state) = _state {
+            if state.fuel_tracker().is_some() && _value.as_object().is_some() {
+                return charge_format_walk(state, _value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// wfm patch: walks what `Object::render` would walk (maps, sequences, and iterables
+/// of known length), charging one item's fuel per item.
+#[cfg(feature = "fuel")]
+fn charge_format_walk(state: &State, value: &Value) -> Result<(), Error> {
+    let Some(obj) = value.as_object() else {
+        return Ok(());
+    };
+    match obj.repr() {
+        ObjectRepr::Map => {
+            for (key, item) in obj.try_iter_pairs().into_iter().flatten() {
+                ok!(state.charge_items(1));
+                ok!(charge_format_walk(state, &key));
+                ok!(charge_format_walk(state, &item));
+            }
+        }
+        ObjectRepr::Seq | ObjectRepr::Iterable if obj.enumerator_len().is_some() => {
+            for item in obj.try_iter().into_iter().flatten() {
+                ok!(state.charge_items(1));
+                ok!(charge_format_walk(state, &item));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Charges fuel for comparing two values.
 ///
 /// Comparing containers needs to visit their items, so this charges for the
@@ -997,6 +1040,7 @@ pub fn contains(state: Option<&State>, container: &Value, value: &Value) -> Resu
         if let Some(s2) = value.as_str() {
             s.contains(s2)
         } else {
+            ok!(ensure_fuel_for_format(state, value));
             s.contains(&value.to_string())
         }
     } else if let ValueRepr::Object(ref obj) = container.0 {

@@ -683,6 +683,9 @@ impl<'env> Executor<'env> {
                     ctx_ok!(undefined_behavior.assert_value_not_undefined(&b));
                     ctx_ok!(undefined_behavior.assert_value_not_undefined(&a));
                     ctx_ok!(ops::ensure_fuel_for_binop(state, "string_concat", &b, &a));
+                    // wfm patch: pay for walking containers before formatting them.
+                    ctx_ok!(ops::ensure_fuel_for_format(Some(state), &b));
+                    ctx_ok!(ops::ensure_fuel_for_format(Some(state), &a));
                     // like emitting, formatting containers into the string
                     // is more expensive than copying strings.
                     let formats_object = b.as_object().is_some() || a.as_object().is_some();
