@@ -75,7 +75,7 @@ fn a_sequence_repeated_a_huge_number_of_times_is_refused_not_an_abort() {
 /// and then formatted every one of its 10^17 items for `~`. Every way of walking a large
 /// repetition (`~`, `in`, `==`, a loop, a filter) now ends: on minijinja's repetition
 /// limit, on fuel (which minijinja 3 charges per item walked and byte built), or on the
-/// limits in `template::bounds`.
+/// limits in `template::bounds` (a filter's input is measured, deeply, before it runs).
 #[test]
 fn walking_a_huge_repetition_ends_with_an_error() {
     let found = std::fs::read(
@@ -97,6 +97,19 @@ fn walking_a_huge_repetition_ends_with_an_error() {
         ("('x' * 99999999) ~ ('x' * 99999999)", "out of fuel"),
         ("{% for r in rows * 49999999 %}{% endfor %}", "out of fuel"),
         ("(rows * 49999999) | string", "more than 100000 items"),
+        ("([[1] * 9999] * 9999) | string", "input is larger than"),
+        ("([[1] * 9999] * 9999) | join", "input is larger than"),
+        ("([[1] * 9999] * 9999) | tojson", "input is larger than"),
+        ("([[1] * 9999] * 9999) | pprint", "input is larger than"),
+        (
+            "([[1] * 9999] * 9999) | unique | list",
+            "input is larger than",
+        ),
+        (
+            "([[1] * 9999] * 9999) | sort | first",
+            "input is larger than",
+        ),
+        ("'%s' | format([[1] * 9999] * 9999)", "input is larger than"),
     ] {
         let err = wfm::template::eval(text, &context).unwrap_err();
         assert!(err.reason.contains(says), "{text}: {}", err.reason);

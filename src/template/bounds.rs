@@ -31,7 +31,14 @@ fn too_large(what: impl std::fmt::Display) -> Error {
 /// is converted or written: a lazily repeated sequence is refused by its length, before a
 /// single item is made.
 pub fn measure(value: &Value) -> Result<(), Error> {
-    charge(value, &mut TEMPLATE_MAX_VALUE_BYTES.clone())
+    measure_walked(value).map(|_| ())
+}
+
+/// Like [`measure`], returning about how many bytes the walk covered.
+fn measure_walked(value: &Value) -> Result<usize, Error> {
+    let mut budget = TEMPLATE_MAX_VALUE_BYTES;
+    charge(value, &mut budget)?;
+    Ok(TEMPLATE_MAX_VALUE_BYTES - budget)
 }
 
 /// Walks `value` charging its size against `budget`, failing as soon as it is spent.
@@ -94,9 +101,10 @@ pub fn render_too_large() -> String {
 }
 
 /// Refuses a filter input with more than [`TEMPLATE_MAX_FILTER_ITEMS`] items or more than
-/// [`TEMPLATE_MAX_VALUE_BYTES`] of text. An iterable of unknown length is counted, up to
-/// the limit and no further.
-fn check_input(filter: &str, value: &Value) -> Result<(), Error> {
+/// [`TEMPLATE_MAX_VALUE_BYTES`] of text, or (for a filter that walks into the items) of
+/// about its JSON size. An iterable of unknown length is counted, up to the limit and no
+/// further.
+fn check_input(state: &State, filter: &str, value: &Value) -> Result<(), Error> {
     let refuse = |what: String| too_large(format!("filter '{filter}': {what}"));
     match value.kind() {
         ValueKind::String | ValueKind::Bytes => {
@@ -124,11 +132,29 @@ fn check_input(filter: &str, value: &Value) -> Result<(), Error> {
                     "its input has more than {TEMPLATE_MAX_FILTER_ITEMS} items"
                 )));
             }
+            // A filter that formats, compares or copies items walks into each of them, and
+            // minijinja charges fuel for that only once it is done: `[[1] * 9999] * 9999`
+            // has 9,999 items but 10^8 inside them. The walk here stops at the limit, and
+            // is paid for like bytes (64 per fuel), so a loop over a filter stays bounded.
+            if !SHALLOW_FILTERS.contains(&filter) {
+                let walked = measure_walked(value).map_err(|_| {
+                    refuse(format!(
+                        "its input is larger than {TEMPLATE_MAX_VALUE_BYTES} bytes"
+                    ))
+                })?;
+                state.consume_fuel(walked as u64 / 64)?;
+            }
         }
         _ => {}
     }
     Ok(())
 }
+
+/// Filters that look at a container's items without walking into them.
+const SHALLOW_FILTERS: &[&str] = &[
+    "length", "count", "first", "last", "default", "d", "bool", "attr", "list", "reverse", "batch",
+    "slice", "chain", "zip", "items",
+];
 
 /// A count argument (`indent` width, `batch`/`slice` size) at most
 /// [`TEMPLATE_MAX_FILTER_COUNT`].
@@ -234,7 +260,7 @@ pub fn bound_filters(env: &mut Environment<'static>) {
         env.add_filter(name, move |state: &mut State, args: Rest<ValueOrKwargs>| {
             let args: Vec<Value> = args.0.into_iter().map(ValueOrKwargs::into_value).collect();
             for arg in args.iter() {
-                check_input(name, arg)?;
+                check_input(state, name, arg)?;
             }
             match name {
                 "indent" | "batch" | "slice" => check_count(name, args.get(1))?,
