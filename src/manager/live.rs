@@ -3,13 +3,18 @@
 //! store batch and only then hands the events to followers. Nobody waits for a commit
 //! except where a promise depends on it:
 //! - a new execution is acknowledged once its record and first event are durable;
-//! - a step starts only once everything before it is durable, so a step that completed is
-//!   never run again after a crash (its completion was on disk before anything else began);
+//! - a step starts only once every step completed before it is durable, so after a crash
+//!   only the steps that were running run again, never one whose completion was reported;
 //! - the terminal event is durable before anyone sees it, and the record with it.
 //!
-//! A one-step execution thus costs two commit rounds, however many events it has, and its
-//! record is written once per round. A store that applies writes at once (in memory) has
-//! no rounds: each write is applied and its event published as it is made.
+//! The first step of an execution has no completion to wait for: it starts at once, and
+//! what its execution wrote up to the task's first yield is one commit. A one-step
+//! execution whose step finishes without yielding (a `noop`, a `json_transform`) thus costs
+//! one commit round, and its record is written once. If the process dies before that
+//! commit, the execution was never acknowledged: the client's call fails and it retries
+//! (with its `request_id`, which nothing recorded yet); the step ran at most once more,
+//! which its at-least-once guarantee allows. A store that applies writes at once (in
+//! memory) has no rounds: each write is applied and its event published as it is made.
 
 use std::cell::Cell;
 use std::pin::Pin;
@@ -44,6 +49,8 @@ struct Queue {
     pending: Vec<StoreWrite>,
     last_sequence: u64,
     last_ticket: u64,
+    /// The ticket of the latest `step_completed`: the next step starts once it is durable.
+    last_completion: u64,
     /// A commit is in flight; its answer commits what was queued meanwhile.
     committing: bool,
 }
@@ -281,8 +288,7 @@ thread_local! {
 pin_project_lite::pin_project! {
     /// An execution's task, run so that what it writes during one poll is committed
     /// together when the poll ends: a new execution's record and its first events up to its
-    /// first step are one commit, and a one-step execution is two commit rounds, never
-    /// three. (A struct, not an async fn: it adds no copy of the task to its size.)
+    /// first yield are one commit (the whole execution, when its step does not yield). (A struct, not an async fn: it adds no copy of the task to its size.)
     pub(crate) struct CommitOnYield<F> {
         #[pin]
         task: F,
@@ -319,9 +325,12 @@ impl EventSink for LiveExecution {
     async fn emit(&self, kind: EventKind) -> Result<(), String> {
         let terminal = kind.is_terminal();
         let step_starts = matches!(kind, EventKind::StepStarted { .. });
+        let completes = matches!(kind, EventKind::StepCompleted { .. });
+        let mut wait_for_completion = 0;
         let (id, max) = (self.id.clone(), self.max_events);
         let ticket = self.queue(
             |queue| {
+                wait_for_completion = queue.last_completion;
                 if queue.last_sequence >= max && !terminal {
                     return Err(format!(
                         "the execution emitted {} events; limits.max_events_per_execution is {max}",
@@ -329,6 +338,9 @@ impl EventSink for LiveExecution {
                     ));
                 }
                 queue.last_sequence += 1;
+                if completes {
+                    queue.last_completion = queue.last_ticket + 1;
+                }
                 Ok(StoreWrite::AppendEvent(Arc::new(Event {
                     execution_id: id,
                     sequence: queue.last_sequence,
@@ -342,8 +354,8 @@ impl EventSink for LiveExecution {
             self.failure()
         } else if terminal {
             self.durable(ticket).await
-        } else if step_starts {
-            self.durable(ticket - 1).await
+        } else if step_starts && wait_for_completion > 0 {
+            self.durable(wait_for_completion).await
         } else {
             self.failure()
         }

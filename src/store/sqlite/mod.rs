@@ -2,6 +2,7 @@
 //! (every commit is on disk), written through a group-commit writer, read through a small
 //! pool of read connections. Migrations are versioned in `migrations/` and applied at start.
 
+mod event_batch;
 mod writer;
 
 use std::{
@@ -24,6 +25,7 @@ use writer::{Job, Write};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_fewer_btrees.sql"),
+    include_str!("migrations/0003_events_inline.sql"),
 ];
 /// Read connections: reads run in parallel with each other and with the writer (WAL).
 const READERS: usize = 4;
@@ -317,7 +319,7 @@ impl Store for SqliteStore {
             for row in rows {
                 let (id, events) = row.map_err(backend)?;
                 if let Some(&i) = index.get(&id) {
-                    all[i].1.extend(parse::<Vec<Event>>(&events)?);
+                    all[i].1.extend(event_batch::parse_batch(&id, &events)?);
                 }
             }
             Ok(all)
@@ -371,7 +373,7 @@ impl Store for SqliteStore {
                     break;
                 };
                 let text = row.get_ref(0).map_err(backend)?.as_str().map_err(backend)?;
-                let batch: Vec<Event> = parse(text)?;
+                let batch = event_batch::parse_batch(&id, text)?;
                 let wanted = limit - events.len();
                 events.extend(
                     batch

@@ -143,16 +143,7 @@ fn append_events(tx: &rusqlite::Transaction<'_>, events: &[&Event]) -> StoreResu
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
         return Ok(0);
     };
-    let mut text = Vec::with_capacity(256 * events.len());
-    text.push(b'[');
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            text.push(b',');
-        }
-        serde_json::to_writer(&mut text, event).map_err(|e| StoreError::Backend(e.to_string()))?;
-    }
-    text.push(b']');
-    let text = String::from_utf8(text).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let text = super::event_batch::to_text(events)?;
     tx.prepare_cached(
         "INSERT INTO event_batches (execution_id, last_sequence, first_sequence, events)
          VALUES (?1, ?2, ?3, ?4)",
