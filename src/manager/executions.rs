@@ -342,7 +342,7 @@ impl WorkflowManager {
     /// Records the terminal state before the terminal event, so a client that has seen the
     /// event finds the same state with GetExecution.
     async fn finish(
-        &self,
+        self: &Arc<Self>,
         live: &Arc<LiveExecution>,
         mut record: ExecutionRecord,
         terminal: EventKind,
@@ -369,17 +369,24 @@ impl WorkflowManager {
             }
             _ => tracing::info!(status = ?record.status, duration_ms, "execution ended"),
         }
+        // The slots go and the execution stops being live before anyone sees the terminal
+        // event: whoever saw it may start the next execution at once and finds it admitted.
+        // The commit of the terminal event does it, then delivers the event in the same go.
+        let (manager, id) = (Arc::downgrade(self), live.id.clone());
+        live.end_with(move || {
+            drop(permits);
+            if let Some(manager) = manager.upgrade() {
+                manager
+                    .live
+                    .lock()
+                    .expect("live executions lock")
+                    .remove(&id);
+            }
+        });
         if let Err(e) = live.emit(terminal).await {
             tracing::error!(error = %e, "could not record the terminal event");
         }
-        // The slots go and the execution stops being live before anyone sees the terminal
-        // event: whoever saw it may start the next execution at once and finds it admitted.
-        drop(permits);
-        self.live
-            .lock()
-            .expect("live executions lock")
-            .remove(&live.id);
-        live.publish_terminal();
+        live.run_on_terminal();
         live.finished.cancel();
     }
 

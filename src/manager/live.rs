@@ -72,9 +72,11 @@ pub(crate) struct LiveExecution {
     /// made, and nothing waits.
     applies_now: bool,
     max_events: u64,
-    /// The terminal event, once durable: published by the execution's task after it has
-    /// released its slots (see [`Self::publish_terminal`]).
-    terminal: Mutex<Option<Arc<Event>>>,
+    /// What ends the execution everywhere (its slots released, the live set left), run once
+    /// its terminal event is durable and before anyone sees that event: whoever sees it may
+    /// start the next execution at once and must find it admitted. Set by the execution's
+    /// task before it emits the terminal event (see [`Self::end_with`]).
+    on_terminal: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl LiveExecution {
@@ -102,7 +104,7 @@ impl LiveExecution {
             store,
             me: me.clone(),
             max_events,
-            terminal: Mutex::new(None),
+            on_terminal: Mutex::new(None),
         });
         (live, first_follower)
     }
@@ -208,22 +210,27 @@ impl LiveExecution {
         }
     }
 
-    /// Hands a durable event to followers; the terminal one waits for the execution's task.
+    /// Hands a durable event to followers; the terminal one once the execution has ended
+    /// everywhere, so the commit that makes it durable also delivers it.
     fn publish(&self, event: Arc<Event>) {
         if event.is_terminal() {
-            *self.terminal.lock().expect("terminal event lock") = Some(event);
-        } else {
-            // No follower is fine: the event is in the store.
-            let _ = self.events.send(event);
+            self.run_on_terminal();
         }
+        // No follower is fine: the event is in the store.
+        let _ = self.events.send(event);
     }
 
-    /// Publishes the terminal event if it is durable. Called once the execution has
-    /// released its slots and left the live set, so whoever sees the event finds the
-    /// execution ended everywhere: its slot free, the running count down.
-    pub fn publish_terminal(&self) {
-        if let Some(event) = self.terminal.lock().expect("terminal event lock").take() {
-            let _ = self.events.send(event);
+    /// Sets what ends the execution everywhere once its terminal event is durable.
+    pub fn end_with(&self, end: impl FnOnce() + Send + 'static) {
+        *self.on_terminal.lock().expect("terminal hook lock") = Some(Box::new(end));
+    }
+
+    /// Ends the execution everywhere unless that is done: the terminal event's commit does
+    /// it, and the execution's task after a commit that failed.
+    pub fn run_on_terminal(&self) {
+        let end = self.on_terminal.lock().expect("terminal hook lock").take();
+        if let Some(end) = end {
+            end();
         }
     }
 
