@@ -63,7 +63,10 @@ mod tests {
             kind: EventKind::Started { attempt: 2 },
         };
         let text = to_text(&[&event]).unwrap();
-        assert!(!text.contains("e1"), "the row holds the id, not each event: {text}");
+        assert!(
+            !text.contains("e1"),
+            "the row holds the id, not each event: {text}"
+        );
         assert_eq!(parse_batch("e1", &text).unwrap(), vec![event.clone()]);
         let schema_2 = serde_json::to_string(&[&event]).unwrap();
         assert_eq!(parse_batch("e1", &schema_2).unwrap(), vec![event]);
