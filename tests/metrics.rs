@@ -396,3 +396,87 @@ async fn gauges_show_running_queued_and_open_streams() {
         .unwrap();
     assert_eq!(other.status(), 404);
 }
+
+/// Two steps, the second after the first.
+const TWO_STEPS: &str = r#"
+steps:
+  - id: first
+    tool:
+      name: json_transform
+      arguments: {data: "{{ input.n }}", expression: "data + 1"}
+  - id: second
+    depends_on: [first]
+    tool:
+      name: json_transform
+      arguments: {data: "{{ steps.first.output }}", expression: "data * 2"}
+"#;
+
+/// What an execution costs the disk, read from the store's own metrics as an operator
+/// would: a one-step execution whose step does not wait (`noop`) is exactly one group
+/// commit, its record and five events together, and its record is written once; a step
+/// that follows a completed one starts only after that completion is committed, so two
+/// steps in a row take a second commit.
+#[tokio::test]
+async fn a_one_step_execution_is_one_commit_and_a_completion_is_committed_before_the_next_step() {
+    let config = tempfile::tempdir().unwrap();
+    let path = config.path().join("wfm.toml");
+    std::fs::write(&path, "[metrics]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let server = Server::start_with(&[], &["--config", path.to_str().unwrap()]).await;
+    let url = server
+        .next_stdout_line()
+        .strip_prefix("wfm metrics on ")
+        .expect("the metrics line")
+        .to_string();
+    let mut client = server.client().await;
+    client
+        .register(proto::RegisterRequest {
+            name: "nothing".into(),
+            source: Some(proto::register_request::Source::Native(
+                proto::NativeSource {
+                    r#type: "noop".into(),
+                    arguments: None,
+                },
+            )),
+            ..Default::default()
+        })
+        .await
+        .expect("registers noop");
+    register(&mut client, "two-steps", TWO_STEPS, 0).await;
+
+    let commits = |m: &HashMap<String, f64>| {
+        (
+            m["wfm_store_commit_writes_count"],
+            m["wfm_store_commit_writes_sum"],
+        )
+    };
+    let (before, writes_before) = commits(&scrape(&url).await);
+    for _ in 0..3 {
+        let events = execute(&mut client, "nothing", json!({})).await;
+        assert_eq!(
+            labels(&events),
+            [
+                "accepted",
+                "started",
+                "step_started:noop",
+                "step_completed:noop",
+                "completed"
+            ]
+        );
+    }
+    let (after, writes_after) = commits(&scrape(&url).await);
+    assert_eq!(after - before, 3.0, "one commit per one-step execution");
+    assert_eq!(
+        writes_after - writes_before,
+        3.0 * 6.0,
+        "each commit: the record once and the five events"
+    );
+
+    let events = execute(&mut client, "two-steps", json!({"n": 20})).await;
+    assert_eq!(label(events.last().unwrap()), "completed");
+    let (two_steps, _) = commits(&scrape(&url).await);
+    assert!(
+        two_steps - after >= 2.0,
+        "the second step waited for the first one's completion to be committed: {} commits",
+        two_steps - after
+    );
+}
