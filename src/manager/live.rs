@@ -295,7 +295,8 @@ thread_local! {
 pin_project_lite::pin_project! {
     /// An execution's task, run so that what it writes during one poll is committed
     /// together when the poll ends: a new execution's record and its first events up to its
-    /// first yield are one commit (the whole execution, when its step does not yield). (A struct, not an async fn: it adds no copy of the task to its size.)
+    /// first yield are one commit (the whole execution, when its step does not yield).
+    /// (A struct, not an async fn: it adds no copy of the task to its size.)
     pub(crate) struct CommitOnYield<F> {
         #[pin]
         task: F,
