@@ -73,6 +73,20 @@ async fn scrape(url: &str) -> HashMap<String, f64> {
         .collect()
 }
 
+/// A server with its Prometheus endpoint on a free port, and that endpoint's URL.
+async fn start_with_metrics() -> (Server, String) {
+    let config = tempfile::tempdir().unwrap();
+    let path = config.path().join("wfm.toml");
+    std::fs::write(&path, "[metrics]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let server = Server::start_with(&[], &["--config", path.to_str().unwrap()]).await;
+    let line = server.next_stdout_line();
+    let url = line
+        .strip_prefix("wfm metrics on ")
+        .unwrap_or_else(|| panic!("unexpected line {line}"))
+        .to_string();
+    (server, url)
+}
+
 #[track_caller]
 fn assert_metric(metrics: &HashMap<String, f64>, series: &str, expected: f64) {
     let mut near: Vec<_> = metrics
@@ -91,15 +105,7 @@ const WFS: &str = "service=\"workflow.v1.WorkflowService\"";
 
 #[tokio::test]
 async fn scrape_counts_executions_steps_tools_and_calls() {
-    let config = tempfile::tempdir().unwrap();
-    let path = config.path().join("wfm.toml");
-    std::fs::write(&path, "[metrics]\nlisten = \"127.0.0.1:0\"\n").unwrap();
-    let server = Server::start_with(&[], &["--config", path.to_str().unwrap()]).await;
-    let line = server.next_stdout_line();
-    let url = line
-        .strip_prefix("wfm metrics on ")
-        .unwrap_or_else(|| panic!("unexpected line {line}"))
-        .to_string();
+    let (server, url) = start_with_metrics().await;
     let mut client = server.client().await;
 
     register(&mut client, "pipeline", PIPELINE, 0).await;
@@ -418,15 +424,7 @@ steps:
 /// steps in a row take a second commit.
 #[tokio::test]
 async fn a_one_step_execution_is_one_commit_and_a_completion_is_committed_before_the_next_step() {
-    let config = tempfile::tempdir().unwrap();
-    let path = config.path().join("wfm.toml");
-    std::fs::write(&path, "[metrics]\nlisten = \"127.0.0.1:0\"\n").unwrap();
-    let server = Server::start_with(&[], &["--config", path.to_str().unwrap()]).await;
-    let url = server
-        .next_stdout_line()
-        .strip_prefix("wfm metrics on ")
-        .expect("the metrics line")
-        .to_string();
+    let (server, url) = start_with_metrics().await;
     let mut client = server.client().await;
     client
         .register(proto::RegisterRequest {
