@@ -59,16 +59,18 @@ pub enum EventKind {
         step_id: String,
         reason: String,
     },
+    // The terminal results are boxed: an event is moved, queued and kept many times, and
+    // the result is by far its largest variant (the other events stay under 128 bytes).
     Completed {
-        result: ExecutionResult,
+        result: Box<ExecutionResult>,
     },
     Failed {
         error: String,
-        result: ExecutionResult,
+        result: Box<ExecutionResult>,
     },
     Cancelled {
         reason: String,
-        result: ExecutionResult,
+        result: Box<ExecutionResult>,
     },
 }
 
@@ -85,7 +87,7 @@ impl EventKind {
         match self {
             EventKind::Completed { result }
             | EventKind::Failed { result, .. }
-            | EventKind::Cancelled { result, .. } => Some(result),
+            | EventKind::Cancelled { result, .. } => Some(result.as_ref()),
             _ => None,
         }
     }
@@ -128,15 +130,16 @@ pub struct ExecutionResult {
 }
 
 impl ExecutionResult {
-    /// Builds the summary from the step results, counting each status.
+    /// Builds the summary from the step results, counting each status; boxed, as the
+    /// terminal event that carries it holds it.
     pub fn summarize(
         steps: Vec<StepResult>,
         execution_time: Duration,
         output: Value,
         error: Option<String>,
-    ) -> Self {
+    ) -> Box<Self> {
         let count = |s: StepStatus| steps.iter().filter(|r| r.status == s).count() as u32;
-        ExecutionResult {
+        Box::new(ExecutionResult {
             success: error.is_none(),
             execution_time,
             steps_completed: count(StepStatus::Completed),
@@ -145,7 +148,7 @@ impl ExecutionResult {
             steps,
             output,
             error,
-        }
+        })
     }
 }
 
@@ -179,11 +182,24 @@ impl ExecutionResult {
     }
 
     /// Drops every output, keeping the statuses, errors and timings.
-    pub fn without_outputs(mut self) -> Self {
+    pub fn without_outputs(mut self: Box<Self>) -> Box<Self> {
         self.output = Value::Null;
         for step in &mut self.steps {
             step.output = Value::Null;
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Events are moved through channels and kept by every live execution and the memory
+    /// store: a terminal result inline would make every event three times its size.
+    #[test]
+    fn an_event_stays_small() {
+        let size = std::mem::size_of::<Event>();
+        assert!(size <= 128, "an Event is {size} bytes");
     }
 }

@@ -2,6 +2,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    ops::Bound,
     sync::{Arc, Mutex},
 };
 
@@ -12,31 +13,66 @@ use super::{
 };
 use crate::engine::Event;
 
+/// An execution id as a map key: a UUID as its 128 bits, which compare in one instruction
+/// and sort as their text does (UUIDv7: creation order); any other id as its text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Uuid(u128),
+    Text(String),
+}
+
+impl Key {
+    fn of(id: &str) -> Key {
+        // Only the canonical text (36 characters: hyphenated, lowercase) maps to the number,
+        // so that numeric order stays the ids' text order.
+        let canonical = id.len() == 36 && !id.bytes().any(|b| b.is_ascii_uppercase());
+        match uuid::Uuid::try_parse(id) {
+            Ok(u) if canonical => Key::Uuid(u.as_u128()),
+            _ => Key::Text(id.to_string()),
+        }
+    }
+}
+
+/// An execution and its events, under one key.
+struct Stored {
+    record: ExecutionRecord,
+    events: Vec<Arc<Event>>,
+}
+
 #[derive(Default)]
 struct Inner {
     workflows: BTreeMap<(String, u32), WorkflowRecord>,
-    /// Keyed by id; UUIDv7 ids make this creation order.
-    executions: BTreeMap<String, ExecutionRecord>,
+    /// In id order: UUIDv7 ids make this creation order.
+    executions: BTreeMap<Key, Stored>,
     request_ids: HashMap<String, String>,
-    events: HashMap<String, Vec<Arc<Event>>>,
 }
 
 /// The writes, applied under the caller's lock; owned so nothing is copied twice.
 impl Inner {
-    fn create(&mut self, execution: ExecutionRecord) {
-        if let Some(request_id) = &execution.request_id {
+    fn get_mut(&mut self, id: &str) -> StoreResult<&mut Stored> {
+        self.executions
+            .get_mut(&Key::of(id))
+            .ok_or_else(|| StoreError::ExecutionNotFound(id.to_string()))
+    }
+
+    fn get(&self, id: &str) -> Option<&Stored> {
+        self.executions.get(&Key::of(id))
+    }
+
+    fn create(&mut self, record: ExecutionRecord) {
+        if let Some(request_id) = &record.request_id {
             self.request_ids
-                .insert(request_id.clone(), execution.id.clone());
+                .insert(request_id.clone(), record.id.clone());
         }
-        self.events.insert(execution.id.clone(), Vec::new());
-        self.executions.insert(execution.id.clone(), execution);
+        let stored = Stored {
+            record,
+            events: Vec::with_capacity(8),
+        };
+        self.executions.insert(Key::of(&stored.record.id), stored);
     }
 
     fn update(&mut self, execution: ExecutionRecord) -> StoreResult<()> {
-        let existing = self
-            .executions
-            .get_mut(&execution.id)
-            .ok_or_else(|| StoreError::ExecutionNotFound(execution.id.clone()))?;
+        let existing = &mut self.get_mut(&execution.id)?.record;
         let last_sequence = existing.last_sequence.max(execution.last_sequence);
         *existing = execution;
         existing.last_sequence = last_sequence;
@@ -44,11 +80,8 @@ impl Inner {
     }
 
     fn append(&mut self, event: Arc<Event>) -> StoreResult<()> {
-        let events = self
-            .events
-            .get_mut(&event.execution_id)
-            .ok_or_else(|| StoreError::ExecutionNotFound(event.execution_id.clone()))?;
-        let last = events.last().map_or(0, |e| e.sequence);
+        let stored = self.get_mut(&event.execution_id)?;
+        let last = stored.events.last().map_or(0, |e| e.sequence);
         if event.sequence != last + 1 {
             return Err(StoreError::OutOfOrder {
                 execution_id: event.execution_id.clone(),
@@ -56,10 +89,8 @@ impl Inner {
                 last,
             });
         }
-        if let Some(e) = self.executions.get_mut(&event.execution_id) {
-            e.last_sequence = event.sequence;
-        }
-        events.push(event);
+        stored.record.last_sequence = event.sequence;
+        stored.events.push(event);
         Ok(())
     }
 }
@@ -129,7 +160,7 @@ impl Store for MemoryStore {
     }
 
     async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>> {
-        Ok(self.lock().executions.get(id).cloned())
+        Ok(self.lock().get(id).map(|s| s.record.clone()))
     }
 
     async fn find_by_request_id(&self, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
@@ -137,8 +168,8 @@ impl Store for MemoryStore {
         Ok(inner
             .request_ids
             .get(request_id)
-            .and_then(|id| inner.executions.get(id))
-            .cloned())
+            .and_then(|id| inner.get(id))
+            .map(|s| s.record.clone()))
     }
 
     async fn list_executions(
@@ -148,12 +179,11 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> StoreResult<Vec<ExecutionRecord>> {
         let inner = self.lock();
-        use std::ops::Bound;
-        let upper = before.map_or(Bound::Unbounded, Bound::Excluded);
-        let range = inner.executions.range::<str, _>((Bound::Unbounded, upper));
+        let upper = before.map_or(Bound::Unbounded, |id| Bound::Excluded(Key::of(id)));
+        let range = inner.executions.range((Bound::Unbounded, upper));
         Ok(range
             .rev()
-            .map(|(_, e)| e)
+            .map(|(_, s)| &s.record)
             .filter(|e| filter.matches(e))
             .take(limit)
             .cloned()
@@ -169,6 +199,7 @@ impl Store for MemoryStore {
             .lock()
             .executions
             .values()
+            .map(|s| &s.record)
             .filter(|e| !e.status.is_terminal())
             .cloned()
             .collect())
@@ -176,19 +207,18 @@ impl Store for MemoryStore {
 
     async fn purge_ended_before(&self, before: std::time::SystemTime) -> StoreResult<usize> {
         let mut inner = self.lock();
-        let old: Vec<String> = inner
+        let old: Vec<Key> = inner
             .executions
-            .values()
-            .filter(|e| e.end_time.is_some_and(|t| t < before))
-            .map(|e| e.id.clone())
+            .iter()
+            .filter(|(_, s)| s.record.end_time.is_some_and(|t| t < before))
+            .map(|(key, _)| key.clone())
             .collect();
-        for id in &old {
-            if let Some(e) = inner.executions.remove(id)
-                && let Some(r) = e.request_id
+        for key in &old {
+            if let Some(s) = inner.executions.remove(key)
+                && let Some(r) = s.record.request_id
             {
                 inner.request_ids.remove(&r);
             }
-            inner.events.remove(id);
         }
         Ok(old.len())
     }
@@ -200,10 +230,10 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> StoreResult<Vec<Event>> {
         let inner = self.lock();
-        let events = inner
-            .events
+        let events = &inner
             .get(execution_id)
-            .ok_or_else(|| StoreError::ExecutionNotFound(execution_id.to_string()))?;
+            .ok_or_else(|| StoreError::ExecutionNotFound(execution_id.to_string()))?
+            .events;
         // Sequence n sits at index n - 1.
         let start = (after as usize).min(events.len());
         Ok(events[start..]
@@ -213,3 +243,7 @@ impl Store for MemoryStore {
             .collect())
     }
 }
+
+#[cfg(test)]
+#[path = "memory_tests.rs"]
+mod tests;
