@@ -1,7 +1,7 @@
 //! In-process store: everything is lost when the process exits.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     ops::Bound,
     sync::{Arc, Mutex},
 };
@@ -13,9 +13,10 @@ use super::{
 };
 use crate::engine::Event;
 
-/// An execution id as a map key: a UUID as its 128 bits, which compare in one instruction
-/// and sort as their text does (UUIDv7: creation order); any other id as its text.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// An execution id as a map key: a UUID as its 128 bits, which hash and compare in a few
+/// instructions and sort as their text does (UUIDv7: creation order); any other id as its
+/// text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Key {
     Uuid(u128),
     Text(String),
@@ -42,8 +43,10 @@ struct Stored {
 #[derive(Default)]
 struct Inner {
     workflows: BTreeMap<(String, u32), WorkflowRecord>,
-    /// In id order: UUIDv7 ids make this creation order.
-    executions: BTreeMap<Key, Stored>,
+    /// Looked up by every write of a running execution.
+    executions: HashMap<Key, Stored>,
+    /// The same keys in id order, for lists: UUIDv7 ids make this creation order.
+    order: BTreeSet<Key>,
     request_ids: HashMap<String, String>,
 }
 
@@ -68,7 +71,9 @@ impl Inner {
             record,
             events: Vec::with_capacity(8),
         };
-        self.executions.insert(Key::of(&stored.record.id), stored);
+        let key = Key::of(&stored.record.id);
+        self.order.insert(key.clone());
+        self.executions.insert(key, stored);
     }
 
     fn update(&mut self, execution: ExecutionRecord) -> StoreResult<()> {
@@ -180,10 +185,11 @@ impl Store for MemoryStore {
     ) -> StoreResult<Vec<ExecutionRecord>> {
         let inner = self.lock();
         let upper = before.map_or(Bound::Unbounded, |id| Bound::Excluded(Key::of(id)));
-        let range = inner.executions.range((Bound::Unbounded, upper));
+        let range = inner.order.range((Bound::Unbounded, upper));
         Ok(range
             .rev()
-            .map(|(_, s)| &s.record)
+            .filter_map(|key| inner.executions.get(key))
+            .map(|s| &s.record)
             .filter(|e| filter.matches(e))
             .take(limit)
             .cloned()
@@ -195,10 +201,11 @@ impl Store for MemoryStore {
     }
 
     async fn unfinished_executions(&self) -> StoreResult<Vec<ExecutionRecord>> {
-        Ok(self
-            .lock()
-            .executions
-            .values()
+        let inner = self.lock();
+        Ok(inner
+            .order
+            .iter()
+            .filter_map(|key| inner.executions.get(key))
             .map(|s| &s.record)
             .filter(|e| !e.status.is_terminal())
             .cloned()
@@ -214,6 +221,7 @@ impl Store for MemoryStore {
             .map(|(key, _)| key.clone())
             .collect();
         for key in &old {
+            inner.order.remove(key);
             if let Some(s) = inner.executions.remove(key)
                 && let Some(r) = s.record.request_id
             {
