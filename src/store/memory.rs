@@ -43,8 +43,9 @@ struct Stored {
 #[derive(Default)]
 struct Inner {
     workflows: BTreeMap<(String, u32), WorkflowRecord>,
-    /// Looked up by every write of a running execution.
-    executions: HashMap<Key, Stored>,
+    /// Looked up by every write of a running execution. Boxed: the map moves its entries
+    /// when it grows, and a pointer is cheaper to move than a record.
+    executions: HashMap<Key, Box<Stored>>,
     /// The same keys in id order, for lists: UUIDv7 ids make this creation order.
     order: BTreeSet<Key>,
     request_ids: HashMap<String, String>,
@@ -55,11 +56,12 @@ impl Inner {
     fn get_mut(&mut self, id: &str) -> StoreResult<&mut Stored> {
         self.executions
             .get_mut(&Key::of(id))
+            .map(|s| &mut **s)
             .ok_or_else(|| StoreError::ExecutionNotFound(id.to_string()))
     }
 
     fn get(&self, id: &str) -> Option<&Stored> {
-        self.executions.get(&Key::of(id))
+        self.executions.get(&Key::of(id)).map(|s| &**s)
     }
 
     fn create(&mut self, record: ExecutionRecord) {
@@ -67,10 +69,10 @@ impl Inner {
             self.request_ids
                 .insert(request_id.clone(), record.id.clone());
         }
-        let stored = Stored {
+        let stored = Box::new(Stored {
             record,
             events: Vec::with_capacity(8),
-        };
+        });
         let key = Key::of(&stored.record.id);
         self.order.insert(key.clone());
         self.executions.insert(key, stored);
