@@ -429,12 +429,7 @@ async fn a_one_step_execution_is_one_commit_and_a_completion_is_committed_before
     client
         .register(proto::RegisterRequest {
             name: "nothing".into(),
-            source: Some(proto::register_request::Source::Native(
-                proto::NativeSource {
-                    r#type: "noop".into(),
-                    arguments: None,
-                },
-            )),
+            source: native("noop", json!({})),
             ..Default::default()
         })
         .await

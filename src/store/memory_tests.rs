@@ -4,38 +4,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde_json::json;
-
 use super::MemoryStore;
-use crate::engine::{Event, EventKind};
+use crate::store::fixtures::{event, record};
 use crate::store::{ExecutionFilter, ExecutionRecord, ExecutionStatus, Store, StoreError};
-
-fn record(id: &str, status: ExecutionStatus, request_id: Option<&str>) -> ExecutionRecord {
-    ExecutionRecord {
-        id: id.into(),
-        workflow_name: "sales".into(),
-        workflow_version: 1,
-        status,
-        input: json!({"n": 1}),
-        metadata: json!({}),
-        create_time: SystemTime::now(),
-        start_time: None,
-        end_time: status.is_terminal().then(SystemTime::now),
-        result: None,
-        parent_execution_id: None,
-        request_id: request_id.map(str::to_string),
-        last_sequence: 0,
-    }
-}
-
-fn event(id: &str, sequence: u64) -> Event {
-    Event {
-        execution_id: id.into(),
-        sequence,
-        time: SystemTime::now(),
-        kind: EventKind::Started { attempt: 1 },
-    }
-}
 
 fn ids(records: &[ExecutionRecord]) -> Vec<&str> {
     records.iter().map(|r| r.id.as_str()).collect()

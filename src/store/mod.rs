@@ -2,6 +2,8 @@
 //! `memory` keeps them in process; the durable store sits behind the same trait.
 
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod memory;
 mod records;
 mod sqlite;

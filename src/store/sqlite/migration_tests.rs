@@ -2,46 +2,11 @@
 //! its executions, their events (one row each in version 1), request ids and the unfinished
 //! set a restart resumes, and new events append after the old ones.
 
-use std::time::{Duration, SystemTime};
-
 use rusqlite::{Connection, params};
-use serde_json::json;
 
 use super::{MIGRATIONS, SqliteStore, micros, status_name};
-use crate::engine::{Event, EventKind};
+use crate::store::fixtures::{event, record};
 use crate::store::{ExecutionRecord, ExecutionStatus, Store, StoreError, StoreWrite};
-
-fn record(id: &str, status: ExecutionStatus, request_id: Option<&str>) -> ExecutionRecord {
-    ExecutionRecord {
-        id: id.into(),
-        workflow_name: "sales".into(),
-        workflow_version: 1,
-        status,
-        input: json!({"dataset": "sales"}),
-        metadata: json!({}),
-        create_time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-        start_time: None,
-        end_time: status
-            .is_terminal()
-            .then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_001)),
-        result: None,
-        parent_execution_id: None,
-        request_id: request_id.map(str::to_string),
-        last_sequence: 0,
-    }
-}
-
-fn event(id: &str, sequence: u64) -> Event {
-    Event {
-        execution_id: id.into(),
-        sequence,
-        time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + sequence),
-        kind: EventKind::StepStarted {
-            step_id: format!("step-{sequence}"),
-            attempt: 1,
-        },
-    }
-}
 
 /// Writes a version-1 database the way version 1 did: a row per execution and per event.
 fn version_one_database(dir: &std::path::Path, executions: &[(ExecutionRecord, u64)]) {
