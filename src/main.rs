@@ -12,6 +12,9 @@ use wfm::config::{AuthOverrides, Config, FlagOverrides, LogFormat, LogOverrides,
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve { .. }) {
+        disable_transparent_huge_pages();
+    }
     let target = Target {
         url: cli.server.clone(),
         token: cli.token.clone(),
@@ -51,6 +54,19 @@ fn main() -> std::process::ExitCode {
         }
     });
     std::process::ExitCode::from(code as u8)
+}
+
+/// The server runs without transparent huge pages. mimalloc asks for them on its arenas, so
+/// the kernel zeroes 2 MiB at each first touch of a region, and again each time mimalloc
+/// has returned freed memory: under load that was ~15% of the server's CPU (the kernel's
+/// `clear_page`) and its slowest calls (see BENCHMARKS.md, session 8). Best effort: a
+/// kernel without the flag keeps them.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes integers only and sets a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
 }
 
 async fn serve(
