@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod manager;
 pub mod quote;
 pub mod store;
+pub mod stored_time;
 pub mod telemetry;
 pub mod template;
 pub mod tools;

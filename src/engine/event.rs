@@ -11,6 +11,7 @@ use serde_json::Value;
 pub struct Event {
     pub execution_id: String,
     pub sequence: u64,
+    #[serde(with = "crate::stored_time::time")]
     pub time: SystemTime,
     pub kind: EventKind,
 }
@@ -47,6 +48,7 @@ pub enum EventKind {
     StepCompleted {
         step_id: String,
         output: Value,
+        #[serde(with = "crate::stored_time::duration")]
         duration: Duration,
     },
     StepFailed {
@@ -112,6 +114,7 @@ pub struct StepResult {
     pub status: StepStatus,
     pub output: Value,
     pub error: Option<String>,
+    #[serde(with = "crate::stored_time::duration")]
     pub duration: Duration,
     pub attempts: u32,
 }
@@ -120,6 +123,7 @@ pub struct StepResult {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ExecutionResult {
     pub success: bool,
+    #[serde(with = "crate::stored_time::duration")]
     pub execution_time: Duration,
     pub steps_completed: u32,
     pub steps_failed: u32,

@@ -17,6 +17,7 @@ pub struct WorkflowRecord {
     pub labels: BTreeMap<String, String>,
     /// 0: only the global limit applies.
     pub max_concurrency: u32,
+    #[serde(with = "crate::stored_time::time")]
     pub create_time: SystemTime,
     pub source: WorkflowSource,
 }
@@ -70,8 +71,11 @@ pub struct ExecutionRecord {
     pub status: ExecutionStatus,
     pub input: Value,
     pub metadata: Value,
+    #[serde(with = "crate::stored_time::time")]
     pub create_time: SystemTime,
+    #[serde(with = "crate::stored_time::option_time")]
     pub start_time: Option<SystemTime>,
+    #[serde(with = "crate::stored_time::option_time")]
     pub end_time: Option<SystemTime>,
     pub result: Option<ExecutionResult>,
     pub parent_execution_id: Option<String>,

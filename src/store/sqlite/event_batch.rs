@@ -13,13 +13,15 @@ use crate::store::{StoreError, StoreResult};
 #[derive(Serialize)]
 struct StoredRef<'a> {
     sequence: u64,
-    time: &'a SystemTime,
+    #[serde(with = "crate::stored_time::time")]
+    time: SystemTime,
     kind: &'a EventKind,
 }
 
 #[derive(Deserialize)]
 struct Stored {
     sequence: u64,
+    #[serde(with = "crate::stored_time::time")]
     time: SystemTime,
     kind: EventKind,
 }
@@ -30,7 +32,7 @@ pub fn to_text(events: &[&Event]) -> StoreResult<String> {
         .iter()
         .map(|e| StoredRef {
             sequence: e.sequence,
-            time: &e.time,
+            time: e.time,
             kind: &e.kind,
         })
         .collect();

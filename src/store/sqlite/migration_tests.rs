@@ -125,3 +125,53 @@ async fn a_request_id_stays_unique_and_executions_without_one_do_not_collide() {
     );
     assert_eq!(store.unfinished_executions().await.unwrap().len(), 4);
 }
+
+/// A one-step execution as wfm stored it before times were written as nanoseconds: rows
+/// copied from a database of that version.
+const LEGACY_RECORD: &str = r#"{"id":"01a23d3f-fffd-73c0-b18a-c5b68bd33dbd","workflow_name":"bench-noop","workflow_version":1,"status":"completed","input":{},"metadata":{},"create_time":{"secs_since_epoch":1796323934,"nanos_since_epoch":205694010},"start_time":{"secs_since_epoch":1796323934,"nanos_since_epoch":205929415},"end_time":{"secs_since_epoch":1796323934,"nanos_since_epoch":206019825},"result":{"success":true,"execution_time":{"secs":0,"nanos":14203},"steps_completed":1,"steps_failed":0,"steps_skipped":0,"steps":[{"step_id":"noop","status":"completed","output":{},"error":null,"duration":{"secs":0,"nanos":1005},"attempts":1}],"output":{},"error":null},"parent_execution_id":null,"request_id":null,"last_sequence":0}"#;
+const LEGACY_EVENTS: &str = r#"[{"sequence":1,"time":{"secs_since_epoch":1796323934,"nanos_since_epoch":205928530},"kind":{"type":"accepted","workflow_name":"bench-noop","workflow_version":1}},{"sequence":2,"time":{"secs_since_epoch":1796323934,"nanos_since_epoch":205930002},"kind":{"type":"started","attempt":1}},{"sequence":3,"time":{"secs_since_epoch":1796323934,"nanos_since_epoch":205937225},"kind":{"type":"step_started","step_id":"noop","attempt":1}},{"sequence":4,"time":{"secs_since_epoch":1796323934,"nanos_since_epoch":205941580},"kind":{"type":"step_completed","step_id":"noop","output":{},"duration":{"secs":0,"nanos":1005}}},{"sequence":5,"time":{"secs_since_epoch":1796323934,"nanos_since_epoch":206022958},"kind":{"type":"completed","result":{"success":true,"execution_time":{"secs":0,"nanos":14203},"steps_completed":1,"steps_failed":0,"steps_skipped":0,"steps":[{"step_id":"noop","status":"completed","output":{},"error":null,"duration":{"secs":0,"nanos":1005},"attempts":1}],"output":{},"error":null}}}]"#;
+
+#[tokio::test]
+async fn rows_written_with_times_as_objects_read_exactly_and_new_rows_are_smaller() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let id = "01a23d3f-fffd-73c0-b18a-c5b68bd33dbd";
+    let conn = Connection::open(dir.path().join("wfm.db")).unwrap();
+    conn.execute(
+        "INSERT INTO executions (id, workflow_name, status, create_time, end_time, record)
+         VALUES (?1, 'bench-noop', 'completed', 0, 0, ?2)",
+        params![id, LEGACY_RECORD],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO event_batches (execution_id, last_sequence, first_sequence, events)
+         VALUES (?1, 5, 1, ?2)",
+        params![id, LEGACY_EVENTS],
+    )
+    .unwrap();
+
+    let got = store.get_execution(id).await.unwrap().unwrap();
+    let at = |nanos| UNIX_EPOCH + Duration::new(1_796_323_934, nanos);
+    assert_eq!(got.create_time, at(205_694_010));
+    assert_eq!(got.end_time, Some(at(206_019_825)));
+    let result = got.result.as_ref().unwrap();
+    assert_eq!(result.execution_time, Duration::from_nanos(14_203));
+    assert_eq!(result.steps[0].duration, Duration::from_nanos(1_005));
+    let events = store.events_after(id, 0, 10).await.unwrap();
+    assert_eq!(events.len(), 5);
+    assert_eq!(events[1].time, at(205_930_002));
+    assert_eq!(events[4].kind.result(), Some(result));
+
+    // Written again by this version: the same values, in fewer bytes.
+    let rewritten = serde_json::to_string(&got).unwrap();
+    assert!(!rewritten.contains("secs"), "{rewritten}");
+    assert!(
+        rewritten.len() * 10 < LEGACY_RECORD.len() * 8,
+        "{rewritten}"
+    );
+    assert_eq!(
+        serde_json::from_str::<ExecutionRecord>(&rewritten).unwrap(),
+        got
+    );
+}
