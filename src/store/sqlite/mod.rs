@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_fewer_btrees.sql"),
     include_str!("migrations/0003_events_inline.sql"),
+    include_str!("migrations/0004_no_end_index.sql"),
 ];
 /// Read connections: reads run in parallel with each other and with the writer (WAL).
 const READERS: usize = 4;
@@ -394,3 +395,5 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod migration_tests;
+#[cfg(test)]
+mod purge_tests;

@@ -167,6 +167,14 @@ fn append_events(tx: &rusqlite::Transaction<'_>, events: &[&Event]) -> StoreResu
     .map(|_| events.len())
 }
 
+/// The text every UUIDv7 id created before `micros` (since 1970) sorts below: its first
+/// 48 bits are the creation's millisecond, written as `xxxxxxxx-xxxx`. Ids of that very
+/// millisecond sort above it and wait for the next purge.
+pub(super) fn uuid_v7_prefix(micros: i64) -> String {
+    let ms = micros.max(0) / 1000;
+    format!("{:08x}-{:04x}", ms >> 16, ms & 0xffff)
+}
+
 fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> StoreResult<usize> {
     let backend = |e: rusqlite::Error| StoreError::Backend(e.to_string());
     match write {
@@ -224,15 +232,20 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> StoreResult<usize> {
         }
         Write::AppendEvent(event) => append_events(tx, &[&**event]),
         Write::PurgeEndedBefore(before) => {
+            // Only ids created before the cutoff can have ended before it (schema 4).
+            let below = uuid_v7_prefix(*before);
             tx.prepare_cached(
                 "DELETE FROM event_batches WHERE execution_id IN
-                   (SELECT id FROM executions WHERE end_time IS NOT NULL AND end_time < ?1)",
+                   (SELECT id FROM executions
+                    WHERE id < ?2 AND end_time IS NOT NULL AND end_time < ?1)",
             )
-            .and_then(|mut s| s.execute(params![before]))
+            .and_then(|mut s| s.execute(params![before, below]))
             .map_err(backend)?;
-            tx.prepare_cached("DELETE FROM executions WHERE end_time IS NOT NULL AND end_time < ?1")
-                .and_then(|mut s| s.execute(params![before]))
-                .map_err(backend)
+            tx.prepare_cached(
+                "DELETE FROM executions WHERE id < ?2 AND end_time IS NOT NULL AND end_time < ?1",
+            )
+            .and_then(|mut s| s.execute(params![before, below]))
+            .map_err(backend)
         }
     }
 }
