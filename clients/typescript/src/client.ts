@@ -205,7 +205,7 @@ export class WfmClient {
    * breaking out of the loop cancels the stream (not the execution).
    */
   execute(name: string, options: ExecuteOptions = {}, call?: CallOptions): AsyncIterable<ExecutionEvent> {
-    return events(() => this.raw.execute(executeRequest(name, options), call));
+    return events((signal) => this.raw.execute(executeRequest(name, options), { ...call, signal }), call);
   }
 
   /**
@@ -271,7 +271,10 @@ export class WfmClient {
    * (0 replays all), then follows the execution live until its terminal event.
    */
   watch(executionId: string, afterSequence: number | bigint = 0, call?: CallOptions): AsyncIterable<ExecutionEvent> {
-    return events(() => this.raw.watchExecution({ executionId, afterSequence: BigInt(afterSequence) }, call));
+    return events(
+      (signal) => this.raw.watchExecution({ executionId, afterSequence: BigInt(afterSequence) }, { ...call, signal }),
+      call,
+    );
   }
 
   /** Cancels an execution and its children (idempotent); returns the status after the request. */
@@ -316,17 +319,34 @@ async function unary<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The events of a stream opened with a signal of its own. Leaving the loop early (`break`,
+ * `return`, a throw in its body) ends the generator in `finally`, which aborts the call:
+ * the server closes the stream at once instead of keeping it until the execution ends.
+ * The caller's own `signal`, when given, still aborts it too.
+ */
 async function* events(
-  open: () => AsyncIterable<{ event?: PbExecutionEvent }>,
+  open: (signal: AbortSignal) => AsyncIterable<{ event?: PbExecutionEvent }>,
+  call?: CallOptions,
 ): AsyncGenerator<ExecutionEvent, void, undefined> {
+  const stop = new AbortController();
+  const callerAborted = () => stop.abort(call?.signal?.reason);
+  if (call?.signal?.aborted) {
+    callerAborted();
+  } else {
+    call?.signal?.addEventListener("abort", callerAborted, { once: true });
+  }
   try {
-    for await (const res of open()) {
+    for await (const res of open(stop.signal)) {
       if (res.event) {
         yield eventFromPb(res.event);
       }
     }
   } catch (e) {
     throw WfmError.from(e);
+  } finally {
+    call?.signal?.removeEventListener("abort", callerAborted);
+    stop.abort();
   }
 }
 

@@ -434,6 +434,58 @@ describe("input limits", () => {
   });
 });
 
+describe("leaving a stream early", () => {
+  let server: WfmServer;
+  let client: WfmClient;
+  let metricsUrl: string;
+
+  before(async () => {
+    server = await startServer({}, 20_000, ["--metrics-listen", "127.0.0.1:0"]);
+    client = new WfmClient(server.url);
+    const m = /metrics=(\S+:\d+)/.exec(server.stderr());
+    assert.ok(m, `no metrics address in the server's log:\n${server.stderr()}`);
+    metricsUrl = `http://${m[1]}/metrics`;
+    await client.register({ name: "nap", source: nativeSource("sleep") });
+  });
+
+  after(async () => {
+    client?.close();
+    await server?.stop();
+  });
+
+  /** The server's count of open streams of one RPC, from its Prometheus endpoint. */
+  async function openStreams(method: string): Promise<number> {
+    const text = await (await fetch(metricsUrl)).text();
+    const line = text.split("\n").find((l) => l.startsWith("wfm_grpc_streams_open{") && l.includes(`method="${method}"`));
+    return line ? Number(line.split(" ").at(-1)) : 0;
+  }
+
+  async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      if (await check()) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.fail(what);
+  }
+
+  for (const [rpc, open] of [
+    ["WatchExecution", async () => client.watch((await client.startExecution("nap", { input: { duration_ms: 60_000 } })).executionId)],
+    ["Execute", async () => client.execute("nap", { input: { duration_ms: 60_000 } })],
+  ] as const) {
+    it(`break out of a ${rpc} loop closes its stream on the server, and the execution runs on`, async () => {
+      let executionId = "";
+      for await (const e of await open()) {
+        executionId = e.executionId;
+        await eventually(`the ${rpc} stream is open while it is read`, async () => (await openStreams(rpc)) === 1);
+        break;
+      }
+      await eventually(`the ${rpc} stream stays open after break`, async () => (await openStreams(rpc)) === 0);
+      assert.equal((await client.getExecution(executionId)).status, ExecutionStatus.RUNNING);
+      await client.cancelExecution(executionId, "test done");
+    });
+  }
+});
+
 describe("shutdown", () => {
   it("stops a server the test started, which exits 0", async () => {
     const server = await startServer();
