@@ -12,7 +12,8 @@ use wfm::config::{AuthOverrides, Config, FlagOverrides, LogFormat, LogOverrides,
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Serve { .. }) {
+    // The benchmark too: the canned server it runs in its own process must match `serve`.
+    if matches!(cli.command, Command::Serve { .. } | Command::Bench(_)) {
         disable_transparent_huge_pages();
     }
     let target = Target {

@@ -2,6 +2,7 @@
 //! latency next to the floor (Health/Check on the same server and connections, and this
 //! disk's fsync) measured in the same run, since absolute figures move on shared machines.
 
+mod canned;
 mod disk;
 mod load;
 mod report;
@@ -26,6 +27,9 @@ pub enum Scenario {
     ExecuteMemory,
     /// Execute of a 1-step noop workflow, durable store.
     ExecuteDurable,
+    /// Execute answered by a server that does no work (a real execution's events replayed):
+    /// the ceiling for execute-memory on this gRPC stack.
+    ExecuteCanned,
     /// Execute of a declarative workflow of 10 sequential steps.
     Seq10,
     /// Execute of a declarative workflow of 10 parallel steps.
@@ -40,8 +44,8 @@ pub enum Scenario {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Drive the server at --server instead of starting servers (the scale scenarios and
-    /// the in-memory one need servers it starts, and are skipped).
+    /// Drive the server at --server instead of starting servers (the scale scenarios, the
+    /// in-memory one and the canned one need servers it starts, and are skipped).
     #[arg(long)]
     pub running: bool,
     /// Scenarios to run (default: all).
@@ -189,22 +193,46 @@ pub async fn run(
                     Some(scale::fan_out(&server, &pool, args.watchers, steps, step_ms).await?);
             }
         }
-        if args.wants(Scenario::ExecuteMemory) {
+        if args.wants(Scenario::ExecuteMemory) || args.wants(Scenario::ExecuteCanned) {
             let server = BenchServer::start(&scratch.0.join("memory"), StoreChoice::Memory)?;
-            let rows = throughput_rows(
-                &server.url,
-                &Default::default(),
-                &args,
-                phase,
-                "memory",
-                &[(
-                    Scenario::ExecuteMemory,
-                    "execute-memory",
-                    Some(workload::NOOP),
-                )],
-            )
-            .await?;
-            report.rows.extend(rows);
+            if args.wants(Scenario::ExecuteMemory) {
+                let rows = throughput_rows(
+                    &server.url,
+                    &Default::default(),
+                    &args,
+                    phase,
+                    "memory",
+                    &[(
+                        Scenario::ExecuteMemory,
+                        "execute-memory",
+                        Some(workload::NOOP),
+                    )],
+                )
+                .await?;
+                report.rows.extend(rows);
+            }
+            if args.wants(Scenario::ExecuteCanned) {
+                progress("canned: recording one execution's events to replay");
+                let pool = Pool::connect(&server.url, &Default::default(), 1).await?;
+                workload::register_all(&pool).await?;
+                let events = workload::record_execute(&pool, workload::NOOP).await?;
+                drop(server);
+                let canned = canned::CannedServer::start(events)?;
+                let rows = throughput_rows(
+                    &canned.url,
+                    &Default::default(),
+                    &args,
+                    phase,
+                    canned::STORE,
+                    &[(
+                        Scenario::ExecuteCanned,
+                        "execute-canned",
+                        Some(workload::NOOP),
+                    )],
+                )
+                .await?;
+                report.rows.extend(rows);
+            }
         }
         if args.wants(Scenario::InFlight) || args.wants(Scenario::Resume) {
             let server = BenchServer::start(&scratch.0.join("scale"), StoreChoice::Durable)?;
@@ -249,7 +277,10 @@ async fn throughput_rows(
     let mut rows = Vec::new();
     for &clients in &args.clients {
         let pool = Pool::connect(url, options, args.connections_for(clients)).await?;
-        workload::register_all(&pool).await?;
+        if store != canned::STORE {
+            // The canned server answers Execute whatever the name: it has no registry.
+            workload::register_all(&pool).await?;
+        }
         progress(&format!("{store}: floor (Health/Check), {clients} clients"));
         let floor = Row::new(
             "floor",

@@ -118,7 +118,19 @@ impl Report {
                         "in-memory 1-step throughput, 64 clients"
                     },
                     goal: format!(">= {goal:.2}x floor"),
-                    measured: format!("{:.2}x ({:.0}/s)", row.throughput_vs_floor, row.per_second),
+                    measured: match self
+                        .row("execute-canned", 64)
+                        .filter(|_| scenario == "execute-memory")
+                    {
+                        // The contract's ceiling, for reading how far wfm's own work is.
+                        Some(canned) => format!(
+                            "{:.2}x ({:.0}/s); canned {:.2}x",
+                            row.throughput_vs_floor, row.per_second, canned.throughput_vs_floor
+                        ),
+                        None => {
+                            format!("{:.2}x ({:.0}/s)", row.throughput_vs_floor, row.per_second)
+                        }
+                    },
                     met: Some(row.throughput_vs_floor >= goal),
                 });
             }

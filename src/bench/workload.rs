@@ -182,6 +182,30 @@ pub fn execute(pool: &Pool, workflow: &'static str) -> Operation {
     })
 }
 
+/// One Execute of `workflow`, its events as the server streamed them (the canned server
+/// replays them).
+pub async fn record_execute(
+    pool: &Pool,
+    workflow: &'static str,
+) -> anyhow::Result<Vec<proto::ExecuteResponse>> {
+    let mut stream = pool
+        .client(0)
+        .execute(proto::ExecuteRequest {
+            name: workflow.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(response) = stream.message().await? {
+        events.push(response);
+    }
+    match events.last().and_then(|r| r.event.as_ref()?.kind.as_ref()) {
+        Some(Kind::Completed(_)) => Ok(events),
+        other => anyhow::bail!("the recorded execution of {workflow} did not complete: {other:?}"),
+    }
+}
+
 /// StartExecution of the sleep workflow: returns once the execution is accepted (durable).
 pub async fn start_sleeping(
     client: &mut Client,
