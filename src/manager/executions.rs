@@ -360,7 +360,7 @@ impl WorkflowManager {
         // Committed with the terminal event (or before it): whoever sees the event finds
         // the same state with GetExecution.
         if let Err(e) = live.save(&record, false) {
-            tracing::error!(error = %e, "could not record the terminal state");
+            tracing::error!(execution = %live.id, error = %e, "could not record the terminal state");
         }
         let duration_ms = observer.finished(record.status.into()).as_secs_f64() * 1e3;
         match &terminal {
@@ -384,7 +384,7 @@ impl WorkflowManager {
             }
         });
         if let Err(e) = live.emit(terminal).await {
-            tracing::error!(error = %e, "could not record the terminal event");
+            tracing::error!(execution = %live.id, error = %e, "could not record the terminal event");
         }
         live.run_on_terminal();
         live.finished.cancel();

@@ -246,7 +246,7 @@ impl LiveExecution {
     }
 
     fn failed(&self, error: &str) {
-        tracing::error!(error, "could not record the execution's history");
+        tracing::error!(execution = %self.id, error, "could not record the execution's history");
         self.durable.send_modify(|d| {
             d.error.get_or_insert(error.to_string());
         });
