@@ -2,8 +2,9 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
+    hash::{BuildHasher, RandomState},
     ops::Bound,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use async_trait::async_trait;
@@ -40,42 +41,22 @@ struct Stored {
     events: Vec<Arc<Event>>,
 }
 
+/// The executions whose keys hash to one shard. A running execution's writes (its events,
+/// its record's updates) lock only its shard, so executions running on other threads do
+/// not wait for each other.
 #[derive(Default)]
-struct Inner {
-    workflows: BTreeMap<(String, u32), WorkflowRecord>,
-    /// Looked up by every write of a running execution. Boxed: the map moves its entries
-    /// when it grows, and a pointer is cheaper to move than a record.
+struct Shard {
+    /// Boxed: the map moves its entries when it grows, and a pointer is cheaper to move
+    /// than a record.
     executions: HashMap<Key, Box<Stored>>,
-    /// The same keys in id order, for lists: UUIDv7 ids make this creation order.
-    order: BTreeSet<Key>,
-    request_ids: HashMap<String, String>,
 }
 
-/// The writes, applied under the caller's lock; owned so nothing is copied twice.
-impl Inner {
+impl Shard {
     fn get_mut(&mut self, id: &str) -> StoreResult<&mut Stored> {
         self.executions
             .get_mut(&Key::of(id))
             .map(|s| &mut **s)
             .ok_or_else(|| StoreError::ExecutionNotFound(id.to_string()))
-    }
-
-    fn get(&self, id: &str) -> Option<&Stored> {
-        self.executions.get(&Key::of(id)).map(|s| &**s)
-    }
-
-    fn create(&mut self, record: ExecutionRecord) {
-        if let Some(request_id) = &record.request_id {
-            self.request_ids
-                .insert(request_id.clone(), record.id.clone());
-        }
-        let stored = Box::new(Stored {
-            record,
-            events: Vec::with_capacity(8),
-        });
-        let key = Key::of(&stored.record.id);
-        self.order.insert(key.clone());
-        self.executions.insert(key, stored);
     }
 
     fn update(&mut self, execution: ExecutionRecord) -> StoreResult<()> {
@@ -102,9 +83,34 @@ impl Inner {
     }
 }
 
+/// What spans the shards, changed only when executions are created or purged.
 #[derive(Default)]
+struct Index {
+    /// Every key in id order, for lists: UUIDv7 ids make this creation order.
+    order: BTreeSet<Key>,
+    request_ids: HashMap<String, String>,
+}
+
+/// Shards: a power of two well above the worker threads of a small server.
+const SHARDS: usize = 16;
+
+/// Locks are taken index first, then a shard, never the other way round.
 pub struct MemoryStore {
-    inner: Mutex<Inner>,
+    workflows: Mutex<BTreeMap<(String, u32), WorkflowRecord>>,
+    index: Mutex<Index>,
+    shards: [Mutex<Shard>; SHARDS],
+    hasher: RandomState,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            workflows: Mutex::default(),
+            index: Mutex::default(),
+            shards: std::array::from_fn(|_| Mutex::default()),
+            hasher: RandomState::new(),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -112,38 +118,88 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("memory store lock")
+    fn index(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().expect("memory store index lock")
+    }
+
+    fn shard_of(&self, key: &Key) -> MutexGuard<'_, Shard> {
+        let n = self.hasher.hash_one(key) as usize % SHARDS;
+        self.shards[n].lock().expect("memory store shard lock")
+    }
+
+    fn shard(&self, id: &str) -> MutexGuard<'_, Shard> {
+        self.shard_of(&Key::of(id))
+    }
+
+    /// Under the index's lock, so a list or a request-id lookup sees all of it or none.
+    fn create(&self, record: ExecutionRecord) {
+        let key = Key::of(&record.id);
+        let mut index = self.index();
+        if let Some(request_id) = &record.request_id {
+            index
+                .request_ids
+                .insert(request_id.clone(), record.id.clone());
+        }
+        index.order.insert(key.clone());
+        let stored = Box::new(Stored {
+            record,
+            events: Vec::with_capacity(8),
+        });
+        self.shard_of(&key).executions.insert(key, stored);
+    }
+
+    fn record(&self, id: &str) -> Option<ExecutionRecord> {
+        let key = Key::of(id);
+        let shard = self.shard_of(&key);
+        shard.executions.get(&key).map(|s| s.record.clone())
+    }
+
+    /// The records of `keys` (in that order) that pass `keep`, up to `limit`.
+    fn records<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k Key>,
+        keep: impl Fn(&ExecutionRecord) -> bool,
+        limit: usize,
+    ) -> Vec<ExecutionRecord> {
+        keys.filter_map(|key| {
+            let shard = self.shard_of(key);
+            let record = &shard.executions.get(key)?.record;
+            keep(record).then(|| record.clone())
+        })
+        .take(limit)
+        .collect()
     }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
     async fn save_workflow(&self, workflow: &WorkflowRecord) -> StoreResult<()> {
-        self.lock()
-            .workflows
+        self.workflows
+            .lock()
+            .expect("memory store workflows lock")
             .insert((workflow.name.clone(), workflow.version), workflow.clone());
         Ok(())
     }
 
     async fn delete_workflow(&self, name: &str) -> StoreResult<usize> {
-        let mut inner = self.lock();
-        let before = inner.workflows.len();
-        inner.workflows.retain(|(n, _), _| n != name);
-        Ok(before - inner.workflows.len())
+        let mut workflows = self.workflows.lock().expect("memory store workflows lock");
+        let before = workflows.len();
+        workflows.retain(|(n, _), _| n != name);
+        Ok(before - workflows.len())
     }
 
     async fn load_workflows(&self) -> StoreResult<Vec<WorkflowRecord>> {
-        Ok(self.lock().workflows.values().cloned().collect())
+        let workflows = self.workflows.lock().expect("memory store workflows lock");
+        Ok(workflows.values().cloned().collect())
     }
 
     async fn create_execution(&self, execution: &ExecutionRecord) -> StoreResult<()> {
-        self.lock().create(execution.clone());
+        self.create(execution.clone());
         Ok(())
     }
 
     async fn update_execution(&self, execution: &ExecutionRecord) -> StoreResult<()> {
-        self.lock().update(execution.clone())
+        self.shard(&execution.id).update(execution.clone())
     }
 
     async fn write_batch(&self, writes: Vec<StoreWrite>) -> StoreResult<()> {
@@ -155,28 +211,26 @@ impl Store for MemoryStore {
     }
 
     fn apply_now(&self, writes: Vec<StoreWrite>) -> StoreResult<()> {
-        let mut inner = self.lock();
         for write in writes {
             match write {
-                StoreWrite::CreateExecution(e) => inner.create(*e),
-                StoreWrite::UpdateExecution(e) => inner.update(*e)?,
-                StoreWrite::AppendEvent(event) => inner.append(event)?,
+                StoreWrite::CreateExecution(e) => self.create(*e),
+                StoreWrite::UpdateExecution(e) => self.shard(&e.id).update(*e)?,
+                StoreWrite::AppendEvent(event) => self.shard(&event.execution_id).append(event)?,
             }
         }
         Ok(())
     }
 
     async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>> {
-        Ok(self.lock().get(id).map(|s| s.record.clone()))
+        Ok(self.record(id))
     }
 
     async fn find_by_request_id(&self, request_id: &str) -> StoreResult<Option<ExecutionRecord>> {
-        let inner = self.lock();
-        Ok(inner
+        let index = self.index();
+        Ok(index
             .request_ids
             .get(request_id)
-            .and_then(|id| inner.get(id))
-            .map(|s| s.record.clone()))
+            .and_then(|id| self.record(id)))
     }
 
     async fn list_executions(
@@ -185,52 +239,44 @@ impl Store for MemoryStore {
         before: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<ExecutionRecord>> {
-        let inner = self.lock();
+        let index = self.index();
         let upper = before.map_or(Bound::Unbounded, |id| Bound::Excluded(Key::of(id)));
-        let range = inner.order.range((Bound::Unbounded, upper));
-        Ok(range
-            .rev()
-            .filter_map(|key| inner.executions.get(key))
-            .map(|s| &s.record)
-            .filter(|e| filter.matches(e))
-            .take(limit)
-            .cloned()
-            .collect())
+        let newest_first = index.order.range((Bound::Unbounded, upper)).rev();
+        Ok(self.records(newest_first, |e| filter.matches(e), limit))
     }
 
     async fn append_event(&self, event: &Event) -> StoreResult<()> {
-        self.lock().append(Arc::new(event.clone()))
+        self.shard(&event.execution_id)
+            .append(Arc::new(event.clone()))
     }
 
     async fn unfinished_executions(&self) -> StoreResult<Vec<ExecutionRecord>> {
-        let inner = self.lock();
-        Ok(inner
-            .order
-            .iter()
-            .filter_map(|key| inner.executions.get(key))
-            .map(|s| &s.record)
-            .filter(|e| !e.status.is_terminal())
-            .cloned()
-            .collect())
+        let index = self.index();
+        Ok(self.records(index.order.iter(), |e| !e.status.is_terminal(), usize::MAX))
     }
 
     async fn purge_ended_before(&self, before: std::time::SystemTime) -> StoreResult<usize> {
-        let mut inner = self.lock();
-        let old: Vec<Key> = inner
-            .executions
-            .iter()
-            .filter(|(_, s)| s.record.end_time.is_some_and(|t| t < before))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in &old {
-            inner.order.remove(key);
-            if let Some(s) = inner.executions.remove(key)
-                && let Some(r) = s.record.request_id
-            {
-                inner.request_ids.remove(&r);
+        let mut index = self.index();
+        let mut purged = 0;
+        for shard in &self.shards {
+            let mut shard = shard.lock().expect("memory store shard lock");
+            let old: Vec<Key> = shard
+                .executions
+                .iter()
+                .filter(|(_, s)| s.record.end_time.is_some_and(|t| t < before))
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in old {
+                index.order.remove(&key);
+                if let Some(s) = shard.executions.remove(&key)
+                    && let Some(r) = s.record.request_id
+                {
+                    index.request_ids.remove(&r);
+                }
+                purged += 1;
             }
         }
-        Ok(old.len())
+        Ok(purged)
     }
 
     async fn events_after(
@@ -239,9 +285,11 @@ impl Store for MemoryStore {
         after: u64,
         limit: usize,
     ) -> StoreResult<Vec<Event>> {
-        let inner = self.lock();
-        let events = &inner
-            .get(execution_id)
+        let key = Key::of(execution_id);
+        let shard = self.shard_of(&key);
+        let events = &shard
+            .executions
+            .get(&key)
             .ok_or_else(|| StoreError::ExecutionNotFound(execution_id.to_string()))?
             .events;
         // Sequence n sits at index n - 1.
