@@ -196,20 +196,14 @@ pub async fn run(
         if args.wants(Scenario::ExecuteMemory) || args.wants(Scenario::ExecuteCanned) {
             let server = BenchServer::start(&scratch.0.join("memory"), StoreChoice::Memory)?;
             if args.wants(Scenario::ExecuteMemory) {
-                let rows = throughput_rows(
+                let rows = noop_rows(
                     &server.url,
-                    &Default::default(),
                     &args,
                     phase,
                     "memory",
-                    &[(
-                        Scenario::ExecuteMemory,
-                        "execute-memory",
-                        Some(workload::NOOP),
-                    )],
-                )
-                .await?;
-                report.rows.extend(rows);
+                    (Scenario::ExecuteMemory, "execute-memory"),
+                );
+                report.rows.extend(rows.await?);
             }
             if args.wants(Scenario::ExecuteCanned) {
                 progress("canned: recording one execution's events to replay");
@@ -218,20 +212,14 @@ pub async fn run(
                 let events = workload::record_execute(&pool, workload::NOOP).await?;
                 drop(server);
                 let canned = canned::CannedServer::start(events)?;
-                let rows = throughput_rows(
+                let rows = noop_rows(
                     &canned.url,
-                    &Default::default(),
                     &args,
                     phase,
                     canned::STORE,
-                    &[(
-                        Scenario::ExecuteCanned,
-                        "execute-canned",
-                        Some(workload::NOOP),
-                    )],
-                )
-                .await?;
-                report.rows.extend(rows);
+                    (Scenario::ExecuteCanned, "execute-canned"),
+                );
+                report.rows.extend(rows.await?);
             }
         }
         if args.wants(Scenario::InFlight) || args.wants(Scenario::Resume) {
@@ -263,6 +251,18 @@ pub async fn run(
         report.print_table();
     }
     Ok(if report.failed() { 1 } else { 0 })
+}
+
+/// The floor then an Execute of the 1-step noop workflow, at each client count.
+async fn noop_rows(
+    url: &str,
+    args: &BenchArgs,
+    phase: Phase,
+    store: &str,
+    (scenario, name): (Scenario, &'static str),
+) -> anyhow::Result<Vec<Row>> {
+    let scenario = (scenario, name, Some(workload::NOOP));
+    throughput_rows(url, &Default::default(), args, phase, store, &[scenario]).await
 }
 
 /// The floor then each scenario, at each client count, on one server.

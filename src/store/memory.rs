@@ -51,24 +51,25 @@ struct Shard {
     executions: HashMap<Key, Box<Stored>>,
 }
 
+/// The writes of a running execution, given its key (parsed once per write).
 impl Shard {
-    fn get_mut(&mut self, id: &str) -> StoreResult<&mut Stored> {
+    fn get_mut(&mut self, key: &Key, id: &str) -> StoreResult<&mut Stored> {
         self.executions
-            .get_mut(&Key::of(id))
+            .get_mut(key)
             .map(|s| &mut **s)
             .ok_or_else(|| StoreError::ExecutionNotFound(id.to_string()))
     }
 
-    fn update(&mut self, execution: ExecutionRecord) -> StoreResult<()> {
-        let existing = &mut self.get_mut(&execution.id)?.record;
+    fn update(&mut self, key: &Key, execution: ExecutionRecord) -> StoreResult<()> {
+        let existing = &mut self.get_mut(key, &execution.id)?.record;
         let last_sequence = existing.last_sequence.max(execution.last_sequence);
         *existing = execution;
         existing.last_sequence = last_sequence;
         Ok(())
     }
 
-    fn append(&mut self, event: Arc<Event>) -> StoreResult<()> {
-        let stored = self.get_mut(&event.execution_id)?;
+    fn append(&mut self, key: &Key, event: Arc<Event>) -> StoreResult<()> {
+        let stored = self.get_mut(key, &event.execution_id)?;
         let last = stored.events.last().map_or(0, |e| e.sequence);
         if event.sequence != last + 1 {
             return Err(StoreError::OutOfOrder {
@@ -127,8 +128,14 @@ impl MemoryStore {
         self.shards[n].lock().expect("memory store shard lock")
     }
 
-    fn shard(&self, id: &str) -> MutexGuard<'_, Shard> {
-        self.shard_of(&Key::of(id))
+    fn update(&self, execution: ExecutionRecord) -> StoreResult<()> {
+        let key = Key::of(&execution.id);
+        self.shard_of(&key).update(&key, execution)
+    }
+
+    fn append(&self, event: Arc<Event>) -> StoreResult<()> {
+        let key = Key::of(&event.execution_id);
+        self.shard_of(&key).append(&key, event)
     }
 
     /// Under the index's lock, so a list or a request-id lookup sees all of it or none.
@@ -199,7 +206,7 @@ impl Store for MemoryStore {
     }
 
     async fn update_execution(&self, execution: &ExecutionRecord) -> StoreResult<()> {
-        self.shard(&execution.id).update(execution.clone())
+        self.update(execution.clone())
     }
 
     async fn write_batch(&self, writes: Vec<StoreWrite>) -> StoreResult<()> {
@@ -214,8 +221,8 @@ impl Store for MemoryStore {
         for write in writes {
             match write {
                 StoreWrite::CreateExecution(e) => self.create(*e),
-                StoreWrite::UpdateExecution(e) => self.shard(&e.id).update(*e)?,
-                StoreWrite::AppendEvent(event) => self.shard(&event.execution_id).append(event)?,
+                StoreWrite::UpdateExecution(e) => self.update(*e)?,
+                StoreWrite::AppendEvent(event) => self.append(event)?,
             }
         }
         Ok(())
@@ -246,8 +253,7 @@ impl Store for MemoryStore {
     }
 
     async fn append_event(&self, event: &Event) -> StoreResult<()> {
-        self.shard(&event.execution_id)
-            .append(Arc::new(event.clone()))
+        self.append(Arc::new(event.clone()))
     }
 
     async fn unfinished_executions(&self) -> StoreResult<Vec<ExecutionRecord>> {
