@@ -731,3 +731,62 @@ async fn refuses_ten_thousand_steps_naming_the_limit() {
         s.message()
     );
 }
+
+/// Two parents fill both slots, then each waits for three children: without lending its
+/// slot while it waits, neither parent's children could ever start.
+#[tokio::test]
+async fn parents_waiting_on_children_lend_them_their_slots() {
+    let server = Server::start("[limits]\nmax_concurrent_executions = 2\n");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "leaf",
+        "steps:\n  - {id: nap, tool: {name: sleep, arguments: {duration_ms: 100}}}\n",
+    )
+    .await
+    .unwrap();
+    register(
+        &mut c,
+        "fan",
+        "steps:\n  - {id: each, for_each: \"{{ input.ns }}\", workflow: {name: leaf}}\n  - {id: after, depends_on: [each], tool: {name: json_transform, arguments: {data: 1, expression: data}}}\n",
+    )
+    .await
+    .unwrap();
+    let runs = (0..2).map(|_| {
+        let mut c = c.clone();
+        tokio::spawn(async move { execute(&mut c, "fan", json!({"ns": [1, 2, 3]})).await })
+    });
+    for run in futures_util::future::join_all(runs).await {
+        let events = run.unwrap().unwrap();
+        let lines = lines(&events);
+        assert_eq!(lines.last().unwrap(), "run completed", "{lines:#?}");
+        assert!(lines.contains(&"completed after".to_string()), "{lines:#?}");
+    }
+
+    // The limit still holds: the six children ran two at a time at most.
+    let leaves = c
+        .list_executions(proto::ListExecutionsRequest {
+            workflow_name: "leaf".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .executions;
+    assert_eq!(leaves.len(), 6);
+    let micros = |t: &Option<prost_types::Timestamp>| {
+        let t = t.as_ref().expect("a time");
+        t.seconds as i128 * 1_000_000 + t.nanos as i128 / 1000
+    };
+    let spans: Vec<(i128, i128)> = leaves
+        .iter()
+        .map(|e| (micros(&e.start_time), micros(&e.end_time)))
+        .collect();
+    for &(start, _) in &spans {
+        let running = spans
+            .iter()
+            .filter(|&&(s, e)| s <= start && start < e)
+            .count();
+        assert!(running <= 2, "{running} children ran at once: {spans:?}");
+    }
+}

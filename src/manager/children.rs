@@ -40,7 +40,32 @@ impl WorkflowManager {
 
 #[async_trait]
 impl ChildRunner for Children {
+    /// The parent lends its slots to the child while it waits (see `slots.rs`), and takes
+    /// them back before its step goes on.
     async fn run_child(
+        &self,
+        request: ChildRequest,
+        cancel: CancellationToken,
+        progress: mpsc::Sender<String>,
+    ) -> Result<Value, String> {
+        let parent = self
+            .manager
+            .live
+            .lock()
+            .expect("live executions lock")
+            .get(&request.parent_execution_id)
+            .map(|live| live.slots.clone());
+        let loan = parent.map(|slots| slots.lend());
+        let outcome = self.start_and_follow(request, cancel, progress).await;
+        if let Some(loan) = loan {
+            loan.end().await;
+        }
+        outcome
+    }
+}
+
+impl Children {
+    async fn start_and_follow(
         &self,
         request: ChildRequest,
         cancel: CancellationToken,

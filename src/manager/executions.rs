@@ -13,11 +13,8 @@ use tokio::sync::broadcast;
 use tracing::Instrument;
 
 use super::{
-    ManagerError, WorkflowManager, check_version,
-    gate::{Admission, Permits},
-    live::LiveExecution,
-    registry::RegisteredWorkflow,
-    validate,
+    ManagerError, WorkflowManager, check_version, gate::Admission, live::LiveExecution,
+    registry::RegisteredWorkflow, validate,
 };
 use crate::engine::{
     Event, EventKind, EventSink, ExecutionContext, ExecutionResult, StepResult, WorkflowError,
@@ -212,20 +209,10 @@ impl WorkflowManager {
     ) {
         let started = Instant::now();
         let mut observer = ExecutionObserver::started(&record.workflow_name);
-        // Slots are held until the terminal event is recorded: the next execution of a
-        // workflow limited to one starts after this one has ended.
-        let mut permits = None;
         let outcome = match &workflow {
             Some(workflow) => {
-                self.drive(
-                    &live,
-                    workflow,
-                    admission,
-                    &mut permits,
-                    &mut record,
-                    resume,
-                )
-                .await
+                self.drive(&live, workflow, admission, &mut record, resume)
+                    .await
             }
             None => Err(format!(
                 "workflow '{}' version {} is no longer registered; the execution cannot resume",
@@ -244,8 +231,7 @@ impl WorkflowManager {
                 error,
             },
         };
-        self.finish(&live, record, terminal, &mut observer, permits)
-            .await;
+        self.finish(&live, record, terminal, &mut observer).await;
     }
 
     /// Admission, start and the workflow itself; returns the terminal event to emit.
@@ -254,7 +240,6 @@ impl WorkflowManager {
         live: &Arc<LiveExecution>,
         workflow: &RegisteredWorkflow,
         admission: Admission,
-        permits: &mut Option<Permits>,
         record: &mut ExecutionRecord,
         resume: Resume,
     ) -> Result<EventKind, String> {
@@ -265,7 +250,10 @@ impl WorkflowManager {
             })
             .await?;
         }
-        *permits = Some(match admission {
+        // Slots are held until the terminal event is recorded (the next execution of a
+        // workflow limited to one starts after this one has ended), lent while a step waits
+        // for a child execution.
+        live.slots.hold(match admission {
             Admission::Now(permits) => permits,
             Admission::Queued(ticket) => {
                 live.emit(EventKind::Queued {
@@ -347,7 +335,6 @@ impl WorkflowManager {
         mut record: ExecutionRecord,
         terminal: EventKind,
         observer: &mut ExecutionObserver,
-        permits: Option<Permits>,
     ) {
         let terminal = bound_result(terminal, self.limits.max_output_bytes);
         record.status = match &terminal {
@@ -372,9 +359,9 @@ impl WorkflowManager {
         // The slots go and the execution stops being live before anyone sees the terminal
         // event: whoever saw it may start the next execution at once and finds it admitted.
         // The commit of the terminal event does it, then delivers the event in the same go.
-        let (manager, id) = (Arc::downgrade(self), live.id.clone());
+        let (manager, id, slots) = (Arc::downgrade(self), live.id.clone(), live.slots.clone());
         live.end_with(move || {
-            drop(permits);
+            slots.release();
             if let Some(manager) = manager.upgrade() {
                 manager
                     .live

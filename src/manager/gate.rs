@@ -19,14 +19,53 @@ pub struct Gate {
 
 /// Held while an execution runs; dropping it frees the slots.
 pub struct Permits {
-    _workflow: Option<OwnedSemaphorePermit>,
-    _global: OwnedSemaphorePermit,
+    workflow: Option<OwnedSemaphorePermit>,
+    global: OwnedSemaphorePermit,
+}
+
+impl Permits {
+    /// Where these slots came from, to take them again once lent (see `slots.rs`).
+    pub fn source(&self) -> SlotSource {
+        SlotSource {
+            global: self.global.semaphore().clone(),
+            workflow: self.workflow.as_ref().map(|p| p.semaphore().clone()),
+        }
+    }
+}
+
+/// The semaphores an execution's slots come from: the global one and its workflow's.
+#[derive(Clone)]
+pub struct SlotSource {
+    global: Arc<Semaphore>,
+    workflow: Option<Arc<Semaphore>>,
+}
+
+impl SlotSource {
+    /// Waits for the slots: the workflow's first, then the global one, so a waiting
+    /// execution never holds a global slot while its workflow is full.
+    pub async fn acquire(&self) -> Permits {
+        let workflow = match &self.workflow {
+            Some(s) => Some(
+                s.clone()
+                    .acquire_owned()
+                    .await
+                    .expect("workflow semaphore is never closed"),
+            ),
+            None => None,
+        };
+        let global = self
+            .global
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("global semaphore is never closed");
+        Permits { workflow, global }
+    }
 }
 
 /// A place in the queue; dropping it leaves the queue.
 pub struct Ticket {
-    global: Arc<Semaphore>,
-    workflow: Option<Arc<Semaphore>>,
+    source: SlotSource,
     waiting: Arc<AtomicUsize>,
     pub reason: String,
 }
@@ -58,8 +97,8 @@ impl Gate {
         let workflow_ok = workflow.is_none() || workflow_permit.is_some();
         if workflow_ok && let Ok(global) = self.global.clone().try_acquire_owned() {
             return Ok(Admission::Now(Permits {
-                _workflow: workflow_permit,
-                _global: global,
+                workflow: workflow_permit,
+                global,
             }));
         }
         drop(workflow_permit);
@@ -87,8 +126,7 @@ impl Gate {
             ),
         };
         Ok(Admission::Queued(Ticket {
-            global: self.global.clone(),
-            workflow: workflow.map(|(s, _, _)| s.clone()),
+            source: self.source(workflow),
             waiting: self.waiting.clone(),
             reason,
         }))
@@ -102,12 +140,18 @@ impl Gate {
             Err(_) => {
                 self.waiting.fetch_add(1, Ordering::SeqCst);
                 Admission::Queued(Ticket {
-                    global: self.global.clone(),
-                    workflow: workflow.map(|(s, _, _)| s.clone()),
+                    source: self.source(workflow),
                     waiting: self.waiting.clone(),
                     reason: "resumed after a restart: waiting for a slot".into(),
                 })
             }
+        }
+    }
+
+    fn source(&self, workflow: Option<(&Arc<Semaphore>, &str, u32)>) -> SlotSource {
+        SlotSource {
+            global: self.global.clone(),
+            workflow: workflow.map(|(s, _, _)| s.clone()),
         }
     }
 
@@ -121,28 +165,9 @@ impl Gate {
 }
 
 impl Ticket {
-    /// Waits for the slots: the workflow's first, then the global one, so a queued
-    /// execution never holds a global slot while its workflow is full.
+    /// Waits in line for the slots.
     pub async fn wait(self) -> Permits {
-        let workflow = match &self.workflow {
-            Some(s) => Some(
-                s.clone()
-                    .acquire_owned()
-                    .await
-                    .expect("workflow semaphore is never closed"),
-            ),
-            None => None,
-        };
-        let global = self
-            .global
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("global semaphore is never closed");
-        Permits {
-            _workflow: workflow,
-            _global: global,
-        }
+        self.source.acquire().await
     }
 }
 

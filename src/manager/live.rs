@@ -63,6 +63,8 @@ pub(crate) struct LiveExecution {
     /// Cancelled when the execution has reached its terminal state.
     pub finished: CancellationToken,
     pub events: broadcast::Sender<Arc<Event>>,
+    /// Its concurrency slots once admitted, lent while it waits for a child execution.
+    pub slots: Arc<super::slots::Slots>,
     queue: Mutex<Queue>,
     durable: watch::Sender<Durable>,
     store: Arc<dyn Store>,
@@ -95,6 +97,7 @@ impl LiveExecution {
             cancel_reason: Mutex::new(None),
             finished: CancellationToken::new(),
             events,
+            slots: Arc::default(),
             queue: Mutex::new(Queue {
                 last_sequence,
                 ..Queue::default()

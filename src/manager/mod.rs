@@ -10,6 +10,7 @@ mod lifecycle;
 mod live;
 mod recovery;
 mod registry;
+mod slots;
 pub mod validate;
 mod watch;
 
