@@ -66,6 +66,20 @@ async fn lists_mcp_tools_and_survives_a_broken_server() {
         log.contains("broken") && log.contains("could not be connected"),
         "{log}"
     );
+    // server-everything adds tools once the session is initialized and says so
+    // (notifications/tools/list_changed): wfm lists them again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server
+        .log()
+        .contains("MCP server's tools changed server=everything")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no re-listing after list_changed:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
@@ -300,13 +314,20 @@ impl Drop for HttpEverything {
     }
 }
 
-async fn http_everything() -> HttpEverything {
-    let (everything, _) = mcp_servers();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+async fn http_everything() -> HttpEverything {
+    http_everything_on(free_port()).await
+}
+
+async fn http_everything_on(port: u16) -> HttpEverything {
+    let (everything, _) = mcp_servers();
     let child = std::process::Command::new("node")
         .arg(&everything)
         .arg("streamableHttp")
@@ -363,6 +384,66 @@ async fn calls_a_server_over_streamable_http() {
     assert_eq!(
         output(&events),
         json!({"say": "Echo: over http"}),
+        "{:#?}",
+        lines(&events)
+    );
+}
+
+/// wfm started before its MCP server (as services in one deployment often are): it serves
+/// at once without the server's tools, keeps trying, and adds them once the server is up.
+#[tokio::test]
+async fn a_server_that_comes_up_after_wfm_gets_its_tools_added() {
+    let port = free_port();
+    let server = Server::start(&format!(
+        "[mcp_servers.late]\nurl = \"http://127.0.0.1:{port}/mcp\"\nstartup_timeout = \"2s\"\n"
+    ));
+    let mut c = server.client().await;
+    let names = |tools: Vec<proto::Tool>| tools.into_iter().map(|t| t.name).collect::<Vec<_>>();
+    let before = names(
+        c.list_tools(proto::ListToolsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .tools,
+    );
+    assert!(!before.iter().any(|n| n.starts_with("late.")), "{before:?}");
+    assert!(
+        server.log().contains("retrying in the background"),
+        "{}",
+        server.log()
+    );
+
+    let _http = http_everything_on(port).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let tools = names(
+            c.list_tools(proto::ListToolsRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .tools,
+        );
+        if tools.iter().any(|n| n == "late.echo") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "late.echo never appeared: {tools:?}\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    register(
+        &mut c,
+        "late-echo",
+        "steps:\n  - {id: say, tool: {name: late.echo, arguments: {message: hi}}}\n",
+    )
+    .await
+    .unwrap();
+    let events = execute(&mut c, "late-echo", json!({})).await.unwrap();
+    assert_eq!(
+        output(&events),
+        json!({"say": "Echo: hi"}),
         "{:#?}",
         lines(&events)
     );

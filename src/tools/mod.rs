@@ -71,6 +71,25 @@ impl ToolManager {
             .insert(name, Registered { tool, metrics });
     }
 
+    /// Makes `tools` the tools of `server`: its tools not among them are removed, and a tool
+    /// it keeps keeps its metrics.
+    pub fn set_server_tools(&self, server: &str, tools: Vec<Arc<dyn Tool>>) {
+        let mut registry = self.tools.write().expect("tool registry lock");
+        let names: std::collections::BTreeSet<&str> =
+            tools.iter().map(|t| t.spec().name.as_str()).collect();
+        registry.retain(|name, r| r.tool.spec().server != server || names.contains(name.as_str()));
+        for tool in tools {
+            let name = tool.spec().name.clone();
+            match registry.get_mut(&name) {
+                Some(registered) => registered.tool = tool,
+                None => {
+                    let metrics = Arc::new(ToolMetrics::new(&name, server));
+                    registry.insert(name, Registered { tool, metrics });
+                }
+            }
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
         self.tools
             .read()

@@ -1,18 +1,20 @@
 //! One MCP server connection, kept alive: a supervisor task watches it and reconnects with
-//! backoff when the transport dies (a stdio server that exited, an HTTP server gone).
+//! backoff when the transport dies (a stdio server that exited, an HTTP server gone) or
+//! could not be made at start (a server not up yet), and keeps the server's tools in the
+//! ToolManager as the server lists them.
 //! Transport errors are the liveness signal; a call in flight then fails as Unavailable
 //! and the step's retry policy decides whether to try again.
 
 use std::{
     process::Stdio,
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, Mutex, RwLock, Weak},
     time::Duration,
 };
 
 use rmcp::{
-    RoleClient, ServiceError, ServiceExt,
+    ClientHandler, RoleClient, ServiceError, ServiceExt,
     model::{CallToolRequestParams, CallToolResult, ContentBlock},
-    service::{Peer, RunningService},
+    service::{NotificationContext, Peer, RunningService},
     transport::{StreamableHttpClientTransport, TokioChildProcess},
 };
 use serde_json::Value;
@@ -20,9 +22,9 @@ use tokio::{io::AsyncBufReadExt, sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::McpServerConfig;
-use crate::tools::ToolError;
+use crate::tools::{ToolError, ToolManager};
 
-type Client = RunningService<RoleClient, ()>;
+type Client = RunningService<RoleClient, Handler>;
 
 /// First delay before reconnecting; it doubles up to [`MAX_BACKOFF`].
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
@@ -35,42 +37,97 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Connection {
     name: String,
     config: McpServerConfig,
-    /// The live session and its generation; None while reconnecting.
+    /// The live session and its generation; None while (re)connecting.
     current: RwLock<Option<(u64, Peer<RoleClient>)>>,
     broken: Notify,
     closed: CancellationToken,
     supervisor: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// The client side of a session: tells the supervisor when the server's tools change.
+#[derive(Clone)]
+struct Handler {
+    tools_changed: Arc<Notify>,
+}
+
+impl ClientHandler for Handler {
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.tools_changed.notify_one();
+    }
+}
+
 impl Connection {
-    /// Connects and lists the server's tools; the connection is then supervised.
+    /// Connects and publishes the server's tools to `tools`, waiting at most the server's
+    /// `startup_timeout`; the connection is then supervised, and kept trying in the
+    /// background when this first attempt failed (its error is returned). Its tools are
+    /// published again whenever they may have changed: on every reconnect, and when the
+    /// server says its tool list changed.
     pub async fn start(
         name: &str,
         config: &McpServerConfig,
-    ) -> Result<(Arc<Connection>, Vec<rmcp::model::Tool>), String> {
-        let timeout = config.startup_timeout;
-        let started = tokio::time::timeout(timeout, async {
-            let client = connect(name, config).await?;
-            let tools = client
-                .list_all_tools()
-                .await
-                .map_err(|e| format!("listing its tools failed: {e}"))?;
-            Ok::<_, String>((client, tools))
-        })
-        .await
-        .map_err(|_| format!("did not start within startup_timeout ({timeout:?})"))??;
-        let (client, tools) = started;
+        tools: &Arc<ToolManager>,
+    ) -> (Arc<Connection>, Result<usize, String>) {
         let connection = Arc::new(Connection {
             name: name.to_string(),
             config: config.clone(),
-            current: RwLock::new(Some((0, client.peer().clone()))),
+            current: RwLock::new(None),
             broken: Notify::new(),
             closed: CancellationToken::new(),
             supervisor: Mutex::new(None),
         });
-        let task = tokio::spawn(supervise(connection.clone(), client));
+        let tools_changed = Arc::new(Notify::new());
+        let first = connection
+            .open(&tools_changed, tools)
+            .await
+            .map(|(client, published)| (Some(client), Ok(published)))
+            .unwrap_or_else(|error| (None, Err(error)));
+        let (client, outcome) = first;
+        if let Some(client) = &client {
+            // Callable as soon as this returns; the supervisor numbers it the same (1).
+            *connection.current.write().expect("connection lock") =
+                Some((1, client.peer().clone()));
+        }
+        let task = tokio::spawn(supervise(
+            connection.clone(),
+            client,
+            tools_changed,
+            Arc::downgrade(tools),
+        ));
         *connection.supervisor.lock().expect("supervisor lock") = Some(task);
-        Ok((connection, tools))
+        (connection, outcome)
+    }
+
+    /// One attempt, within `startup_timeout`: a session, and its tools listed and published.
+    async fn open(
+        self: &Arc<Self>,
+        tools_changed: &Arc<Notify>,
+        tools: &Arc<ToolManager>,
+    ) -> Result<(Client, usize), String> {
+        let timeout = self.config.startup_timeout;
+        tokio::time::timeout(timeout, async {
+            let handler = Handler {
+                tools_changed: tools_changed.clone(),
+            };
+            let client = connect(&self.name, &self.config, handler).await?;
+            let published = self.publish(&client, tools).await?;
+            Ok((client, published))
+        })
+        .await
+        .map_err(|_| format!("did not answer within startup_timeout ({timeout:?})"))?
+    }
+
+    /// Lists the server's tools and makes them, and only them, its tools in `tools`.
+    async fn publish(
+        self: &Arc<Self>,
+        client: &Client,
+        tools: &ToolManager,
+    ) -> Result<usize, String> {
+        let listed = client
+            .list_all_tools()
+            .await
+            .map_err(|e| format!("listing its tools failed: {e}"))?;
+        tools.set_server_tools(&self.name, super::tools_of(&self.name, self, &listed));
+        Ok(listed.len())
     }
 
     /// Calls a tool of this server; `qualified` is its wfm name, for errors.
@@ -134,20 +191,73 @@ impl Connection {
     }
 }
 
-/// Watches the session; when its transport dies, reconnects with exponential backoff.
-async fn supervise(connection: Arc<Connection>, mut client: Client) {
+/// Keeps a session up: watches it, publishes the server's tools again when it says they
+/// changed, and when its transport dies (or there was none yet) connects again with
+/// exponential backoff.
+async fn supervise(
+    connection: Arc<Connection>,
+    mut client: Option<Client>,
+    tools_changed: Arc<Notify>,
+    tools: Weak<ToolManager>,
+) {
     let mut generation = 0;
     loop {
+        let mut session = match client.take() {
+            Some(session) => session,
+            None => {
+                let mut backoff = INITIAL_BACKOFF;
+                loop {
+                    tokio::select! {
+                        _ = connection.closed.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    let Some(manager) = tools.upgrade() else {
+                        return;
+                    };
+                    let attempt = tokio::select! {
+                        _ = connection.closed.cancelled() => return,
+                        attempt = connection.open(&tools_changed, &manager) => attempt,
+                    };
+                    match attempt {
+                        Ok((session, published)) => {
+                            if generation == 0 {
+                                tracing::info!(server = %connection.name, tools = published, "MCP server connected");
+                            } else {
+                                tracing::info!(server = %connection.name, tools = published, "MCP server reconnected");
+                            }
+                            break session;
+                        }
+                        Err(error) => {
+                            tracing::warn!(server = %connection.name, %error, retry_in = ?backoff, "MCP server connection failed");
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                    }
+                }
+            }
+        };
+        generation += 1;
+        *connection.current.write().expect("connection lock") =
+            Some((generation, session.peer().clone()));
         loop {
             tokio::select! {
                 _ = connection.closed.cancelled() => {
                     *connection.current.write().expect("connection lock") = None;
-                    let _ = client.close_with_timeout(CLOSE_TIMEOUT).await;
+                    let _ = session.close_with_timeout(CLOSE_TIMEOUT).await;
                     return;
                 }
                 _ = connection.broken.notified() => break,
+                _ = tools_changed.notified() => {
+                    let Some(manager) = tools.upgrade() else { return };
+                    match connection.publish(&session, &manager).await {
+                        Ok(published) => tracing::info!(server = %connection.name, tools = published, "MCP server's tools changed"),
+                        Err(error) => {
+                            tracing::warn!(server = %connection.name, %error, "MCP server's changed tools could not be listed");
+                            break;
+                        }
+                    }
+                }
                 _ = tokio::time::sleep(LIVENESS_POLL) => {
-                    if client.peer().is_transport_closed() {
+                    if session.peer().is_transport_closed() {
                         break;
                     }
                 }
@@ -155,42 +265,15 @@ async fn supervise(connection: Arc<Connection>, mut client: Client) {
         }
         tracing::warn!(server = %connection.name, "MCP server connection lost; reconnecting");
         *connection.current.write().expect("connection lock") = None;
-        let _ = client.close_with_timeout(CLOSE_TIMEOUT).await;
-        let mut backoff = INITIAL_BACKOFF;
-        loop {
-            tokio::select! {
-                _ = connection.closed.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            let attempt = tokio::time::timeout(
-                connection.config.startup_timeout,
-                connect(&connection.name, &connection.config),
-            )
-            .await
-            .unwrap_or_else(|_| Err("did not answer within startup_timeout".into()));
-            match attempt {
-                Ok(new_client) => {
-                    generation += 1;
-                    client = new_client;
-                    *connection.current.write().expect("connection lock") =
-                        Some((generation, client.peer().clone()));
-                    tracing::info!(server = %connection.name, "MCP server reconnected");
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(server = %connection.name, %error, retry_in = ?backoff, "MCP server reconnect failed");
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
-        }
+        let _ = session.close_with_timeout(CLOSE_TIMEOUT).await;
     }
 }
 
 /// Starts (stdio) or reaches (HTTP) the server and initializes an MCP session.
-async fn connect(name: &str, config: &McpServerConfig) -> Result<Client, String> {
+async fn connect(name: &str, config: &McpServerConfig, handler: Handler) -> Result<Client, String> {
     if let Some(url) = &config.url {
         let transport = StreamableHttpClientTransport::from_uri(url.clone());
-        return ()
+        return handler
             .serve(transport)
             .await
             .map_err(|e| format!("MCP session with {url} could not be initialized: {e}"));
@@ -212,7 +295,7 @@ async fn connect(name: &str, config: &McpServerConfig) -> Result<Client, String>
             }
         });
     }
-    ().serve(transport).await.map_err(|e| {
+    handler.serve(transport).await.map_err(|e| {
         format!(
             "`{}` started but its MCP session could not be initialized: {e}",
             config.describe()
