@@ -448,3 +448,82 @@ async fn a_server_that_comes_up_after_wfm_gets_its_tools_added() {
         lines(&events)
     );
 }
+
+/// A run resumed after a crash while its MCP server is down too: the missing tool is
+/// unavailable (not unknown), so the step's retry policy waits the server out.
+#[tokio::test]
+async fn a_resumed_run_waits_for_its_mcp_server_to_come_back() {
+    let port = free_port();
+    let http = http_everything_on(port).await;
+    let mut server = Server::start(&format!(
+        "[mcp_servers.late]\nurl = \"http://127.0.0.1:{port}/mcp\"\nstartup_timeout = \"2s\"\n"
+    ));
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "nap-then-echo",
+        r#"
+steps:
+  - id: nap
+    tool: {name: sleep, arguments: {duration_ms: 1000}}
+  - id: say
+    depends_on: [nap]
+    tool: {name: late.echo, arguments: {message: back}}
+    retry: {maximum_attempts: 100, initial_interval: 100ms, backoff_coefficient: 1.0}
+"#,
+    )
+    .await
+    .unwrap();
+    let id = c
+        .start_execution(proto::StartExecutionRequest {
+            name: "nap-then-echo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution_id;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both die while the run naps; wfm comes back first.
+    drop(http);
+    server.kill_and_restart();
+    let mut c = server.client().await;
+    let mut stream = c
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut http = None;
+    let mut seen = Vec::new();
+    while let Some(r) = tokio::time::timeout(Duration::from_secs(60), stream.message())
+        .await
+        .expect("the run ended within 60s")
+        .unwrap()
+    {
+        let event = r.event.unwrap();
+        seen.push(event.clone());
+        if let Some(proto::execution_event::Kind::StepFailed(f)) = &event.kind
+            && http.is_none()
+        {
+            assert!(
+                f.will_retry && f.error.contains("not connected yet"),
+                "{f:?}"
+            );
+            http = Some(http_everything_on(port).await);
+        }
+    }
+    assert!(
+        http.is_some(),
+        "the step never missed its server: {:#?}",
+        lines(&seen)
+    );
+    assert_eq!(
+        output(&seen),
+        json!({"say": "Echo: back"}),
+        "{:#?}",
+        lines(&seen)
+    );
+}

@@ -41,6 +41,13 @@ pub trait Tool: Send + Sync {
 #[async_trait]
 pub trait ToolProvider: Send + Sync {
     async fn close(&self);
+
+    /// Why a tool named `name` is missing, when it may be this provider's and the provider
+    /// cannot say yet (an MCP server not connected): the call is then unavailable, which a
+    /// retry may get past, rather than unknown.
+    fn missing_because(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A tool with its metric handles, taken once when it is added.
@@ -119,7 +126,7 @@ impl ToolManager {
             .expect("tool registry lock")
             .get(name)
             .map(|r| (r.tool.clone(), r.metrics.clone()))
-            .ok_or_else(|| ToolError::NotFound(name.to_string()))?;
+            .ok_or_else(|| self.missing(name))?;
         let span = trace::tool_span(name, &tool.spec().server);
         metrics.called();
         let started = Instant::now();
@@ -133,6 +140,28 @@ impl ToolManager {
     }
 
     /// Adds a provider to close at shutdown.
+    /// Whether a workflow may name this tool: it is here, or it may be the tool of a
+    /// provider that cannot say yet (an MCP server not connected since start). A workflow
+    /// registered before a restart thus comes back while its MCP server is still down.
+    pub fn may_call(&self, name: &str) -> bool {
+        if self.contains(name) {
+            return true;
+        }
+        let providers = self.providers.lock().expect("tool providers lock");
+        providers.iter().any(|p| p.missing_because(name).is_some())
+    }
+
+    fn missing(&self, name: &str) -> ToolError {
+        let providers = self.providers.lock().expect("tool providers lock");
+        match providers.iter().find_map(|p| p.missing_because(name)) {
+            Some(message) => ToolError::Unavailable {
+                tool: name.to_string(),
+                message,
+            },
+            None => ToolError::NotFound(name.to_string()),
+        }
+    }
+
     pub fn add_provider(&self, provider: Arc<dyn ToolProvider>) {
         self.providers
             .lock()

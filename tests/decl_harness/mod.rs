@@ -28,36 +28,19 @@ impl Server {
     /// Starts `wfm serve` on a free port with `config` (TOML) and waits for it to listen.
     pub fn start(config: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config_path = dir.path().join("wfm.toml");
         // Not WFM_LOG: figment reads every WFM_* variable as configuration.
         let config = format!("{config}\n[log]\nlevel = \"info,wfm=debug\"\n");
-        std::fs::write(&config_path, config).expect("write config");
-        let log = std::fs::File::create(dir.path().join("wfm.log")).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wfm"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config_path)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start wfm");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read stdout");
-        let addr = line
-            .trim()
-            .strip_prefix("wfm listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "wfm did not start: {line:?}\n{}",
-                    std::fs::read_to_string(dir.path().join("wfm.log")).unwrap_or_default()
-                )
-            })
-            .to_string();
+        std::fs::write(dir.path().join("wfm.toml"), config).expect("write config");
+        let (child, addr) = launch(&dir);
         Server { child, addr, dir }
+    }
+
+    /// Kills the server (SIGKILL: nothing is flushed or closed) and starts it again on the
+    /// same config and data directory.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.child, self.addr) = launch(&self.dir);
     }
 
     pub fn pid(&self) -> u32 {
@@ -83,6 +66,41 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `wfm serve` on the config and data directory in `dir`, logging to its `wfm.log`;
+/// returns once it listens.
+fn launch(dir: &tempfile::TempDir) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("wfm.log"))
+        .expect("log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(dir.path().join("wfm.toml"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start wfm");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read stdout");
+    let addr = line
+        .trim()
+        .strip_prefix("wfm listening on ")
+        .unwrap_or_else(|| {
+            panic!(
+                "wfm did not start: {line:?}\n{}",
+                std::fs::read_to_string(dir.path().join("wfm.log")).unwrap_or_default()
+            )
+        })
+        .to_string();
+    (child, addr)
 }
 
 /// A definition in YAML, as `wfm register -f` reads it (without the metadata).

@@ -202,7 +202,7 @@ impl Validator {
             Some(Action::Tool(tool)) => {
                 if tool.name.is_empty() {
                     self.invalid(&here, "tool.name is required");
-                } else if !tools.contains(&tool.name) {
+                } else if !tools.may_call(&tool.name) {
                     self.missing(
                         &here,
                         format!(

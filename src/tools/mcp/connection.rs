@@ -42,6 +42,8 @@ pub struct Connection {
     broken: Notify,
     closed: CancellationToken,
     supervisor: Mutex<Option<JoinHandle<()>>>,
+    /// The server's tools were listed once: a tool of its name missing now is unknown.
+    listed: std::sync::atomic::AtomicBool,
 }
 
 /// The client side of a session: tells the supervisor when the server's tools change.
@@ -74,6 +76,7 @@ impl Connection {
             broken: Notify::new(),
             closed: CancellationToken::new(),
             supervisor: Mutex::new(None),
+            listed: Default::default(),
         });
         let tools_changed = Arc::new(Notify::new());
         let first = connection
@@ -127,7 +130,18 @@ impl Connection {
             .await
             .map_err(|e| format!("listing its tools failed: {e}"))?;
         tools.set_server_tools(&self.name, super::tools_of(&self.name, self, &listed));
+        self.listed
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(listed.len())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the server's tools were listed once (it has answered since start).
+    pub fn has_listed(&self) -> bool {
+        self.listed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Calls a tool of this server; `qualified` is its wfm name, for errors.

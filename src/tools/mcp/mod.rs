@@ -44,6 +44,13 @@ impl ToolProvider for Connection {
     async fn close(&self) {
         Connection::close(self).await;
     }
+
+    fn missing_because(&self, name: &str) -> Option<String> {
+        let (server, _) = name.split_once('.')?;
+        (server == self.name() && !self.has_listed()).then(|| {
+            format!("MCP server '{server}' is not connected yet; its tools appear once it answers")
+        })
+    }
 }
 
 /// The ToolManager's view of the tools a server listed.
