@@ -6,6 +6,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::task::JoinHandle;
+
 use super::gate::{Permits, SlotSource};
 
 /// The slots of one execution, from its admission to its end.
@@ -101,7 +103,11 @@ impl Loan {
     pub async fn end(mut self) {
         self.open = false;
         if let Some(source) = self.slots.repay() {
-            self.slots.take_back(source).await;
+            // On a task of its own: a step cut short while it waits in line leaves the
+            // wait going on, and its execution gets its slots back all the same.
+            if let Some(task) = take_back_later(&self.slots, source) {
+                let _ = task.await;
+            }
         }
     }
 }
@@ -114,12 +120,16 @@ impl Drop for Loan {
             return;
         }
         if let Some(source) = self.slots.repay() {
-            let slots = self.slots.clone();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move { slots.take_back(source).await });
-            }
+            take_back_later(&self.slots, source);
         }
     }
+}
+
+/// Takes the slots back on a task of their own (none outside a runtime: nothing runs there).
+fn take_back_later(slots: &Arc<Slots>, source: SlotSource) -> Option<JoinHandle<()>> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    let slots = slots.clone();
+    Some(runtime.spawn(async move { slots.take_back(source).await }))
 }
 
 #[cfg(test)]
