@@ -79,12 +79,10 @@ impl Connection {
             listed: Default::default(),
         });
         let tools_changed = Arc::new(Notify::new());
-        let first = connection
-            .open(&tools_changed, tools)
-            .await
-            .map(|(client, published)| (Some(client), Ok(published)))
-            .unwrap_or_else(|error| (None, Err(error)));
-        let (client, outcome) = first;
+        let (client, outcome) = match connection.open(&tools_changed, tools).await {
+            Ok((client, published)) => (Some(client), Ok(published)),
+            Err(error) => (None, Err(error)),
+        };
         if let Some(client) = &client {
             // Callable as soon as this returns; the supervisor numbers it the same (1).
             *connection.current.write().expect("connection lock") =
