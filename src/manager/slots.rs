@@ -144,11 +144,17 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_parent_lends_its_slot_to_its_child_and_gets_it_back_after() {
-        let gate = Gate::new(1, 10);
+    /// A gate of `slots` slots, and a parent execution holding one of them.
+    fn parent_admitted(slots: usize) -> (Gate, Arc<Slots>) {
+        let gate = Gate::new(slots, 10);
         let parent = Arc::new(Slots::default());
         parent.hold(admitted(&gate));
+        (gate, parent)
+    }
+
+    #[tokio::test]
+    async fn a_parent_lends_its_slot_to_its_child_and_gets_it_back_after() {
+        let (gate, parent) = parent_admitted(1);
         assert_eq!(gate.running(), 1);
 
         let loan = parent.lend();
@@ -171,9 +177,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_slot_comes_back_once_the_last_child_is_done() {
-        let gate = Gate::new(2, 10);
-        let parent = Arc::new(Slots::default());
-        parent.hold(admitted(&gate));
+        let (_gate, parent) = parent_admitted(2);
         let (first, second) = (parent.lend(), parent.lend());
         first.end().await;
         assert!(!parent.held(), "a child is still waited for");
@@ -183,9 +187,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_wait_cut_short_takes_the_slot_back_in_the_background() {
-        let gate = Gate::new(1, 10);
-        let parent = Arc::new(Slots::default());
-        parent.hold(admitted(&gate));
+        let (gate, parent) = parent_admitted(1);
         drop(parent.lend());
         for _ in 0..100 {
             if parent.held() {
@@ -199,9 +201,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_ended_execution_takes_nothing_back() {
-        let gate = Gate::new(1, 10);
-        let parent = Arc::new(Slots::default());
-        parent.hold(admitted(&gate));
+        let (gate, parent) = parent_admitted(1);
         let loan = parent.lend();
         parent.release();
         loan.end().await;

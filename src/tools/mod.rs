@@ -144,16 +144,17 @@ impl ToolManager {
     /// provider that cannot say yet (an MCP server not connected since start). A workflow
     /// registered before a restart thus comes back while its MCP server is still down.
     pub fn may_call(&self, name: &str) -> bool {
-        if self.contains(name) {
-            return true;
-        }
+        self.contains(name) || self.pending(name).is_some()
+    }
+
+    /// Why `name`, not here, may still be a provider's tool (see [`Self::may_call`]).
+    fn pending(&self, name: &str) -> Option<String> {
         let providers = self.providers.lock().expect("tool providers lock");
-        providers.iter().any(|p| p.missing_because(name).is_some())
+        providers.iter().find_map(|p| p.missing_because(name))
     }
 
     fn missing(&self, name: &str) -> ToolError {
-        let providers = self.providers.lock().expect("tool providers lock");
-        match providers.iter().find_map(|p| p.missing_because(name)) {
+        match self.pending(name) {
             Some(message) => ToolError::Unavailable {
                 tool: name.to_string(),
                 message,
