@@ -188,6 +188,47 @@ steps:
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
 
+/// `http_request` speaks HTTPS, trusting the system's roots plus the CA an operator names
+/// in `SSL_CERT_FILE`; an untrusted certificate fails the step with the reason.
+#[tokio::test]
+async fn http_request_speaks_https_with_the_trusted_roots() {
+    let (url, _) = flaky_http(0).await;
+    let plain = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let (front, tls) = https_front(plain);
+    let yaml = format!(
+        "steps:\n  - id: fetch\n    tool: {{name: http_request, arguments: {{url: \"https://{front}/\"}}}}\n"
+    );
+
+    let trusting = Server::start_with_env("", &[("SSL_CERT_FILE", tls.ca())]);
+    let mut c = trusting.client().await;
+    register(&mut c, "secure", &yaml).await.unwrap();
+    let events = execute(&mut c, "secure", json!({})).await.unwrap();
+    assert_eq!(
+        output(&events)["fetch"]["status"],
+        json!(200),
+        "{:#?}",
+        lines(&events)
+    );
+    assert_eq!(output(&events)["fetch"]["body"]["ok"], json!(true));
+
+    let untrusting = Server::start("");
+    let mut c = untrusting.client().await;
+    register(&mut c, "secure", &yaml).await.unwrap();
+    let events = execute(&mut c, "secure", json!({})).await.unwrap();
+    assert!(!result(&events).success);
+    let fetch = step_lines(&events, "fetch");
+    assert!(
+        fetch.iter().any(|l| l.contains(&format!(
+            "https://{front}/: error sending request: invalid peer certificate: UnknownIssuer"
+        ))),
+        "{fetch:#?}"
+    );
+}
+
 #[tokio::test]
 async fn non_retryable_errors_are_not_retried() {
     let server = Server::start("");

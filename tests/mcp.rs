@@ -357,6 +357,38 @@ async fn calls_a_server_over_streamable_http() {
         "[mcp_servers.web]\nurl = \"http://127.0.0.1:{}/mcp\"\n",
         http.1
     ));
+    echoes_through_web(&server, "over http").await;
+}
+
+/// An MCP server behind HTTPS whose certificate a private CA signed: trusted once the
+/// operator names the CA in `SSL_CERT_FILE`, refused with the reason otherwise.
+#[tokio::test]
+async fn calls_a_server_over_https_it_trusts() {
+    let http = http_everything().await;
+    let (front, tls) = https_front(([127, 0, 0, 1], http.1).into());
+    let config =
+        format!("[mcp_servers.web]\nurl = \"https://{front}/mcp\"\nstartup_timeout = \"5s\"\n");
+    let trusting = Server::start_with_env(&config, &[("SSL_CERT_FILE", tls.ca())]);
+    echoes_through_web(&trusting, "over https").await;
+
+    let untrusting = Server::start(&config);
+    let mut c = untrusting.client().await;
+    let tools = c
+        .list_tools(proto::ListToolsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .tools;
+    assert!(!tools.iter().any(|t| t.server == "web"), "{tools:?}");
+    let log = untrusting.log();
+    assert!(
+        log.contains("did not answer MCP's initialize: invalid peer certificate: UnknownIssuer"),
+        "{log}"
+    );
+}
+
+/// The server's `web.echo` is listed and a workflow calling it echoes `message`.
+async fn echoes_through_web(server: &Server, message: &str) {
     let mut c = server.client().await;
     let tools = c
         .list_tools(proto::ListToolsRequest {})
@@ -378,12 +410,12 @@ async fn calls_a_server_over_streamable_http() {
     )
     .await
     .unwrap();
-    let events = execute(&mut c, "web-echo", json!({"m": "over http"}))
+    let events = execute(&mut c, "web-echo", json!({"m": message}))
         .await
         .unwrap();
     assert_eq!(
         output(&events),
-        json!({"say": "Echo: over http"}),
+        json!({"say": format!("Echo: {message}")}),
         "{:#?}",
         lines(&events)
     );
@@ -407,11 +439,14 @@ async fn a_server_that_comes_up_after_wfm_gets_its_tools_added() {
             .tools,
     );
     assert!(!before.iter().any(|n| n.starts_with("late.")), "{before:?}");
+    let log = server.log();
+    // One line from wfm that says what is wrong, and none from the MCP library beside it.
+    assert!(log.contains("retrying in the background"), "{log}");
     assert!(
-        server.log().contains("retrying in the background"),
-        "{}",
-        server.log()
+        log.contains("did not answer MCP's initialize: Connection refused"),
+        "{log}"
     );
+    assert!(!log.contains("rmcp::"), "{log}");
 
     let _http = http_everything_on(port).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -32,12 +32,26 @@ impl Telemetry {
     }
 }
 
+/// The MCP library logs an ERROR of its own for every failed connection attempt, next to
+/// wfm's warning that says which server failed and when it is tried again: while a server
+/// is down that is a duplicate, alarming line per retry. It stays off unless the level
+/// names `rmcp` itself (or `RUST_LOG` is set).
+const QUIET_LIBRARY_TARGETS: &str = "rmcp::transport::worker=off";
+
+fn default_filter(level: &str) -> String {
+    if level.contains("rmcp") {
+        level.to_string()
+    } else {
+        format!("{level},{QUIET_LIBRARY_TARGETS}")
+    }
+}
+
 /// Installs the log subscriber (stderr, human or JSON, filtered by `RUST_LOG` or
 /// `log.level`) and, with `telemetry.otlp_endpoint`, the OpenTelemetry layer. Must run
 /// inside the Tokio runtime: the OTLP exporter's gRPC channel lives there.
 pub fn init(config: &Config) -> Result<Telemetry, String> {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_filter(&config.log.level)));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match config.log.format {
         // Every span of the line, not only the innermost: a tool call's line carries its

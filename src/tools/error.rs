@@ -30,3 +30,22 @@ impl ToolError {
         }
     }
 }
+
+/// An error's innermost cause. The layers above it name a library's step ("error sending
+/// request for url …"); the cause says what to fix ("invalid peer certificate:
+/// UnknownIssuer", "Connection refused (os error 111)").
+pub(crate) fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+/// The error, then its innermost cause when that is not the error itself.
+pub(crate) fn with_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    match innermost_cause(error) {
+        cause if cause == error.to_string() => cause,
+        cause => format!("{error}: {cause}"),
+    }
+}

@@ -5,6 +5,7 @@
 pub mod builtin;
 mod error;
 pub mod mcp;
+mod tls;
 
 use std::{collections::BTreeMap, sync::Arc, time::Instant};
 

@@ -22,17 +22,32 @@ pub struct Server {
     child: Child,
     pub addr: String,
     pub dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
     /// Starts `wfm serve` on a free port with `config` (TOML) and waits for it to listen.
     pub fn start(config: &str) -> Server {
+        Server::start_with_env(config, &[])
+    }
+
+    /// Like `start`, with these environment variables set for the server.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         // Not WFM_LOG: figment reads every WFM_* variable as configuration.
         let config = format!("{config}\n[log]\nlevel = \"info,wfm=debug\"\n");
         std::fs::write(dir.path().join("wfm.toml"), config).expect("write config");
-        let (child, addr) = launch(&dir);
-        Server { child, addr, dir }
+        let env: Vec<_> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, addr) = launch(&dir, &env);
+        Server {
+            child,
+            addr,
+            dir,
+            env,
+        }
     }
 
     /// Kills the server (SIGKILL: nothing is flushed or closed) and starts it again on the
@@ -40,7 +55,7 @@ impl Server {
     pub fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        (self.child, self.addr) = launch(&self.dir);
+        (self.child, self.addr) = launch(&self.dir, &self.env);
     }
 
     pub fn pid(&self) -> u32 {
@@ -70,7 +85,7 @@ impl Drop for Server {
 
 /// Runs `wfm serve` on the config and data directory in `dir`, logging to its `wfm.log`;
 /// returns once it listens.
-fn launch(dir: &tempfile::TempDir) -> (Child, String) {
+fn launch(dir: &tempfile::TempDir, env: &[(String, String)]) -> (Child, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -81,6 +96,7 @@ fn launch(dir: &tempfile::TempDir) -> (Child, String) {
         .arg(dir.path().join("wfm.toml"))
         .arg("--data-dir")
         .arg(dir.path().join("data"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .spawn()
@@ -255,6 +271,82 @@ pub async fn flaky_http(
         }
     });
     (url, count)
+}
+
+/// An HTTPS front for the plain TCP server at `target`: TLS is terminated here with a
+/// certificate for 127.0.0.1 signed by a test CA, and each connection is piped to
+/// `target`. Returns the front's address and the CA's PEM file (for `SSL_CERT_FILE`).
+/// It runs on a thread of its own: `Server::start` blocks the test's runtime while wfm
+/// connects its MCP servers, which may be behind this front.
+pub fn https_front(target: std::net::SocketAddr) -> (std::net::SocketAddr, TlsFiles) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tokio_rustls::rustls::{
+        self,
+        pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key")).expect("CA");
+    let key = KeyPair::generate().expect("server key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("server params")
+        .signed_by(&key, &ca)
+        .expect("server certificate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("write CA");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from(cert.der().to_vec())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .expect("TLS server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let addr = listener.local_addr().expect("addr");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            while let Ok((socket, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        })
+    });
+    (addr, TlsFiles { dir, ca_file })
+}
+
+/// The test CA of an `https_front`, kept on disk while this lives.
+pub struct TlsFiles {
+    dir: tempfile::TempDir,
+    pub ca_file: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn ca(&self) -> &str {
+        self.ca_file.to_str().expect("UTF-8 temp path")
+    }
 }
 
 /// Where scripts/install-mcp-servers.sh puts the MCP servers.

@@ -3,7 +3,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
-use crate::tools::{Tool, ToolError, ToolSpec, arg, required_arg};
+use crate::tools::{Tool, ToolError, ToolSpec, arg, error::with_cause, required_arg};
 
 /// Largest response body the tool returns (1 MiB); a longer one fails the call.
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -16,6 +16,7 @@ pub struct HttpRequest {
 
 impl HttpRequest {
     pub fn new(timeout: Duration) -> Self {
+        crate::tools::tls::use_ring_provider();
         HttpRequest {
             spec: super::spec(
                 "http_request",
@@ -59,10 +60,7 @@ impl Tool for HttpRequest {
             Some(Value::String(s)) => request = request.body(s.clone()),
             Some(other) => request = request.json(other),
         }
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| ToolError::failed(TOOL, format!("{url}: {e}")))?;
+        let mut response = request.send().await.map_err(|e| failed(&url, e))?;
         let status = response.status().as_u16();
         let response_headers: Map<String, Value> = response
             .headers()
@@ -70,11 +68,7 @@ impl Tool for HttpRequest {
             .filter_map(|(k, v)| Some((k.to_string(), json!(v.to_str().ok()?))))
             .collect();
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| ToolError::failed(TOOL, format!("{url}: {e}")))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| failed(&url, e))? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_BODY_BYTES {
                 return Err(ToolError::failed(
@@ -87,4 +81,13 @@ impl Tool for HttpRequest {
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
         Ok(json!({ "status": status, "headers": response_headers, "body": body }))
     }
+}
+
+/// "URL: what failed: why", the why being the innermost cause (a refused connection, an
+/// untrusted certificate) that reqwest's own message leaves out.
+fn failed(url: &str, error: reqwest::Error) -> ToolError {
+    ToolError::failed(
+        "http_request",
+        format!("{url}: {}", with_cause(&error.without_url())),
+    )
 }

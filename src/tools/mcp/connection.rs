@@ -14,15 +14,18 @@ use std::{
 use rmcp::{
     ClientHandler, RoleClient, ServiceError, ServiceExt,
     model::{CallToolRequestParams, CallToolResult, ContentBlock},
-    service::{NotificationContext, Peer, RunningService},
-    transport::{StreamableHttpClientTransport, TokioChildProcess},
+    service::{ClientInitializeError, NotificationContext, Peer, RunningService},
+    transport::{
+        StreamableHttpClientTransport, TokioChildProcess,
+        streamable_http_client::StreamableHttpError,
+    },
 };
 use serde_json::Value;
 use tokio::{io::AsyncBufReadExt, sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::McpServerConfig;
-use crate::tools::{ToolError, ToolManager};
+use crate::tools::{ToolError, ToolManager, error::innermost_cause};
 
 type Client = RunningService<RoleClient, Handler>;
 
@@ -284,11 +287,12 @@ async fn supervise(
 /// Starts (stdio) or reaches (HTTP) the server and initializes an MCP session.
 async fn connect(name: &str, config: &McpServerConfig, handler: Handler) -> Result<Client, String> {
     if let Some(url) = &config.url {
+        crate::tools::tls::use_ring_provider();
         let transport = StreamableHttpClientTransport::from_uri(url.clone());
         return handler
             .serve(transport)
             .await
-            .map_err(|e| format!("MCP session with {url} could not be initialized: {e}"));
+            .map_err(|e| format!("{url} did not answer MCP's initialize: {}", cause_of(e)));
     }
     let command = config.command.as_deref().unwrap_or_default();
     let mut cmd = tokio::process::Command::new(command);
@@ -313,6 +317,21 @@ async fn connect(name: &str, config: &McpServerConfig, handler: Handler) -> Resu
             config.describe()
         )
     })
+}
+
+/// What went wrong, for the operator: an HTTP transport error's innermost cause
+/// ("Connection refused (os error 111)"), whose outer layers only name library types.
+fn cause_of(error: ClientInitializeError) -> String {
+    let ClientInitializeError::TransportError { error, .. } = &error else {
+        return error.to_string();
+    };
+    match error
+        .error
+        .downcast_ref::<StreamableHttpError<reqwest::Error>>()
+    {
+        Some(StreamableHttpError::Client(e)) => innermost_cause(e),
+        _ => innermost_cause(&*error.error),
+    }
 }
 
 /// Structured content when the server gives it, else the text content; an MCP tool
