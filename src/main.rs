@@ -15,6 +15,8 @@ fn main() -> std::process::ExitCode {
     // The benchmark too: the canned server it runs in its own process must match `serve`.
     if matches!(cli.command, Command::Serve { .. } | Command::Bench(_)) {
         disable_transparent_huge_pages();
+    } else {
+        end_quietly_on_a_closed_pipe();
     }
     let target = Target {
         url: cli.server.clone(),
@@ -67,6 +69,17 @@ fn disable_transparent_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes integers only and sets a flag of this process.
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+/// A client command piped into `head` stops quietly when the pipe closes, as Unix tools
+/// do, instead of panicking on its next write (Rust ignores SIGPIPE). Not the server: a
+/// closed log pipe must not kill it.
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: restores the default action of one signal, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -270,3 +270,32 @@ async fn retention_purges_old_executions_but_keeps_workflows() {
             .is_ok()
     );
 }
+
+/// A second server on the data directory of a running one is refused before it resumes
+/// anything (it would run the first one's executions a second time); once the first is
+/// gone, however it went, the directory is free.
+#[tokio::test]
+async fn a_second_server_on_a_data_directory_in_use_is_refused() {
+    let first = Server::start().await;
+    let stderr = serve_fails(first.data_dir());
+    assert!(
+        stderr.contains(&format!(
+            "is in use by another wfm (pid {}): two servers on one data directory would run the same executions twice",
+            first.pid()
+        )),
+        "{stderr}"
+    );
+    let mut c = first.client().await;
+    c.list(proto::ListRequest::default())
+        .await
+        .expect("the first server still serves");
+
+    let dir = first.kill_keep_dir();
+    let again = Server::start_in(dir, &[], &[]);
+    again
+        .client()
+        .await
+        .list(proto::ListRequest::default())
+        .await
+        .expect("a server starts on the directory once the first is killed");
+}

@@ -880,3 +880,45 @@ async fn sigterm_takes_the_same_path() {
     assert_eq!(label(&last.expect("a terminal event")), "cancelled");
     assert!(server.wait_exit(Duration::from_secs(15)).success());
 }
+
+/// `wfm run … | head -1`: the CLI stops quietly when its reader goes away, as Unix tools
+/// do, instead of panicking on the closed pipe.
+#[tokio::test]
+async fn the_cli_ends_quietly_when_its_output_pipe_closes() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let server = Server::start().await;
+    let mut c = server.client().await;
+    register(&mut c, "big", "echo", json!({})).await;
+    // One event line (Completed, with the output) longer than a pipe holds.
+    let input = json!({"text": "x".repeat(100_000)}).to_string();
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args([
+            "--server",
+            &server.url(),
+            "run",
+            "big",
+            "--json",
+            "--input",
+            &input,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wfm runs");
+    let mut first = String::new();
+    BufReader::new(cli.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("a first line");
+    assert!(first.contains("accepted"), "{first}");
+    // The reader is gone: the next write meets a closed pipe.
+    let output = cli.wait_with_output().expect("wfm ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.signal(), Some(libc_sigpipe()), "{output:?}");
+}
+
+/// SIGPIPE's number on Linux (13), without a libc dependency in the tests.
+fn libc_sigpipe() -> i32 {
+    13
+}

@@ -33,6 +33,9 @@ const READERS: usize = 4;
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// Held while the store is open: a second wfm on the same data directory would resume
+    /// the same executions and run them twice.
+    _lock: std::fs::File,
     writes: mpsc::Sender<Job>,
     readers: Vec<Arc<Mutex<Connection>>>,
     next_reader: AtomicUsize,
@@ -62,6 +65,42 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("unreadable record: {e}")))
 }
 
+/// Takes `data_dir/wfm.lock` (an exclusive lock the system releases when the process ends,
+/// however it ends) and writes this process's id in it, for the refusal of the next one.
+fn lock_data_dir(data_dir: &Path) -> StoreResult<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join("wfm.lock");
+    let cannot =
+        |e: std::io::Error| StoreError::Open(format!("cannot lock {}: {e}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(cannot)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (pid {pid})"),
+            };
+            return Err(StoreError::Open(format!(
+                "{} is in use by another wfm{holder}: two servers on one data directory would run the same executions twice; stop the other one or use another data directory",
+                data_dir.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(cannot(e)),
+    }
+    file.set_len(0).map_err(cannot)?;
+    file.rewind().map_err(cannot)?;
+    writeln!(file, "{}", std::process::id()).map_err(cannot)?;
+    Ok(file)
+}
+
 impl SqliteStore {
     /// Opens (creating when absent) `wfm.db` in `data_dir`. Refuses, without touching the
     /// file, a database from a newer wfm or one that is not a readable SQLite database.
@@ -72,6 +111,7 @@ impl SqliteStore {
                 data_dir.display()
             ))
         })?;
+        let lock = lock_data_dir(data_dir)?;
         let path = data_dir.join("wfm.db");
         let mut conn = Connection::open(&path)
             .map_err(|e| StoreError::Open(format!("cannot open {}: {e}", path.display())))?;
@@ -137,6 +177,7 @@ impl SqliteStore {
             .map_err(backend)?;
         Ok(SqliteStore {
             path,
+            _lock: lock,
             writes,
             readers,
             next_reader: AtomicUsize::new(0),
