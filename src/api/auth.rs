@@ -100,12 +100,29 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Longest token id: it is a name for the logs.
+const MAX_TOKEN_ID_CHARS: usize = 64;
+
+/// A token id is one word of the tokens file (`ID ROLE SHA256`, `#` starting a comment),
+/// so an id `wfm token create` prints always reads back.
+fn check_token_id(id: &str) -> Result<(), String> {
+    let fine = |c: char| !c.is_whitespace() && !c.is_control() && c != '#';
+    if id.is_empty() || id.chars().count() > MAX_TOKEN_ID_CHARS || !id.chars().all(fine) {
+        return Err(format!(
+            "token id '{}' must be 1 to {MAX_TOKEN_ID_CHARS} characters without spaces or '#' (it is a word of the tokens file)",
+            id.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 impl Authenticator {
     /// Builds from configured entries; refuses malformed hashes and duplicate ids.
     pub fn new(entries: Vec<TokenEntry>) -> Result<Self, String> {
         let mut seen = HashMap::new();
         let mut tokens = Vec::with_capacity(entries.len());
         for entry in entries {
+            check_token_id(&entry.id)?;
             let hash = unhex(&entry.sha256.to_ascii_lowercase()).ok_or_else(|| {
                 format!("auth token '{}': sha256 must be 64 hex digits", entry.id)
             })?;
@@ -149,7 +166,7 @@ impl Authenticator {
     }
 
     /// Checks a request's path and `authorization` header.
-    pub fn check(&self, path: &str, headers: &http::HeaderMap) -> Result<Option<Caller>, Status> {
+    pub fn check(&self, path: &str, headers: &http::HeaderMap) -> Result<Option<Caller>, Refusal> {
         let Some(method) = path.strip_prefix(GUARDED) else {
             return Ok(None); // health, reflection
         };
@@ -180,12 +197,15 @@ impl Authenticator {
             found.ok_or_else(|| Status::unauthenticated("the bearer token is not valid"))?;
         let needed = required_role(method);
         if entry.role < needed {
-            return Err(Status::permission_denied(format!(
-                "{method} needs the {} role; token '{}' has {}",
-                needed.name(),
-                entry.id,
-                entry.role.name()
-            )));
+            return Err(Refusal {
+                status: Status::permission_denied(format!(
+                    "{method} needs the {} role; token '{}' has {}",
+                    needed.name(),
+                    entry.id,
+                    entry.role.name()
+                )),
+                token_id: Some(entry.id.clone()),
+            });
         }
         Ok(Some(Caller {
             token_id: entry.id.clone(),
@@ -194,8 +214,26 @@ impl Authenticator {
     }
 }
 
+/// A request the authenticator turned away, and whose valid token it carried if any (for
+/// the audit log: a refusal names its caller like an accepted call does).
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: Status,
+    pub token_id: Option<String>,
+}
+
+impl From<Status> for Refusal {
+    fn from(status: Status) -> Self {
+        Refusal {
+            status,
+            token_id: None,
+        }
+    }
+}
+
 /// A new random token and its configuration line.
 pub fn create_token(id: &str, role: Role) -> Result<(String, TokenEntry), String> {
+    check_token_id(id)?;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| format!("no randomness available: {e}"))?;
     let token = format!("wfm_{}", hex(&bytes));
@@ -283,8 +321,9 @@ where
                     Ok(response)
                 })
             }
-            Err(status) => {
-                tracing::warn!(target: "audit", path = request.uri().path(), code = ?status.code(), "refused");
+            Err(Refusal { status, token_id }) => {
+                let caller = token_id.as_deref().unwrap_or("anonymous");
+                tracing::warn!(target: "audit", caller, path = request.uri().path(), code = ?status.code(), "refused");
                 Box::pin(async move { Ok(status.into_http()) })
             }
         }
@@ -319,7 +358,9 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
-        let denied = auth.check(&path("Execute"), &headers(&reader)).unwrap_err();
+        let refusal = auth.check(&path("Execute"), &headers(&reader)).unwrap_err();
+        assert_eq!(refusal.token_id.as_deref(), Some("dash"));
+        let denied = refusal.status;
         assert_eq!(denied.code(), tonic::Code::PermissionDenied);
         assert!(
             denied.message().contains("needs the operator role"),
@@ -327,11 +368,12 @@ mod tests {
             denied.message()
         );
         let wrong = auth.check(&path("List"), &headers("wfm_nope")).unwrap_err();
-        assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
+        assert_eq!(wrong.status.code(), tonic::Code::Unauthenticated);
+        assert_eq!(wrong.token_id, None);
         let missing = auth
             .check(&path("List"), &http::HeaderMap::new())
             .unwrap_err();
-        assert_eq!(missing.code(), tonic::Code::Unauthenticated);
+        assert_eq!(missing.status.code(), tonic::Code::Unauthenticated);
         // Health and reflection stay open.
         assert!(
             auth.check("/grpc.health.v1.Health/Check", &http::HeaderMap::new())
@@ -355,5 +397,32 @@ mod tests {
         );
         let bad = Authenticator::new(entries).unwrap_err();
         assert!(bad.contains("64 hex digits"), "{bad}");
+    }
+
+    /// What `wfm token create` prints always reads back from the tokens file; an id that
+    /// would not is refused there, and in the configuration.
+    #[test]
+    fn created_tokens_read_back_and_unreadable_ids_are_refused() {
+        let (token, entry) = create_token("ops@example.com", Role::Operator).unwrap();
+        let line = format!("{} operator {}", entry.id, entry.sha256);
+        let auth = Authenticator::new(Authenticator::parse_tokens_file(&line).unwrap()).unwrap();
+        let caller = auth
+            .check(&format!("{GUARDED}Execute"), &headers(&token))
+            .unwrap()
+            .unwrap();
+        assert_eq!(caller.token_id, "ops@example.com");
+        for bad in ["", "bad id", "a#b", "tab\there", &"x".repeat(65)] {
+            let refused = create_token(bad, Role::Admin).unwrap_err();
+            assert!(
+                refused.contains("without spaces or '#'"),
+                "{bad:?}: {refused}"
+            );
+            let configured = TokenEntry {
+                id: bad.to_string(),
+                role: Role::Admin,
+                sha256: entry.sha256.clone(),
+            };
+            assert!(Authenticator::new(vec![configured]).is_err(), "{bad:?}");
+        }
     }
 }
