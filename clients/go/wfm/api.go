@@ -11,14 +11,18 @@ import (
 	workflowv1 "github.com/wfm-dev/wfm/clients/go/gen/workflow/v1"
 )
 
-// RegisterOptions describes a workflow to register.
+// RegisterOptions describes a workflow to register: set exactly one of Type
+// (a native workflow) and Definition (a declarative one).
 type RegisterOptions struct {
-	// Name of the workflow; empty means the type's own name.
+	// Name of the workflow; empty means the type's own name (required with a Definition).
 	Name string
 	// Type is the workflow type compiled into the server (see ListWorkflowTypes), e.g. "echo".
 	Type string
-	// Arguments handed to the type's factory.
-	Arguments      map[string]any
+	// Arguments handed to the type's factory (with Type only).
+	Arguments map[string]any
+	// Definition is a declarative workflow: steps calling tools and other
+	// workflows (see Definition and ParseDefinitionFile).
+	Definition     *Definition
 	Description    string
 	Labels         map[string]string
 	MaxConcurrency int // 0: only the global limit applies
@@ -26,22 +30,37 @@ type RegisterOptions struct {
 
 // Register registers a workflow. Registering an existing name with different
 // content creates a new version; identical content returns the existing
-// version with created == false.
+// version with created == false. Options that set both or neither of Type and
+// Definition are refused with InvalidArgument before anything is sent.
 func (c *Client) Register(ctx context.Context, opts RegisterOptions) (wf *Workflow, created bool, err error) {
-	args, err := toStruct(opts.Arguments)
-	if err != nil {
-		return nil, false, err
-	}
-	resp, err := c.stub.Register(ctx, &workflowv1.RegisterRequest{
+	req := &workflowv1.RegisterRequest{
 		Name:           opts.Name,
 		Description:    opts.Description,
 		Labels:         opts.Labels,
 		MaxConcurrency: int32(opts.MaxConcurrency),
-		Source: &workflowv1.RegisterRequest_Native{Native: &workflowv1.NativeSource{
-			Type:      opts.Type,
-			Arguments: args,
-		}},
-	})
+	}
+	switch {
+	case opts.Type != "" && opts.Definition != nil:
+		return nil, false, invalidArgument("RegisterOptions: set Type (a native workflow) or Definition (a declarative one), not both")
+	case opts.Definition != nil:
+		if opts.Arguments != nil {
+			return nil, false, invalidArgument("RegisterOptions: Arguments go with Type; a Definition takes none")
+		}
+		def, err := opts.Definition.toProto()
+		if err != nil {
+			return nil, false, err
+		}
+		req.Source = &workflowv1.RegisterRequest_Definition{Definition: def}
+	case opts.Type != "":
+		args, err := toStruct("arguments", opts.Arguments)
+		if err != nil {
+			return nil, false, err
+		}
+		req.Source = &workflowv1.RegisterRequest_Native{Native: &workflowv1.NativeSource{Type: opts.Type, Arguments: args}}
+	default:
+		return nil, false, invalidArgument("RegisterOptions: set Type (a native workflow, see ListWorkflowTypes) or Definition (a declarative one)")
+	}
+	resp, err := c.stub.Register(ctx, req)
 	if err != nil {
 		return nil, false, err
 	}
@@ -146,9 +165,10 @@ func (c *Client) GetVersion(ctx context.Context, name string, version int) (*Wor
 type ExecuteOptions struct {
 	// Version of the workflow; 0 means the latest.
 	Version int
-	// Input is the workflow's input data.
+	// Input is the workflow's input data. Values go through encoding/json:
+	// []int, map[string]string, structs with json tags and the like work.
 	Input map[string]any
-	// Metadata is stored with the execution and not interpreted.
+	// Metadata is stored with the execution and not interpreted (like Input).
 	Metadata map[string]any
 	// RequestID is an optional idempotency key: a retry with the same key
 	// attaches to the same execution.
@@ -161,11 +181,11 @@ type ExecuteOptions struct {
 // returned here. Cancelling ctx, or calling EventStream.Close, stops the
 // stream (not the execution: use CancelExecution for that).
 func (c *Client) Execute(ctx context.Context, name string, opts ExecuteOptions) (*EventStream, error) {
-	input, err := toStruct(opts.Input)
+	input, err := toStruct("input", opts.Input)
 	if err != nil {
 		return nil, err
 	}
-	metadata, err := toStruct(opts.Metadata)
+	metadata, err := toStruct("metadata", opts.Metadata)
 	if err != nil {
 		return nil, err
 	}
@@ -207,11 +227,11 @@ type Started struct {
 
 // StartExecution starts an execution and returns its id at once.
 func (c *Client) StartExecution(ctx context.Context, name string, opts ExecuteOptions) (*Started, error) {
-	input, err := toStruct(opts.Input)
+	input, err := toStruct("input", opts.Input)
 	if err != nil {
 		return nil, err
 	}
-	metadata, err := toStruct(opts.Metadata)
+	metadata, err := toStruct("metadata", opts.Metadata)
 	if err != nil {
 		return nil, err
 	}
@@ -320,6 +340,23 @@ func (c *Client) WatchExecution(ctx context.Context, executionID string, afterSe
 		resp, err := stream.Recv()
 		return resp.GetEvent(), err
 	})
+}
+
+// Wait follows an execution started earlier (by StartExecution, or by another
+// client) to its end and returns its result, like Run: a failed or cancelled
+// execution returns its result together with an *ExecutionError, an unknown
+// one NotFound. Cancelling ctx stops waiting, not the execution.
+func (c *Client) Wait(ctx context.Context, executionID string) (*Result, error) {
+	ex, err := c.GetExecution(ctx, executionID)
+	if err != nil {
+		return nil, err
+	}
+	// Replay from the last event known (the terminal one when it has ended), not from 0.
+	s, err := c.WatchExecution(ctx, executionID, max(ex.LastSequence-1, 0))
+	if err != nil {
+		return nil, err
+	}
+	return s.Wait()
 }
 
 // CancelExecution cancels an execution cooperatively, with its child

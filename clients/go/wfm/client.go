@@ -9,7 +9,13 @@
 // Every method takes a context.Context and returns the server's gRPC status
 // errors unchanged; use Code, IsNotFound, IsInvalidArgument and friends to
 // inspect them. Struct values of the API (inputs, outputs, arguments,
-// metadata) are plain map[string]any / any values.
+// metadata) are plain map[string]any / any values; those sent go through
+// encoding/json, so any value json.Marshal takes works.
+//
+// Workflows are either native (RegisterOptions.Type, a type compiled into the
+// server) or declarative (RegisterOptions.Definition, a graph of steps calling
+// tools and other workflows; ParseDefinitionFile reads the JSON form of the
+// files of `wfm register -f`).
 package wfm
 
 import (
@@ -59,10 +65,10 @@ func WithTransportCredentials(creds credentials.TransportCredentials) Option {
 	return func(c *dialConfig) { c.creds = creds }
 }
 
-// WithBearerToken sends "authorization: Bearer <token>" with every call.
-// gRPC refuses to send it over a plaintext connection (Dial fails): combine it
-// with WithTLS, or use WithInsecureBearerToken for a plaintext connection you
-// trust (loopback).
+// WithBearerToken sends "authorization: Bearer <token>" with every call. It
+// needs TLS (WithTLS, WithTransportCredentials or an https:// target): over a
+// plaintext connection Dial fails, naming WithInsecureBearerToken, which is
+// the option for a plaintext connection you trust (loopback).
 func WithBearerToken(token string) Option {
 	return func(c *dialConfig) { c.token, c.tokenSet, c.tokenNoTLS = token, true, false }
 }
@@ -108,6 +114,10 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if cfg.tokenSet {
 		if cfg.token == "" {
 			return nil, errors.New("wfm: empty bearer token")
+		}
+		if !cfg.tokenNoTLS && creds.Info().SecurityProtocol == "insecure" {
+			return nil, errors.New("wfm: WithBearerToken needs TLS (WithTLS or an https:// target); " +
+				"to send the token over a plaintext connection you trust, such as loopback, use WithInsecureBearerToken")
 		}
 		dopts = append(dopts, grpc.WithPerRPCCredentials(bearerToken{token: cfg.token, requireTLS: !cfg.tokenNoTLS}))
 	}

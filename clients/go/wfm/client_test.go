@@ -923,9 +923,13 @@ func TestDialOptions(t *testing.T) {
 	if _, err := ci.ListWorkflowTypes(ctx); err != nil {
 		t.Fatalf("insecure bearer token: %v", err)
 	}
-	if cs, err := wfm.Dial(shared.Addr, wfm.WithBearerToken("s3cret")); err == nil {
+	cs, err := wfm.Dial(shared.Addr, wfm.WithBearerToken("s3cret"))
+	if err == nil {
 		cs.Close()
 		t.Fatal("Dial accepted a bearer token over plaintext without WithInsecureBearerToken")
+	}
+	if !strings.Contains(err.Error(), "WithInsecureBearerToken") {
+		t.Fatalf("bearer token over plaintext: the error should name WithInsecureBearerToken: %v", err)
 	}
 
 	// TLS against the plaintext server fails with Unavailable, quickly.

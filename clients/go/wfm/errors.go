@@ -8,6 +8,12 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// invalidArgument is an INVALID_ARGUMENT status made by the client itself, for
+// options it cannot send; IsInvalidArgument and Code treat it as the server's.
+func invalidArgument(format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, "wfm: "+format, args...)
+}
+
 // Code returns the gRPC status code of err: codes.OK for nil, codes.Unknown
 // for an error that carries no status. Wrapped status errors are found too.
 func Code(err error) codes.Code {

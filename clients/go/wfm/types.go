@@ -1,10 +1,13 @@
 package wfm
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -20,12 +23,26 @@ type Workflow struct {
 	Labels         map[string]string
 	MaxConcurrency int // 0: only the global limit applies
 	CreateTime     time.Time
+	// Source tells what the workflow runs: SourceNative (Type and Arguments are
+	// set) or SourceDefinition (Definition is set).
+	Source SourceKind
 	// Type and Arguments of the native source (a type compiled into the server).
 	Type      string
 	Arguments map[string]any
+	// Definition of a declarative workflow.
+	Definition *Definition
 	// Versions lists every registered version of this name, ascending. Set by Get only.
 	Versions []int
 }
+
+// SourceKind tells what a workflow runs.
+type SourceKind string
+
+// Sources of a workflow.
+const (
+	SourceNative     SourceKind = "native"     // a type compiled into the server
+	SourceDefinition SourceKind = "definition" // a declarative Definition
+)
 
 // WorkflowType is a workflow type compiled into the server, usable as RegisterOptions.Type.
 type WorkflowType struct {
@@ -217,15 +234,41 @@ func (e *ExecutionError) Error() string {
 
 // ---- conversions ----
 
-func toStruct(m map[string]any) (*structpb.Struct, error) {
+// toStruct converts m through encoding/json, so that any value json.Marshal
+// takes works ([]int, map[string]string, structs with json tags, ...). A value
+// it refuses is an InvalidArgument error naming field.
+func toStruct(field string, m map[string]any) (*structpb.Struct, error) {
 	if m == nil {
 		return nil, nil
 	}
-	s, err := structpb.NewStruct(m)
-	if err != nil {
-		return nil, fmt.Errorf("wfm: not representable as a protobuf Struct: %w", err)
+	s := &structpb.Struct{}
+	if err := viaJSON(field, m, s); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// toValue is toStruct for any JSON value; nil leaves the field unset.
+func toValue(field string, v any) (*structpb.Value, error) {
+	if v == nil {
+		return nil, nil
+	}
+	pv := &structpb.Value{}
+	if err := viaJSON(field, v, pv); err != nil {
+		return nil, err
+	}
+	return pv, nil
+}
+
+func viaJSON(field string, v any, m proto.Message) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return invalidArgument("%s: cannot be sent as JSON: %v", field, err)
+	}
+	if err := protojson.Unmarshal(b, m); err != nil {
+		return invalidArgument("%s: cannot be sent as JSON: %v", field, err)
+	}
+	return nil
 }
 
 func fromStruct(s *structpb.Struct) map[string]any {
@@ -268,9 +311,14 @@ func fromWorkflow(w *workflowv1.Workflow) *Workflow {
 		MaxConcurrency: int(w.GetMaxConcurrency()),
 		CreateTime:     fromTime(w.GetCreateTime()),
 	}
-	if n := w.GetNative(); n != nil {
-		out.Type = n.GetType()
-		out.Arguments = fromStruct(n.GetArguments())
+	switch src := w.GetSource().(type) {
+	case *workflowv1.Workflow_Native:
+		out.Source = SourceNative
+		out.Type = src.Native.GetType()
+		out.Arguments = fromStruct(src.Native.GetArguments())
+	case *workflowv1.Workflow_Definition:
+		out.Source = SourceDefinition
+		out.Definition = fromDefinition(src.Definition)
 	}
 	return out
 }

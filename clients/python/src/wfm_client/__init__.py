@@ -3,7 +3,7 @@
     from wfm_client import Client, NotFoundError
 
     with Client("127.0.0.1:50051") as client:
-        client.register("echo-wf", type="echo")
+        client.register("echo-wf", type="echo")  # or definition={"steps": [...]}
         for event in client.execute("echo-wf", input={"x": 1}):
             print(event.sequence, event.kind)
         result = client.run("echo-wf", input={"x": 1})
@@ -19,6 +19,7 @@ from importlib.metadata import version as _version
 
 from ._client import Client, EventStream
 from ._convert import py_to_value, struct_to_dict, to_struct, value_to_py
+from ._definition import definition_to_dict, to_definition
 from ._errors import (
     AbortedError,
     AlreadyExistsError,
@@ -43,6 +44,7 @@ from ._gen.workflow.v1 import workflow_service_pb2_grpc as pb_grpc
 from ._types import (
     TERMINAL_EVENT_KINDS,
     Event,
+    EventKind,
     Execution,
     ExecutionResult,
     ExecutionStatus,
@@ -72,6 +74,7 @@ __all__ = [
     "AsyncEventStream",
     # results
     "Event",
+    "EventKind",
     "Execution",
     "ExecutionResult",
     "ExecutionStatus",
@@ -106,8 +109,10 @@ __all__ = [
     "error_from_code",
     "error_from_rpc",
     # conversions and generated code
+    "definition_to_dict",
     "py_to_value",
     "struct_to_dict",
+    "to_definition",
     "to_struct",
     "value_to_py",
     "pb",

@@ -166,20 +166,29 @@ class Client:
         self,
         name: str | None = None,
         *,
-        type: str,
+        type: str | None = None,
+        definition: rq.Definition | None = None,
         arguments: rq.JsonObject | None = None,
         description: str = "",
         labels: Mapping[str, str] | None = None,
         max_concurrency: int = 0,
         timeout: float | None = None,
     ) -> RegisterResult:
-        """Registers a workflow built by the server's workflow ``type`` (see :meth:`list_workflow_types`).
+        """Registers a workflow: give exactly one of ``type`` and ``definition`` (else ValueError).
 
-        ``name`` defaults to the type's name. Registering a name again with different
-        content makes a new version; identical content returns the existing one
-        (``created`` False).
+        ``type`` is a workflow type compiled into the server (see
+        :meth:`list_workflow_types`), built with ``arguments``; ``name`` defaults to the
+        type's name. ``definition`` is a declarative workflow: a dict shaped like the
+        YAML of ``wfm register -f`` (``steps``, ``input_schema``, ``output``; durations
+        such as ``"200ms"``). A whole definition file works too: its ``name``,
+        ``description``, ``labels`` and ``max_concurrency`` apply unless given here.
+
+        Registering a name again with different content makes a new version; identical
+        content returns the existing one (``created`` False). A wrong definition raises
+        :class:`~wfm_client.InvalidArgumentError` listing every problem; one that needs
+        tools or workflows the server lacks, :class:`~wfm_client.FailedPreconditionError`.
         """
-        req = rq.register(name, type, arguments, description, labels, max_concurrency)
+        req = rq.register(name, type, definition, arguments, description, labels, max_concurrency)
         resp = self._unary(self.stub.Register, req, timeout)
         return RegisterResult(Workflow.from_proto(resp.workflow), resp.created)
 
@@ -340,12 +349,24 @@ class Client:
         self,
         execution_id: str,
         *,
+        after_sequence: int = 0,
         timeout: float | None = None,
         on_event: Callable[[Event], None] | None = None,
     ) -> ExecutionResult:
-        """Waits for an execution started earlier to finish and returns its result."""
-        with self.watch_execution(execution_id, timeout=timeout) as stream:
-            return stream.result(on_event)
+        """Waits for an execution started earlier to finish and returns its result.
+
+        ``on_event`` is called with every event after ``after_sequence`` (0: all of them).
+        """
+        with self.watch_execution(execution_id, after_sequence=after_sequence, timeout=timeout) as stream:
+            for event in stream:
+                if on_event is not None:
+                    on_event(event)
+            if stream.last_event is None and after_sequence > 0:
+                # Nothing after after_sequence: the execution had already ended there.
+                execution = self.get_execution(execution_id, timeout=timeout)
+                if execution.status.is_terminal and execution.result is not None:
+                    return execution.result
+            return stream.result()
 
     def cancel_execution(
         self, execution_id: str, reason: str = "", *, timeout: float | None = None

@@ -10,6 +10,7 @@ import grpc
 from google.protobuf import struct_pb2
 
 from ._convert import to_duration, to_struct, to_timestamp
+from ._definition import FILE_KEYS, to_definition
 from ._gen.workflow.v1 import workflow_service_pb2 as pb
 from ._types import ExecutionStatus
 
@@ -18,6 +19,8 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 JsonObject = Mapping[str, Any] | struct_pb2.Struct
 Token = str | Callable[[], str]
 Metadata = Sequence[tuple[str, str]]
+#: A declarative workflow: a dict shaped like examples/*.yaml, or the message itself.
+Definition = Mapping[str, Any] | pb.WorkflowDefinition
 
 
 def parse_target(target: str) -> tuple[str, bool]:
@@ -61,20 +64,45 @@ class ConnectionSettings:
 
 def register(
     name: str | None,
-    type: str,
+    type: str | None,
+    definition: Definition | None,
     arguments: JsonObject | None,
     description: str,
     labels: Mapping[str, str] | None,
     max_concurrency: int,
 ) -> pb.RegisterRequest:
+    """The RegisterRequest of a native ``type`` or of a declarative ``definition`` (exactly one).
+
+    A definition dict may also carry a definition file's ``name``, ``description``,
+    ``labels`` and ``max_concurrency``, as ``wfm register -f`` reads them: the arguments
+    given here win over them, and labels are merged.
+    """
+    if (type is None) == (definition is None):
+        raise ValueError(
+            "register: give exactly one of type= (a workflow type compiled into the server) "
+            "or definition= (a declarative workflow definition)"
+        )
+    if definition is not None and arguments is not None:
+        raise ValueError("register: arguments= goes with type=; a definition passes arguments to its steps' tools")
+    if isinstance(definition, Mapping):
+        file = {k: definition[k] for k in FILE_KEYS if k in definition}
+        definition = {k: v for k, v in definition.items() if k not in FILE_KEYS}
+        name = name or file.get("name")
+        description = description or file.get("description", "")
+        labels = {**file.get("labels", {}), **(labels or {})}
+        max_concurrency = max_concurrency or file.get("max_concurrency", 0)
     req = pb.RegisterRequest(
         name=name or "",
         description=description,
         labels=dict(labels or {}),
         max_concurrency=max_concurrency,
     )
-    req.native.type = type
-    req.native.arguments.CopyFrom(to_struct(arguments))
+    if definition is not None:
+        req.definition.CopyFrom(to_definition(definition))
+    else:
+        assert type is not None
+        req.native.type = type
+        req.native.arguments.CopyFrom(to_struct(arguments))
     return req
 
 

@@ -11,9 +11,10 @@ import datetime as _dt
 import enum
 from dataclasses import dataclass, field, fields
 from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from ._convert import opt_duration, opt_struct, opt_time, opt_value
+from ._definition import definition_to_dict
 from ._gen.workflow.v1 import workflow_service_pb2 as pb
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "WorkflowStats",
     "Stats",
     "Page",
+    "EventKind",
     "TERMINAL_EVENT_KINDS",
 ]
 
@@ -78,8 +80,25 @@ class StepStatus(_OpenIntEnum):
     CANCELLED = 6
 
 
+#: ``Event.kind``: the name of the proto's ``kind`` oneof, or "unknown" for a kind newer
+#: than this client.
+EventKind = Literal[
+    "accepted",
+    "queued",
+    "started",
+    "step_started",
+    "step_progress",
+    "step_completed",
+    "step_failed",
+    "step_skipped",
+    "completed",
+    "failed",
+    "cancelled",
+    "unknown",
+]
+
 #: Event kinds after which an execution's stream ends.
-TERMINAL_EVENT_KINDS = frozenset({"completed", "failed", "cancelled"})
+TERMINAL_EVENT_KINDS: frozenset[EventKind] = frozenset({"completed", "failed", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -92,11 +111,16 @@ class Workflow:
     labels: dict[str, str]
     max_concurrency: int
     create_time: _dt.datetime | None
-    #: Which ``source`` the workflow has: "native", or None if this client does not know it.
-    source: str | None
+    #: Which ``source`` the workflow has: "native" (``type`` and ``arguments`` are set),
+    #: "definition" (``definition`` is set), or None for a source this client does not know.
+    source: Literal["native", "definition"] | None
     #: For a native source: the workflow type and its arguments.
     type: str | None
     arguments: dict[str, Any] | None
+    #: For a declarative source: the definition as a dict (``steps``, ``input_schema``,
+    #: ``output``), in the shape ``register(definition=...)`` takes, without default values;
+    #: durations as strings such as "200ms".
+    definition: dict[str, Any] | None = None
     #: Every registered version of this name, ascending. Only filled in by ``get()``.
     versions: tuple[int, ...] = ()
     raw: pb.Workflow = field(default_factory=pb.Workflow, repr=False, compare=False)
@@ -106,9 +130,12 @@ class Workflow:
         source = m.WhichOneof("source")
         wf_type: str | None = None
         arguments: dict[str, Any] | None = None
+        definition: dict[str, Any] | None = None
         if source == "native":
             wf_type = m.native.type
             arguments = opt_struct(m.native, "arguments") or {}
+        elif source == "definition":
+            definition = definition_to_dict(m.definition)
         return cls(
             name=m.name,
             version=m.version,
@@ -119,6 +146,7 @@ class Workflow:
             source=source,
             type=wf_type,
             arguments=arguments,
+            definition=definition,
             versions=versions,
             raw=m,
         )
@@ -228,17 +256,17 @@ class Execution:
 class Event:
     """A status event of an execution, flattened.
 
-    ``kind`` is the name of the proto's ``kind`` oneof: "accepted", "queued",
-    "started", "step_started", "step_progress", "step_completed", "step_failed",
-    "step_skipped", "completed", "failed" or "cancelled" ("unknown" for a kind newer
-    than this client). The other fields are filled in when that kind carries them
+    ``kind`` (an :data:`EventKind`) is the name of the proto's ``kind`` oneof:
+    "accepted", "queued", "started", "step_started", "step_progress", "step_completed",
+    "step_failed", "step_skipped", "completed", "failed" or "cancelled" ("unknown" for a
+    kind newer than this client). The other fields are filled in when that kind carries them
     and are None otherwise; ``raw.<kind>`` has the message itself.
     """
 
     execution_id: str
     sequence: int
     time: _dt.datetime | None
-    kind: str
+    kind: EventKind
     step_id: str | None = None
     attempt: int | None = None
     workflow_name: str | None = None

@@ -164,15 +164,16 @@ class AsyncClient:
         self,
         name: str | None = None,
         *,
-        type: str,
+        type: str | None = None,
+        definition: rq.Definition | None = None,
         arguments: rq.JsonObject | None = None,
         description: str = "",
         labels: Mapping[str, str] | None = None,
         max_concurrency: int = 0,
         timeout: float | None = None,
     ) -> RegisterResult:
-        """See :meth:`wfm_client.Client.register`."""
-        req = rq.register(name, type, arguments, description, labels, max_concurrency)
+        """A native ``type`` or a declarative ``definition`` (exactly one); see :meth:`wfm_client.Client.register`."""
+        req = rq.register(name, type, definition, arguments, description, labels, max_concurrency)
         resp = await self._unary(self.stub.Register, req, timeout)
         return RegisterResult(Workflow.from_proto(resp.workflow), resp.created)
 
@@ -324,11 +325,23 @@ class AsyncClient:
         self,
         execution_id: str,
         *,
+        after_sequence: int = 0,
         timeout: float | None = None,
         on_event: Callable[[Event], Awaitable[None] | None] | None = None,
     ) -> ExecutionResult:
-        async with self.watch_execution(execution_id, timeout=timeout) as stream:
-            return await stream.result(on_event)
+        """See :meth:`wfm_client.Client.wait`."""
+        async with self.watch_execution(execution_id, after_sequence=after_sequence, timeout=timeout) as stream:
+            async for event in stream:
+                if on_event is not None:
+                    ret = on_event(event)
+                    if ret is not None:
+                        await ret
+            if stream.last_event is None and after_sequence > 0:
+                # Nothing after after_sequence: the execution had already ended there.
+                execution = await self.get_execution(execution_id, timeout=timeout)
+                if execution.status.is_terminal and execution.result is not None:
+                    return execution.result
+            return await stream.result()
 
     async def cancel_execution(
         self, execution_id: str, reason: str = "", *, timeout: float | None = None
