@@ -8,9 +8,8 @@
 // Python clients name them; the TypeScript client's own name is in "tsKind". "live"
 // tells whether the event happened after this watcher subscribed (else it was replayed).
 //
-// The deadline is an AbortSignal of our own, aborted once we are done: with Connect's
-// `timeoutMs`, breaking out of a stream leaves its deadline timer armed (the response
-// iterator has no return()), which keeps Node running until the deadline.
+// Every call has a 60 s deadline (`timeoutMs`); the client clears a stream's deadline
+// timer when the loop is left, so breaking out does not keep Node running until then.
 import { WfmClient, isTerminalEvent } from "../typescript/dist/src/index.js";
 
 const [addr, command, arg] = process.argv.slice(2);
@@ -21,9 +20,7 @@ if (!addr || !command || !arg) {
 
 const snake = (s) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const client = new WfmClient(`http://${addr}`);
-const deadline = new AbortController();
-const timer = setTimeout(() => deadline.abort(new Error("watch.mjs: no result within 60 s")), 60_000);
-const call = { signal: deadline.signal };
+const call = { timeoutMs: 60_000 };
 try {
   if (command === "watch") {
     let terminal = false;
@@ -52,7 +49,5 @@ try {
   console.error(`watch.mjs: ${err?.name ?? "Error"}: ${err?.message ?? err}`);
   process.exitCode = 1;
 } finally {
-  clearTimeout(timer);
-  deadline.abort();
   client.close();
 }

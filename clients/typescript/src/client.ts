@@ -3,7 +3,7 @@ import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protob
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type CallOptions, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { Code, WfmError } from "./errors.js";
+import { Code, DeadlineExceededError, UnavailableError, WfmError } from "./errors.js";
 import {
   ExecutionResultSchema,
   NativeSourceSchema,
@@ -12,18 +12,19 @@ import {
   type ExecutionEvent as PbExecutionEvent,
   type WorkflowType,
   type Tool,
-  type GetStatsResponse,
 } from "./gen/workflow/v1/workflow_service_pb.js";
 import {
   eventFromPb,
   executionFromPb,
   isTerminalEvent,
   resultFromPb,
+  statsFromPb,
   workflowFromPb,
   ExecutionStatus,
   type Execution,
   type ExecutionEvent,
   type ExecutionResult,
+  type Stats,
   type Workflow,
 } from "./model.js";
 
@@ -38,14 +39,20 @@ export interface WfmClientOptions {
   tls?: boolean | http2.SecureClientSessionOptions;
   /** Extra Connect interceptors, run after the authorization one. */
   interceptors?: Interceptor[];
-  /** Timeout applied to every call that does not set its own. Streams included. */
+  /**
+   * Timeout applied to every call that does not set its own. Streams included: for them it
+   * bounds the whole stream, and its timer is cleared as soon as the stream ends or is left.
+   */
   defaultTimeoutMs?: number;
 }
 
 /** The `RegisterRequest` fields; `source` is the contract's oneof (see `nativeSource`). */
 export type RegisterInput = MessageInitShape<typeof RegisterRequestSchema>;
 
-/** Builds the `native` source of a RegisterInput: a workflow type compiled into the server. */
+/**
+ * Builds the `native` source of a RegisterInput: a workflow type compiled into the server
+ * (`definitionSource` builds a declarative one).
+ */
 export function nativeSource(type: string, args: JsonObject = {}): NonNullable<RegisterInput["source"]> {
   return { case: "native", value: create(NativeSourceSchema, { type, arguments: args }) };
 }
@@ -63,6 +70,11 @@ export interface ExecuteOptions {
 
 export interface RunOptions extends ExecuteOptions {
   /** Called with every event as it arrives. */
+  onEvent?: (event: ExecutionEvent) => void;
+}
+
+export interface WaitOptions {
+  /** Called with every event, those replayed from the start included, as it arrives. */
   onEvent?: (event: ExecutionEvent) => void;
 }
 
@@ -108,6 +120,9 @@ export class WfmClient {
   /** The generated Connect client, for anything the idiomatic layer does not cover. */
   readonly raw: Client<typeof WorkflowService>;
   private readonly sessionManager: Http2SessionManager;
+  private readonly defaultTimeoutMs: number | undefined;
+  /** How many times close() was called: a call that sees it change was cancelled by its caller. */
+  private closes = 0;
 
   constructor(baseUrl: string, options: WfmClientOptions = {}) {
     const { tls, token } = options;
@@ -119,6 +134,7 @@ export class WfmClient {
     }
     const nodeOptions = typeof tls === "object" ? tls : {};
     this.sessionManager = new Http2SessionManager(baseUrl, {}, nodeOptions);
+    this.defaultTimeoutMs = options.defaultTimeoutMs;
     const interceptors: Interceptor[] = [];
     if (token !== undefined && token !== "") {
       interceptors.push((next) => (req) => {
@@ -138,6 +154,7 @@ export class WfmClient {
 
   /** Closes the HTTP/2 connection; calls and streams still open fail. */
   close(): void {
+    this.closes++;
     this.sessionManager.abort();
   }
 
@@ -145,19 +162,19 @@ export class WfmClient {
 
   /** Registers a workflow; identical content returns the existing version with `created: false`. */
   async register(input: RegisterInput, call?: CallOptions): Promise<{ workflow: Workflow; created: boolean }> {
-    const res = await unary(() => this.raw.register(input, call));
+    const res = await this.unary(call, () => this.raw.register(input, call));
     return { workflow: workflowFromPb(required(res.workflow, "workflow")), created: res.created };
   }
 
   /** Removes every version of a workflow; returns how many versions were removed. */
   async unregister(name: string, call?: CallOptions): Promise<number> {
-    const res = await unary(() => this.raw.unregister({ name }, call));
+    const res = await this.unary(call, () => this.raw.unregister({ name }, call));
     return res.versionsRemoved;
   }
 
   /** Gets the latest version of a workflow (or `version`), with every registered version number. */
   async get(name: string, version = 0, call?: CallOptions): Promise<{ workflow: Workflow; versions: number[] }> {
-    const res = await unary(() => this.raw.get({ name, version }, call));
+    const res = await this.unary(call, () => this.raw.get({ name, version }, call));
     return { workflow: workflowFromPb(required(res.workflow, "workflow")), versions: [...res.versions] };
   }
 
@@ -168,7 +185,7 @@ export class WfmClient {
 
   /** One page of `list()`. */
   async listPage(options: ListOptions & { pageToken?: string } = {}, call?: CallOptions): Promise<Page<Workflow>> {
-    const res = await unary(() =>
+    const res = await this.unary(call, () =>
       this.raw.list(
         { pageSize: options.pageSize ?? 0, pageToken: options.pageToken ?? "", labelFilter: options.labelFilter ?? {} },
         call,
@@ -179,13 +196,13 @@ export class WfmClient {
 
   /** The workflow types compiled into the server (for `nativeSource`). */
   async listWorkflowTypes(call?: CallOptions): Promise<WorkflowType[]> {
-    const res = await unary(() => this.raw.listWorkflowTypes({}, call));
+    const res = await this.unary(call, () => this.raw.listWorkflowTypes({}, call));
     return res.workflowTypes;
   }
 
   /** The tools workflows can call. */
   async listTools(call?: CallOptions): Promise<Tool[]> {
-    const res = await unary(() => this.raw.listTools({}, call));
+    const res = await this.unary(call, () => this.raw.listTools({}, call));
     return res.tools;
   }
 
@@ -193,8 +210,9 @@ export class WfmClient {
    * Per-workflow execution counts since the server started and p50/p99 durations of
    * recent executions: for one workflow, or every registered one when empty.
    */
-  async getStats(workflowName = "", call?: CallOptions): Promise<GetStatsResponse> {
-    return unary(() => this.raw.getStats({ workflowName }, call));
+  async getStats(workflowName = "", call?: CallOptions): Promise<Stats> {
+    const res = await this.unary(call, () => this.raw.getStats({ workflowName }, call));
+    return statsFromPb(res);
   }
 
   // --- executions ------------------------------------------------------------
@@ -205,7 +223,7 @@ export class WfmClient {
    * breaking out of the loop cancels the stream (not the execution).
    */
   execute(name: string, options: ExecuteOptions = {}, call?: CallOptions): AsyncIterable<ExecutionEvent> {
-    return events((signal) => this.raw.execute(executeRequest(name, options), { ...call, signal }), call);
+    return this.events((callOptions) => this.raw.execute(executeRequest(name, options), callOptions), call);
   }
 
   /**
@@ -215,13 +233,7 @@ export class WfmClient {
    */
   async run(name: string, options: RunOptions = {}, call?: CallOptions): Promise<RunResult> {
     const { onEvent, ...rest } = options;
-    for await (const event of this.execute(name, rest, call)) {
-      onEvent?.(event);
-      if (isTerminalEvent(event)) {
-        return runResult(event);
-      }
-    }
-    throw new WfmError(`the event stream of "${name}" ended before a terminal event`, Code.DataLoss);
+    return untilTerminal(this.execute(name, rest, call), onEvent, `"${name}"`);
   }
 
   /** Starts an execution and returns its id at once; `created` is false when `requestId` matched. */
@@ -230,13 +242,13 @@ export class WfmClient {
     options: ExecuteOptions = {},
     call?: CallOptions,
   ): Promise<{ executionId: string; created: boolean }> {
-    const res = await unary(() => this.raw.startExecution(executeRequest(name, options), call));
+    const res = await this.unary(call, () => this.raw.startExecution(executeRequest(name, options), call));
     return { executionId: res.executionId, created: res.created };
   }
 
   /** Gets one execution with its status, timings and result so far. */
   async getExecution(executionId: string, call?: CallOptions): Promise<Execution> {
-    const res = await unary(() => this.raw.getExecution({ executionId }, call));
+    const res = await this.unary(call, () => this.raw.getExecution({ executionId }, call));
     return executionFromPb(required(res.execution, "execution"));
   }
 
@@ -250,7 +262,7 @@ export class WfmClient {
     options: ListExecutionsOptions & { pageToken?: string } = {},
     call?: CallOptions,
   ): Promise<Page<Execution>> {
-    const res = await unary(() =>
+    const res = await this.unary(call, () =>
       this.raw.listExecutions(
         {
           workflowName: options.workflowName ?? "",
@@ -271,15 +283,24 @@ export class WfmClient {
    * (0 replays all), then follows the execution live until its terminal event.
    */
   watch(executionId: string, afterSequence: number | bigint = 0, call?: CallOptions): AsyncIterable<ExecutionEvent> {
-    return events(
-      (signal) => this.raw.watchExecution({ executionId, afterSequence: BigInt(afterSequence) }, { ...call, signal }),
+    return this.events(
+      (callOptions) => this.raw.watchExecution({ executionId, afterSequence: BigInt(afterSequence) }, callOptions),
       call,
     );
   }
 
+  /**
+   * Waits for an execution started earlier (`startExecution`, or by anyone) to reach its
+   * terminal event and resolves with its result, like `run()`; an execution that has
+   * already ended resolves at once.
+   */
+  async wait(executionId: string, options: WaitOptions = {}, call?: CallOptions): Promise<RunResult> {
+    return untilTerminal(this.watch(executionId, 0, call), options.onEvent, `execution ${executionId}`);
+  }
+
   /** Cancels an execution and its children (idempotent); returns the status after the request. */
   async cancelExecution(executionId: string, reason = "", call?: CallOptions): Promise<ExecutionStatus> {
-    const res = await unary(() => this.raw.cancelExecution({ executionId, reason }, call));
+    const res = await this.unary(call, () => this.raw.cancelExecution({ executionId, reason }, call));
     return res.status;
   }
 
@@ -294,8 +315,70 @@ export class WfmClient {
     call?: CallOptions,
   ): Promise<{ finishedDuringGrace: number; cancelled: number }> {
     const gracePeriod = options.gracePeriodMs === undefined ? undefined : durationFromMs(options.gracePeriodMs);
-    const res = await unary(() => this.raw.shutdown({ gracePeriod }, call));
+    const res = await this.unary(call, () => this.raw.shutdown({ gracePeriod }, call));
     return { finishedDuringGrace: res.finishedDuringGrace, cancelled: res.cancelled };
+  }
+
+  // --- calls -----------------------------------------------------------------
+
+  private async unary<T>(call: CallOptions | undefined, send: () => Promise<T>): Promise<T> {
+    const closes = this.closes;
+    try {
+      return await send();
+    } catch (e) {
+      throw callError(e, call?.signal?.aborted === true || this.closes !== closes);
+    }
+  }
+
+  /**
+   * The events of a stream opened with a signal of its own. Leaving the loop early (`break`,
+   * `return`, a throw in its body) ends the generator in `finally`, which aborts the call:
+   * the server closes the stream at once instead of keeping it until the execution ends.
+   * The caller's own `signal`, when given, still aborts it too.
+   *
+   * The deadline (`timeoutMs`, else the client's `defaultTimeoutMs`) is a timer of ours,
+   * cleared in `finally` too, and sent to the server as `grpc-timeout`. Connect's own timer
+   * would stay armed when the loop is left before the stream's end (its response iterator
+   * has no `return()`), keeping Node running until the deadline.
+   */
+  private async *events(
+    open: (callOptions: CallOptions) => AsyncIterable<{ event?: PbExecutionEvent }>,
+    call?: CallOptions,
+  ): AsyncGenerator<ExecutionEvent, void, undefined> {
+    const closes = this.closes;
+    const stop = new AbortController();
+    const callerAborted = () => stop.abort(call?.signal?.reason);
+    if (call?.signal?.aborted) {
+      callerAborted();
+    } else {
+      call?.signal?.addEventListener("abort", callerAborted, { once: true });
+    }
+    // Connect's convention: an unset timeoutMs means the default one, 0 or less none.
+    const timeoutMs =
+      call?.timeoutMs === undefined ? this.defaultTimeoutMs : call.timeoutMs > 0 ? call.timeoutMs : undefined;
+    const headers = new Headers(call?.headers);
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    if (timeoutMs !== undefined && timeoutMs > 0) {
+      headers.set("grpc-timeout", grpcTimeout(timeoutMs));
+      deadline = setTimeout(
+        () => stop.abort(new DeadlineExceededError(`the stream did not end within ${timeoutMs} ms (timeoutMs)`)),
+        timeoutMs,
+      );
+    }
+    try {
+      // timeoutMs 0: no deadline of Connect's, ours stands in for it.
+      for await (const res of open({ ...call, signal: stop.signal, timeoutMs: 0, headers })) {
+        if (res.event) {
+          yield eventFromPb(res.event);
+        }
+      }
+    } catch (e) {
+      throw callError(e, call?.signal?.aborted === true || this.closes !== closes);
+    } finally {
+      clearTimeout(deadline);
+      call?.signal?.removeEventListener("abort", callerAborted);
+      stop.abort();
+    }
   }
 }
 
@@ -311,43 +394,43 @@ function executeRequest(name: string, o: ExecuteOptions) {
   };
 }
 
-async function unary<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (e) {
-    throw WfmError.from(e);
+/**
+ * The WfmError for what a call threw. A CANCELLED that neither the caller (its signal,
+ * `close()`) nor the server (a grpc-status) asked for is the connection breaking, for
+ * instance the server crashing mid-stream (HTTP/2 reports it as a CANCEL reset): it is
+ * UNAVAILABLE, as the Go and Python clients see it, so that retry logic keyed on
+ * `isUnavailable` covers it.
+ */
+function callError(e: unknown, cancelledByCaller: boolean): WfmError {
+  const err = WfmError.from(e);
+  if (err.code === Code.Canceled && !cancelledByCaller && !err.metadata.has("grpc-status")) {
+    return new UnavailableError(`the connection to the server was lost: ${err.rawMessage}`, {
+      metadata: err.metadata,
+      cause: e,
+    });
   }
+  return err;
 }
 
-/**
- * The events of a stream opened with a signal of its own. Leaving the loop early (`break`,
- * `return`, a throw in its body) ends the generator in `finally`, which aborts the call:
- * the server closes the stream at once instead of keeping it until the execution ends.
- * The caller's own `signal`, when given, still aborts it too.
- */
-async function* events(
-  open: (signal: AbortSignal) => AsyncIterable<{ event?: PbExecutionEvent }>,
-  call?: CallOptions,
-): AsyncGenerator<ExecutionEvent, void, undefined> {
-  const stop = new AbortController();
-  const callerAborted = () => stop.abort(call?.signal?.reason);
-  if (call?.signal?.aborted) {
-    callerAborted();
-  } else {
-    call?.signal?.addEventListener("abort", callerAborted, { once: true });
-  }
-  try {
-    for await (const res of open(stop.signal)) {
-      if (res.event) {
-        yield eventFromPb(res.event);
-      }
+/** The grpc-timeout header's value: at most 8 digits, then the unit. */
+function grpcTimeout(ms: number): string {
+  const millis = Math.ceil(ms);
+  return millis <= 99_999_999 ? `${millis}m` : `${Math.min(Math.ceil(millis / 1000), 99_999_999)}S`;
+}
+
+/** Reads events until the terminal one and resolves with the result it carries. */
+async function untilTerminal(
+  stream: AsyncIterable<ExecutionEvent>,
+  onEvent: ((event: ExecutionEvent) => void) | undefined,
+  what: string,
+): Promise<RunResult> {
+  for await (const event of stream) {
+    onEvent?.(event);
+    if (isTerminalEvent(event)) {
+      return runResult(event);
     }
-  } catch (e) {
-    throw WfmError.from(e);
-  } finally {
-    call?.signal?.removeEventListener("abort", callerAborted);
-    stop.abort();
   }
+  throw new WfmError(`the event stream of ${what} ended before a terminal event`, Code.DataLoss);
 }
 
 async function* paginate<T>(fetch: (pageToken: string) => Promise<Page<T>>): AsyncGenerator<T, void, undefined> {

@@ -5,11 +5,21 @@ export {
   type RegisterInput,
   type ExecuteOptions,
   type RunOptions,
+  type WaitOptions,
   type RunResult,
   type ListOptions,
   type ListExecutionsOptions,
   type Page,
 } from "./client.js";
+export {
+  definitionSource,
+  definitionFile,
+  type DefinitionInput,
+  type DefinitionFile,
+  type StepInput,
+  type RetryInput,
+  type DurationInput,
+} from "./definition.js";
 export {
   ExecutionStatus,
   StepStatus,
@@ -22,15 +32,12 @@ export {
   type ExecutionEventKind,
   type ExecutionResult,
   type StepResult,
+  type Stats,
+  type WorkflowStats,
 } from "./model.js";
 export * from "./errors.js";
 export { ConnectError } from "@connectrpc/connect";
 export type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-export type {
-  WorkflowType,
-  Tool,
-  GetStatsResponse,
-  WorkflowStats,
-} from "./gen/workflow/v1/workflow_service_pb.js";
+export type { WorkflowType, Tool } from "./gen/workflow/v1/workflow_service_pb.js";
 /** The generated messages and service descriptor (protobuf-es v2), for use with `WfmClient.raw`. */
 export * as pb from "./gen/workflow/v1/workflow_service_pb.js";

@@ -12,8 +12,10 @@ import {
   type Execution as PbExecution,
   type ExecutionEvent as PbExecutionEvent,
   type ExecutionResult as PbExecutionResult,
+  type GetStatsResponse as PbGetStatsResponse,
   type StepResult as PbStepResult,
   type Workflow as PbWorkflow,
+  type WorkflowStats as PbWorkflowStats,
 } from "./gen/workflow/v1/workflow_service_pb.js";
 
 export { ExecutionStatus, StepStatus };
@@ -72,6 +74,36 @@ export interface Execution {
   requestId: string;
   /** Sequence number of the last event. */
   lastSequence: number;
+}
+
+/** Execution numbers of one workflow (all its versions together). */
+export interface WorkflowStats {
+  workflowName: string;
+  /** Executions accepted (or resumed after a restart) since `Stats.since`. */
+  started: number;
+  /** Executions that ended since `Stats.since`, by outcome. */
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  /** Accepted and not ended yet: running or waiting for a slot. */
+  running: number;
+  /**
+   * Median time from acceptance to the end (queueing included) of the last `windowSize`
+   * executions that ended; undefined when none has.
+   */
+  p50DurationMs: number | undefined;
+  /** 99th percentile of the same. */
+  p99DurationMs: number | undefined;
+  /** How many executions the percentiles cover: the last 1000 at most. */
+  windowSize: number;
+}
+
+/** What `getStats()` resolves to. The server keeps these in memory: they start from zero at each restart. */
+export interface Stats {
+  /** When counting started: the server's start. */
+  since: Date | undefined;
+  /** One per registered workflow (or the one asked for), by name. */
+  workflows: WorkflowStats[];
 }
 
 interface EventBase {
@@ -170,6 +202,24 @@ export function executionFromPb(e: PbExecution): Execution {
     requestId: e.requestId,
     lastSequence: Number(e.lastSequence),
   };
+}
+
+export function workflowStatsFromPb(w: PbWorkflowStats): WorkflowStats {
+  return {
+    workflowName: w.workflowName,
+    started: Number(w.started),
+    succeeded: Number(w.succeeded),
+    failed: Number(w.failed),
+    cancelled: Number(w.cancelled),
+    running: Number(w.running),
+    p50DurationMs: ms(w.p50Duration),
+    p99DurationMs: ms(w.p99Duration),
+    windowSize: w.windowSize,
+  };
+}
+
+export function statsFromPb(s: PbGetStatsResponse): Stats {
+  return { since: date(s.since), workflows: s.workflows.map(workflowStatsFromPb) };
 }
 
 export function eventFromPb(e: PbExecutionEvent): ExecutionEvent {

@@ -1,18 +1,27 @@
 // End-to-end tests of WfmClient against real `wfm serve` processes (no mocks).
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { ConnectError } from "@connectrpc/connect";
 import {
+  CancelledError,
   Code,
+  DeadlineExceededError,
   ExecutionStatus,
   InvalidArgumentError,
   NotFoundError,
+  UnavailableError,
   WfmClient,
   WfmError,
+  definitionFile,
+  definitionSource,
   hasCode,
+  isCancelled,
   isInvalidArgument,
   isNotFound,
+  isUnavailable,
   nativeSource,
+  type DefinitionFile,
   type ExecutionEvent,
   type Workflow,
 } from "../src/index.js";
@@ -32,7 +41,12 @@ const sequences = (events: ExecutionEvent[]) => events.map((e) => e.sequence);
 /** Asserts `promise` rejects with a WfmError of this class and code, and returns it. */
 async function rejectsWith(
   promise: Promise<unknown>,
-  cls: typeof NotFoundError | typeof InvalidArgumentError,
+  cls:
+    | typeof NotFoundError
+    | typeof InvalidArgumentError
+    | typeof UnavailableError
+    | typeof CancelledError
+    | typeof DeadlineExceededError,
   code: Code,
 ): Promise<WfmError> {
   let caught: unknown;
@@ -222,18 +236,55 @@ describe("WfmClient against a real wfm server", () => {
     assert.deepEqual(seen, ["accepted", "started", "stepStarted", "stepCompleted", "completed"]);
   });
 
-  it("getStats counts the executions of a workflow", async () => {
+  it("wait() resolves with the result of an execution started earlier", async () => {
+    const { executionId } = await client.startExecution("greet", { input: { w: 1 } });
+    const seen: number[] = [];
+    const result = await client.wait(executionId, { onEvent: (e) => seen.push(e.sequence) });
+    assert.equal(result.executionId, executionId);
+    assert.equal(result.status, ExecutionStatus.COMPLETED);
+    assert.equal(result.success, true);
+    assert.deepEqual(result.output, { w: 1 });
+    assert.deepEqual(seen, [1, 2, 3, 4, 5]);
+    // Once it has ended, at once and the same.
+    assert.deepEqual(await client.wait(executionId), result);
+    await rejectsWith(client.wait("00000000-0000-4000-8000-000000000000"), NotFoundError, Code.NotFound);
+  });
+
+  it("getStats counts the executions of a workflow, as plain numbers, milliseconds and a Date", async () => {
     const [before] = (await client.getStats("greet")).workflows;
+    assert.ok(before);
     await client.run("greet", { input: { s: 1 } });
     const stats = await client.getStats("greet");
-    assert.ok(stats.since);
+    assert.ok(stats.since instanceof Date);
+    assert.ok(stats.since.getTime() <= Date.now());
     assert.equal(stats.workflows.length, 1);
     const [after] = stats.workflows;
+    assert.ok(after);
+    assert.deepEqual(Object.keys(after).sort(), [
+      "cancelled",
+      "failed",
+      "p50DurationMs",
+      "p99DurationMs",
+      "running",
+      "started",
+      "succeeded",
+      "windowSize",
+      "workflowName",
+    ]);
     assert.equal(after.workflowName, "greet");
-    assert.equal(after.started, before.started + 1n);
-    assert.equal(after.succeeded, before.succeeded + 1n);
-    assert.ok(after.p50Duration && after.p99Duration);
+    for (const n of [after.started, after.succeeded, after.failed, after.cancelled, after.running, after.windowSize]) {
+      assert.equal(typeof n, "number");
+    }
+    assert.equal(after.started, before.started + 1);
+    assert.equal(after.succeeded, before.succeeded + 1);
+    assert.equal(after.started, after.succeeded + after.failed + after.cancelled + after.running);
+    assert.ok(after.windowSize >= 1 && after.windowSize <= after.succeeded + after.failed + after.cancelled);
+    assert.equal(typeof after.p50DurationMs, "number");
+    assert.equal(typeof after.p99DurationMs, "number");
+    assert.ok(after.p50DurationMs! >= 0 && after.p50DurationMs! <= after.p99DurationMs!);
+    assert.ok(after.p99DurationMs! < 60_000, `p99 of an echo is ${after.p99DurationMs} ms`);
     assert.ok((await client.getStats()).workflows.some((w) => w.workflowName === "greet"));
+    await rejectsWith(client.getStats("does-not-exist"), NotFoundError, Code.NotFound);
   });
 
   it("reuses the execution for a repeated requestId", async () => {
@@ -391,6 +442,20 @@ describe("WfmClient against a real wfm server", () => {
       err = e;
     }
     assert.ok(err instanceof WfmError && err.code === Code.DeadlineExceeded, String(err));
+
+    // The client's defaultTimeoutMs bounds streams too; a call's own timeoutMs wins over it.
+    const bounded = new WfmClient(server.url, { defaultTimeoutMs: 100 });
+    try {
+      await rejectsWith(
+        bounded.run("nap", { input: { duration_ms: 2_000 } }),
+        DeadlineExceededError,
+        Code.DeadlineExceeded,
+      );
+      const ok = await bounded.run("nap", { input: { duration_ms: 200 } }, { timeoutMs: 10_000 });
+      assert.equal(ok.status, ExecutionStatus.COMPLETED);
+    } finally {
+      bounded.close();
+    }
   });
 
   it("fails with UNAVAILABLE when nothing listens", async () => {
@@ -508,5 +573,277 @@ describe("shutdown", () => {
       client.close();
       await server.stop();
     }
+  });
+});
+
+describe("declarative workflows from plain objects", () => {
+  let server: WfmServer;
+  let client: WfmClient;
+
+  before(async () => {
+    server = await startServer();
+    client = new WfmClient(server.url);
+  });
+
+  after(async () => {
+    client?.close();
+    await server?.stop();
+  });
+
+  // examples/fan-out.yaml, as the object a YAML or JSON parser gives for it.
+  const fanOut: DefinitionFile = {
+    name: "fan-out",
+    description: "Squares numbers in parallel, sums them, and reports when the sum is large.",
+    labels: { example: "true" },
+    input_schema: {
+      type: "object",
+      required: ["numbers"],
+      properties: {
+        numbers: { type: "array", items: { type: "number" }, maxItems: 100 },
+        threshold: { type: "number", default: 10 },
+      },
+    },
+    steps: [
+      {
+        id: "square",
+        for_each: "{{ input.numbers }}",
+        max_parallel: 3,
+        tool: { name: "json_transform", arguments: { data: "{{ item }}", expression: "data * data" } },
+        retry: { maximum_attempts: 3, initial_interval: "200ms" },
+        timeout: "5s",
+      },
+      {
+        id: "total",
+        depends_on: ["square"],
+        tool: { name: "json_transform", arguments: { data: "{{ steps.square.output }}", expression: "data | sum" } },
+      },
+      {
+        id: "celebrate",
+        depends_on: ["total"],
+        when: "steps.total.output > (input.threshold | default(10))",
+        tool: { name: "sleep", arguments: { duration_ms: 100 } },
+      },
+    ],
+    output: {
+      squares: "{{ steps.square.output }}",
+      total: "{{ steps.total.output }}",
+      message: "sum of squares is {{ steps.total.output }}",
+      celebrated: "{{ steps.celebrate.status == 'completed' }}",
+    },
+  };
+
+  it("registers examples/fan-out.yaml with definitionFile and runs it", async () => {
+    const { workflow, created } = await client.register(definitionFile(fanOut));
+    assert.equal(created, true);
+    assert.equal(workflow.name, "fan-out");
+    assert.deepEqual(workflow.labels, { example: "true" });
+    assert.equal(workflow.source.case, "definition");
+    const definition = workflow.source.case === "definition" ? workflow.source.value : undefined;
+    assert.deepEqual(
+      definition?.steps.map((s) => s.id),
+      ["square", "total", "celebrate"],
+    );
+    assert.equal(definition?.steps[0]?.timeout?.seconds, 5n);
+    assert.equal(definition?.steps[0]?.retry?.initialInterval?.nanos, 200_000_000);
+
+    const result = await client.run("fan-out", { input: { numbers: [3, 1, 4, 1, 5], threshold: 10 } });
+    assert.equal(result.status, ExecutionStatus.COMPLETED, result.error);
+    assert.deepEqual(result.output, {
+      squares: [9, 1, 16, 1, 25],
+      total: 52,
+      message: "sum of squares is 52",
+      celebrated: true,
+    });
+    const small = await client.run("fan-out", { input: { numbers: [1, 2] } });
+    assert.deepEqual(small.output, { squares: [1, 4], total: 5, message: "sum of squares is 5", celebrated: false });
+
+    // Identical content: the same version.
+    assert.equal((await client.register(definitionFile(fanOut))).created, false);
+  });
+
+  it("registers a definitionSource whose output is a plain string template", async () => {
+    const { workflow } = await client.register({
+      name: "sum-of",
+      source: definitionSource({
+        input_schema: { type: "object", required: ["n"] },
+        steps: [
+          {
+            id: "total",
+            tool: { name: "json_transform", arguments: { data: "{{ input.n }}", expression: "data | sum" } },
+            timeout: 5_000,
+            retry: { maximum_attempts: 2, initial_interval: "0.25s", maximum_interval: "1m 30s" },
+          },
+        ],
+        output: "{{ steps.total.output }}",
+      }),
+    });
+    assert.equal(workflow.source.case, "definition");
+    const [step] = workflow.source.case === "definition" ? workflow.source.value.steps : [];
+    assert.equal(step?.timeout?.seconds, 5n);
+    assert.equal(step?.retry?.initialInterval?.nanos, 250_000_000);
+    assert.equal(step?.retry?.maximumInterval?.seconds, 90n);
+
+    const result = await client.run("sum-of", { input: { n: [1, 2, 3.5] } });
+    assert.equal(result.status, ExecutionStatus.COMPLETED, result.error);
+    assert.equal(result.output, 6.5);
+    // The input_schema is enforced by the server.
+    await rejectsWith(client.run("sum-of", { input: {} }), InvalidArgumentError, Code.InvalidArgument);
+  });
+
+  it("refuses a malformed definition before calling, and the server names a wrong one", async () => {
+    const step = { id: "a", tool: { name: "sleep", arguments: { duration_ms: 1 } } };
+    assert.throws(() => definitionSource({ steps: [{ ...step, timeout: "5 parsecs" }] }), (e: unknown) => {
+      assert.ok(e instanceof InvalidArgumentError);
+      assert.match(e.rawMessage, /steps\[0\] \(step 'a'\)\.timeout: "5 parsecs" is not a duration/);
+      return true;
+    });
+    assert.throws(
+      () => definitionSource({ steps: [{ ...step, forEachh: "{{ input.x }}" } as never] }),
+      (e: unknown) => e instanceof InvalidArgumentError && /forEachh/.test(e.rawMessage),
+    );
+    assert.throws(
+      () => definitionFile({ steps: [step] }),
+      (e: unknown) => e instanceof InvalidArgumentError && /name/.test(e.rawMessage),
+    );
+    const err = await rejectsWith(
+      client.register({
+        name: "cyclic",
+        source: definitionSource({
+          steps: [
+            { ...step, id: "a", depends_on: ["b"] },
+            { ...step, id: "b", depends_on: ["a"] },
+          ],
+        }),
+      }),
+      InvalidArgumentError,
+      Code.InvalidArgument,
+    );
+    assert.match(err.rawMessage, /cycle/i);
+  });
+});
+
+describe("streams and the process's lifetime", () => {
+  let server: WfmServer;
+
+  before(async () => {
+    server = await startServer();
+    const client = new WfmClient(server.url);
+    try {
+      await client.register({ name: "sl", source: nativeSource("sleep") });
+    } finally {
+      client.close();
+    }
+  });
+
+  after(async () => {
+    await server?.stop();
+  });
+
+  /**
+   * Runs `body` as an ES module in a child Node process, with `WfmClient` imported and the
+   * server's URL in `process.argv[1]`; resolves with its exit code, output and lifetime.
+   */
+  async function inChild(body: string): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+    const index = new URL("../src/index.js", import.meta.url).href;
+    const script = `import { WfmClient } from ${JSON.stringify(index)};\n${body}`;
+    const started = Date.now();
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script, server.url], {
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: 60_000,
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+    return { code, stdout, stderr, ms: Date.now() - started };
+  }
+
+  // A deadline far beyond the work: the process must exit once the work is done, not at the deadline.
+  const LONG = 30_000;
+
+  for (const [what, body] of [
+    [
+      "run() under the client's defaultTimeoutMs, then close()",
+      `const client = new WfmClient(process.argv[1], { defaultTimeoutMs: ${LONG} });
+       const r = await client.run("sl", { input: { duration_ms: 100 } });
+       console.log(r.status);
+       client.close();`,
+    ],
+    [
+      "break out of execute() and watch() loops with a per-call timeoutMs, without close()",
+      `const client = new WfmClient(process.argv[1]);
+       for await (const e of client.execute("sl", { input: { duration_ms: 100 } }, { timeoutMs: ${LONG} })) break;
+       const { executionId } = await client.startExecution("sl", { input: { duration_ms: 100 } });
+       for await (const e of client.watch(executionId, 0, { timeoutMs: ${LONG} })) if (e.kind === "started") break;
+       const r = await client.wait(executionId, {}, { timeoutMs: ${LONG} });
+       console.log(r.status);`,
+    ],
+  ] as const) {
+    it(`${what}: Node exits when the stream is done, not at the deadline`, async () => {
+      const { code, stdout, stderr, ms } = await inChild(body);
+      assert.equal(code, 0, stderr);
+      assert.equal(stdout.trim(), String(ExecutionStatus.COMPLETED));
+      assert.ok(ms < 10_000, `the child process exited after ${ms} ms (the deadline was ${LONG} ms)`);
+    });
+  }
+});
+
+describe("a server that dies during a stream", () => {
+  let server: WfmServer;
+  let client: WfmClient;
+
+  before(async () => {
+    server = await startServer();
+    client = new WfmClient(server.url);
+    await client.register({ name: "nap", source: nativeSource("sleep") });
+  });
+
+  after(async () => {
+    client?.close();
+    await server?.stop();
+  });
+
+  it("close() during a stream is the caller's cancellation: CANCELLED", async () => {
+    const other = new WfmClient(server.url);
+    const { executionId } = await other.startExecution("nap", { input: { duration_ms: 60_000 } });
+    const err = await rejectsWith(
+      (async () => {
+        for await (const e of other.watch(executionId)) {
+          if (e.kind === "stepStarted") other.close();
+        }
+      })(),
+      CancelledError,
+      Code.Canceled,
+    );
+    assert.ok(isCancelled(err));
+    await client.cancelExecution(executionId);
+  });
+
+  it("kill -9 of the server during watch() and execute() is UNAVAILABLE", async () => {
+    const { executionId } = await client.startExecution("nap", { input: { duration_ms: 60_000 } });
+    const seen: string[] = [];
+    const watching = (async () => {
+      for await (const e of client.watch(executionId)) {
+        seen.push(e.kind);
+      }
+    })();
+    const executing = (async () => {
+      for await (const e of client.execute("nap", { input: { duration_ms: 60_000 } })) {
+        if (e.kind === "stepStarted") {
+          // Both streams are open and waiting: crash the server.
+          while (!seen.includes("stepStarted")) await new Promise((r) => setTimeout(r, 10));
+          server.process.kill("SIGKILL");
+        }
+      }
+    })();
+    for (const stream of [watching, executing]) {
+      const err = await rejectsWith(stream, UnavailableError, Code.Unavailable);
+      assert.ok(isUnavailable(err));
+      assert.ok(!isCancelled(err));
+    }
+    assert.deepEqual((await server.exited).signal, "SIGKILL");
+    // And the next call, with nothing listening, too.
+    await rejectsWith(client.get("nap"), UnavailableError, Code.Unavailable);
   });
 });
