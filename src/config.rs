@@ -20,6 +20,9 @@ pub struct Config {
     /// How long running executions may finish at shutdown before they are cancelled.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// What Shutdown, SIGTERM and Ctrl-C do with the executions still running after the
+    /// grace period (Shutdown's `resume_unfinished` overrides it).
+    pub shutdown_unfinished: ShutdownUnfinished,
     pub limits: Limits,
     /// Where state is kept: `sqlite` (durable, `<data_dir>/wfm.db`) or `memory` (lost at exit).
     pub store: StoreKind,
@@ -80,6 +83,16 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// PEM CA that client certificates must be signed by (mutual TLS); absent: no client certificates.
     pub client_ca: Option<PathBuf>,
+}
+
+/// `cancel`: they are cancelled and end there. `resume`: they are stopped where they are,
+/// for the next server on the same data directory to resume (durable store only).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ShutdownUnfinished {
+    #[default]
+    Cancel,
+    Resume,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -167,6 +180,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./wfm-data"),
             log: LogConfig::default(),
             shutdown_grace: Duration::from_secs(30),
+            shutdown_unfinished: ShutdownUnfinished::default(),
             limits: Limits::default(),
             store: StoreKind::default(),
             retention: None,
@@ -343,7 +357,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "wfm.toml",
-                "shutdown_grace = \"5s\"\n[limits]\nmax_input_bytes = 10\nmax_page_size = 7\n",
+                "shutdown_grace = \"5s\"\nshutdown_unfinished = \"resume\"\n[limits]\nmax_input_bytes = 10\nmax_page_size = 7\n",
             )?;
             jail.set_env("WFM_LIMITS__MAX_INPUT_BYTES", "20");
             jail.set_env("WFM_BIN", "/somewhere/else");
@@ -353,6 +367,7 @@ mod tests {
             };
             let c = Config::load(Some("wfm.toml".as_ref()), &flags).unwrap();
             assert_eq!(c.shutdown_grace, Duration::from_secs(5));
+            assert_eq!(c.shutdown_unfinished, ShutdownUnfinished::Resume);
             assert_eq!(c.limits.max_page_size, 7);
             assert_eq!(c.limits.max_input_bytes, 20);
             assert_eq!(c.listen.port(), 6000);

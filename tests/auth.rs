@@ -137,6 +137,7 @@ async fn call(client: &mut Client, rpc: &str) -> Code {
                         seconds: -1,
                         nanos: 0,
                     }),
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ()),

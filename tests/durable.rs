@@ -299,3 +299,111 @@ async fn a_second_server_on_a_data_directory_in_use_is_refused() {
         .await
         .expect("a server starts on the directory once the first is killed");
 }
+
+/// An upgrade that keeps in-flight work: Shutdown with `resume_unfinished` stops what
+/// outlasts the grace period where it is (nothing says cancelled), and the next server on
+/// the data directory finishes it without re-running the step it had completed.
+#[tokio::test]
+async fn a_shutdown_can_leave_running_executions_for_the_next_server() {
+    let mut server = Server::start().await;
+    let (id, report) = shut_down_after_a_first_step(&server).await;
+    assert_eq!(
+        (
+            report.finished_during_grace,
+            report.cancelled,
+            report.left_to_resume
+        ),
+        (0, 0, 1)
+    );
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+
+    let server = Server::start_in(server.kill_keep_dir(), &[], &[]);
+    let events = watch_all(&mut server.client().await, &id, 0).await;
+    assert_gap_free(&events);
+    let labels = labels(&events);
+    assert_eq!(
+        labels.last().map(String::as_str),
+        Some("completed"),
+        "{labels:?}"
+    );
+    assert!(!labels.iter().any(|l| l == "cancelled"), "{labels:?}");
+    let attempts: Vec<i32> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(Kind::Started(s)) => Some(s.attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2], "{labels:?}");
+    for step in ["sleep-1", "sleep-2", "sleep-3"] {
+        let completed = format!("step_completed:{step}");
+        let started = format!("step_started:{step}");
+        assert_eq!(
+            labels.iter().filter(|l| **l == completed).count(),
+            1,
+            "{labels:?}"
+        );
+        let first_completion = labels.iter().position(|l| *l == completed).unwrap();
+        assert!(
+            !labels[first_completion..].contains(&started),
+            "{step} ran again: {labels:?}"
+        );
+    }
+}
+
+/// The in-memory store keeps nothing for a next server: there the same request cancels.
+#[tokio::test]
+async fn with_the_memory_store_a_shutdown_cancels_what_it_cannot_leave() {
+    let server = Server::start_with(&[("WFM_STORE", "memory")], &[]).await;
+    let (_, report) = shut_down_after_a_first_step(&server).await;
+    assert_eq!(
+        (
+            report.finished_during_grace,
+            report.cancelled,
+            report.left_to_resume
+        ),
+        (0, 1, 0)
+    );
+}
+
+/// Starts a run of three 400 ms steps, waits for its first step to complete, then asks
+/// for a shutdown with a 50 ms grace period that leaves what is unfinished to resume.
+async fn shut_down_after_a_first_step(server: &Server) -> (String, proto::ShutdownResponse) {
+    let mut client = server.client().await;
+    register(&mut client, "steps", "sleep", json!({})).await;
+    let id = client
+        .start_execution(proto::StartExecutionRequest {
+            name: "steps".into(),
+            input: json_struct(json!({"duration_ms": 400, "steps": 3})),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution_id;
+    let mut watch = client
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(r) = watch.message().await.unwrap() {
+        if label(&r.event.unwrap()) == "step_completed:sleep-1" {
+            break;
+        }
+    }
+    let report = client
+        .shutdown(proto::ShutdownRequest {
+            grace_period: Some(prost_types::Duration {
+                seconds: 0,
+                nanos: 50_000_000,
+            }),
+            resume_unfinished: Some(true),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (id, report)
+}

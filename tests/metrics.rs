@@ -54,9 +54,16 @@ async fn register(client: &mut Client, name: &str, yaml: &str, max_concurrency: 
         .expect("registers");
 }
 
+/// A GET over plain HTTP. reqwest sets up TLS even for http://, on the process's rustls
+/// provider: `wfm` installs ring's, and so must this test process.
+async fn get(url: &str) -> reqwest::Response {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::get(url).await.expect("GET")
+}
+
 /// The server's metrics: `name{labels}` → value, for every sample line.
 async fn scrape(url: &str) -> HashMap<String, f64> {
-    let response = reqwest::get(url).await.expect("GET /metrics");
+    let response = get(url).await;
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -397,9 +404,7 @@ async fn gauges_show_running_queued_and_open_streams() {
         r#"wfm_tool_errors_total{tool="sleep",server="builtin"}"#,
         0.0,
     );
-    let other = reqwest::get(url.replace("/metrics", "/other"))
-        .await
-        .unwrap();
+    let other = get(&url.replace("/metrics", "/other")).await;
     assert_eq!(other.status(), 404);
 }
 

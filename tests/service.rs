@@ -811,6 +811,7 @@ async fn shutdown_cancels_after_the_grace_period_and_exits_zero() {
                 seconds: 1,
                 nanos: 0,
             }),
+            ..Default::default()
         })
         .await
     });

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::config::StoreKind;
 use crate::engine::Catalog;
 use crate::manager::ManagerError;
-use crate::manager::WorkflowManager;
+use crate::manager::{ShutdownPlan, WorkflowManager};
 use crate::proto::workflow_service_server::WorkflowServiceServer;
 use crate::store::{MemoryStore, SqliteStore, Store, StoreError};
 use crate::tools::{ToolManager, builtin};
@@ -147,7 +147,7 @@ pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Resu
     let service = Service::new(
         manager.clone(),
         health.clone(),
-        config.shutdown_grace,
+        ShutdownPlan::from(&config),
         server_stop.clone(),
     );
     let max = config.limits.max_message_bytes;
@@ -174,7 +174,7 @@ pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Resu
     tokio::spawn(stop_on_signal(
         manager.clone(),
         health,
-        config.shutdown_grace,
+        ShutdownPlan::from(&config),
         server_stop.clone(),
     ));
 
@@ -245,21 +245,21 @@ async fn purge_periodically(manager: Arc<WorkflowManager>, retention: Duration) 
 async fn stop_on_signal(
     manager: Arc<WorkflowManager>,
     health: tonic_health::server::HealthReporter,
-    grace: Duration,
+    plan: ShutdownPlan,
     server_stop: CancellationToken,
 ) {
     tokio::select! {
         _ = signal() => {}
         _ = server_stop.cancelled() => return,
     }
-    tracing::warn!(grace = ?grace, "signal received: shutting down");
+    tracing::warn!(grace = ?plan.grace, unfinished = ?plan.unfinished, "signal received: shutting down");
     health
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
     health
         .set_not_serving::<WorkflowServiceServer<Service>>()
         .await;
-    manager.shutdown(grace).await;
+    manager.shutdown(plan).await;
     server_stop.cancel();
 }
 

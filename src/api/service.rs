@@ -10,7 +10,9 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::outbox::{Outbox, Sent};
 use crate::engine::Event;
-use crate::manager::{ManagerError, RegisterSpec, StartSpec, Watcher, WorkflowManager};
+use crate::manager::{
+    ManagerError, RegisterSpec, ShutdownPlan, StartSpec, Unfinished, Watcher, WorkflowManager,
+};
 use crate::proto::{self, workflow_service_server::WorkflowService};
 use crate::store::ExecutionFilter;
 use crate::telemetry::{rpc, stats};
@@ -25,7 +27,8 @@ type EventStream<R> = Pin<Box<dyn Stream<Item = Result<R, Status>> + Send>>;
 pub struct Service {
     manager: Arc<WorkflowManager>,
     health: tonic_health::server::HealthReporter,
-    default_grace: Duration,
+    /// The configured shutdown, for what a Shutdown request leaves unset.
+    default_shutdown: ShutdownPlan,
     /// Cancelled to stop the server once the manager has shut down.
     server_stop: CancellationToken,
 }
@@ -34,13 +37,13 @@ impl Service {
     pub fn new(
         manager: Arc<WorkflowManager>,
         health: tonic_health::server::HealthReporter,
-        default_grace: Duration,
+        default_shutdown: ShutdownPlan,
         server_stop: CancellationToken,
     ) -> Self {
         Service {
             manager,
             health,
-            default_grace,
+            default_shutdown,
             server_stop,
         }
     }
@@ -426,9 +429,15 @@ impl WorkflowService for Service {
         &self,
         request: Request<proto::ShutdownRequest>,
     ) -> Result<Response<proto::ShutdownResponse>, Status> {
-        let grace = match request.into_inner().grace_period {
+        let request = request.into_inner();
+        let grace = match request.grace_period {
             Some(d) => convert::std_duration("grace_period", &d)?,
-            None => self.default_grace,
+            None => self.default_shutdown.grace,
+        };
+        let unfinished = match request.resume_unfinished {
+            Some(true) => Unfinished::Resume,
+            Some(false) => Unfinished::Cancel,
+            None => self.default_shutdown.unfinished,
         };
         if grace > MAX_GRACE {
             return Err(ManagerError::invalid(
@@ -441,18 +450,22 @@ impl WorkflowService for Service {
             )
             .into());
         }
-        tracing::warn!(grace = ?grace, "shutdown requested");
+        tracing::warn!(grace = ?grace, unfinished = ?unfinished, "shutdown requested");
         self.health
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
         self.health
             .set_not_serving::<proto::workflow_service_server::WorkflowServiceServer<Service>>()
             .await;
-        let report = self.manager.shutdown(grace).await;
+        let report = self
+            .manager
+            .shutdown(ShutdownPlan { grace, unfinished })
+            .await;
         self.server_stop.cancel();
         Ok(Response::new(proto::ShutdownResponse {
             finished_during_grace: report.finished_during_grace as i32,
             cancelled: report.cancelled as i32,
+            left_to_resume: report.left_to_resume as i32,
         }))
     }
 }

@@ -307,16 +307,23 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
                 println!("{:<24} {:<10} {}", t.name, t.server, t.description);
             }
         }
-        Command::Shutdown { grace } => {
-            let grace_period = grace.map(convert::duration);
-            let r = connect(server)
-                .await?
-                .shutdown(proto::ShutdownRequest { grace_period })
-                .await?
-                .into_inner();
+        Command::Shutdown {
+            grace,
+            resume_unfinished,
+            cancel_unfinished,
+        } => {
+            let request = proto::ShutdownRequest {
+                grace_period: grace.map(convert::duration),
+                resume_unfinished: match (resume_unfinished, cancel_unfinished) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+            };
+            let r = connect(server).await?.shutdown(request).await?.into_inner();
             println!(
-                "wfm stopped: {} executions finished during the grace period, {} cancelled",
-                r.finished_during_grace, r.cancelled
+                "wfm stopped: {} executions finished during the grace period, {} cancelled, {} left for the next server to resume",
+                r.finished_during_grace, r.cancelled, r.left_to_resume
             );
         }
     }

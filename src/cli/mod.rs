@@ -211,6 +211,14 @@ pub enum Command {
         /// Grace period for running executions, e.g. 10s (default: the server's).
         #[arg(long, value_parser = humantime::parse_duration)]
         grace: Option<std::time::Duration>,
+        /// Leave what is still running after the grace period for the next server on the
+        /// same data directory to resume, instead of cancelling it (an upgrade).
+        #[arg(long, conflicts_with = "cancel_unfinished")]
+        resume_unfinished: bool,
+        /// Cancel what is still running after the grace period, whatever the server's
+        /// `shutdown_unfinished` says.
+        #[arg(long)]
+        cancel_unfinished: bool,
     },
 }
 

@@ -193,8 +193,10 @@ impl WorkflowManager {
                 .run(task_live, workflow, admission, record, resume)
                 .await
         };
-        self.tasks
+        let task = self
+            .tasks
             .spawn(super::live::CommitOnYield::new(live.clone(), task).instrument(span));
+        let _ = live.task.set(task.abort_handle());
         (live, follower)
     }
 

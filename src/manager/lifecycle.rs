@@ -1,5 +1,5 @@
-//! Graceful shutdown: stop accepting, drain within the grace period, cancel what is left,
-//! run every workflow's shutdown hook, close the tools.
+//! Graceful shutdown: stop accepting, drain within the grace period, cancel what is left
+//! (or leave it for the next server), run every workflow's shutdown hook, close the tools.
 
 use std::time::Duration;
 
@@ -8,46 +8,96 @@ use super::WorkflowManager;
 /// Waiting for cancelled executions to end, after the grace period.
 const CANCEL_DRAIN: Duration = Duration::from_secs(10);
 
+/// What a shutdown does with the executions still running when its grace period ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unfinished {
+    /// Cancelled; their events say so, and they end there.
+    #[default]
+    Cancel,
+    /// Stopped where they are, as a crash stops them, for the next server started on the
+    /// same data directory to resume (an upgrade that keeps in-flight work). The in-memory
+    /// store keeps nothing for a next server: there they are cancelled.
+    Resume,
+}
+
+/// How to shut down: the grace period, and what becomes of what outlasts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownPlan {
+    pub grace: Duration,
+    pub unfinished: Unfinished,
+}
+
+impl From<&crate::config::Config> for ShutdownPlan {
+    /// The configured plan, for SIGTERM and a Shutdown that leaves both unset.
+    fn from(config: &crate::config::Config) -> Self {
+        ShutdownPlan {
+            grace: config.shutdown_grace,
+            unfinished: match config.shutdown_unfinished {
+                crate::config::ShutdownUnfinished::Cancel => Unfinished::Cancel,
+                crate::config::ShutdownUnfinished::Resume => Unfinished::Resume,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ShutdownReport {
     pub finished_during_grace: usize,
     pub cancelled: usize,
+    pub left_to_resume: usize,
 }
 
 impl WorkflowManager {
     /// Shuts down once; later calls wait for the first and get the same report.
-    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
-        *self.shutdown_report.get_or_init(|| self.drain(grace)).await
+    pub async fn shutdown(&self, plan: ShutdownPlan) -> ShutdownReport {
+        *self.shutdown_report.get_or_init(|| self.drain(plan)).await
     }
 
-    async fn drain(&self, grace: Duration) -> ShutdownReport {
+    async fn drain(&self, ShutdownPlan { grace, unfinished }: ShutdownPlan) -> ShutdownReport {
         self.accepting
             .store(false, std::sync::atomic::Ordering::SeqCst);
         let running_at_start = self.live_executions().len();
         tracing::info!(running = running_at_start, grace = ?grace, "shutting down: draining executions");
         self.tasks.close();
-        let mut cancelled = 0;
+        let (mut cancelled, mut left_to_resume) = (0, 0);
         if tokio::time::timeout(grace, self.tasks.wait())
             .await
             .is_err()
         {
             let left = self.live_executions();
-            cancelled = left.len();
-            tracing::warn!(
-                executions = cancelled,
-                "grace period over: cancelling what is left"
-            );
-            for live in left {
-                live.cancel_with(format!(
-                    "wfm is shutting down: the grace period of {grace:?} ran out"
-                ));
+            let resume = unfinished == Unfinished::Resume && self.store.survives_restart();
+            if unfinished == Unfinished::Resume && !resume {
+                tracing::warn!(
+                    "the in-memory store keeps nothing for the next server: cancelling instead of leaving executions to resume"
+                );
+            }
+            if resume {
+                left_to_resume = left.len();
+                tracing::warn!(
+                    executions = left_to_resume,
+                    "grace period over: stopping what is left where it is, for the next server on this data directory to resume"
+                );
+                for live in left {
+                    live.suspend();
+                }
+            } else {
+                cancelled = left.len();
+                tracing::warn!(
+                    executions = cancelled,
+                    "grace period over: cancelling what is left"
+                );
+                for live in left {
+                    live.cancel_with(format!(
+                        "wfm is shutting down: the grace period of {grace:?} ran out"
+                    ));
+                }
             }
             if tokio::time::timeout(CANCEL_DRAIN, self.tasks.wait())
                 .await
                 .is_err()
             {
                 tracing::error!(
-                    "some executions did not end within {CANCEL_DRAIN:?} of their cancellation"
+                    "some executions did not stop within {CANCEL_DRAIN:?} of the grace period's end"
                 );
             }
         }
@@ -59,12 +109,14 @@ impl WorkflowManager {
         self.tools.close().await;
         self.stopped.cancel();
         let report = ShutdownReport {
-            finished_during_grace: running_at_start.saturating_sub(cancelled),
+            finished_during_grace: running_at_start.saturating_sub(cancelled + left_to_resume),
             cancelled,
+            left_to_resume,
         };
         tracing::info!(
             finished = report.finished_during_grace,
             cancelled = report.cancelled,
+            left_to_resume = report.left_to_resume,
             "manager stopped"
         );
         report

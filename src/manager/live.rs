@@ -65,6 +65,8 @@ pub(crate) struct LiveExecution {
     pub events: broadcast::Sender<Arc<Event>>,
     /// Its concurrency slots once admitted, lent while it waits for a child execution.
     pub slots: Arc<super::slots::Slots>,
+    /// Its task, to stop it where it is (a shutdown that leaves it for the next server).
+    pub task: std::sync::OnceLock<tokio::task::AbortHandle>,
     queue: Mutex<Queue>,
     durable: watch::Sender<Durable>,
     store: Arc<dyn Store>,
@@ -98,6 +100,7 @@ impl LiveExecution {
             finished: CancellationToken::new(),
             events,
             slots: Arc::default(),
+            task: std::sync::OnceLock::new(),
             queue: Mutex::new(Queue {
                 last_sequence,
                 ..Queue::default()
@@ -119,6 +122,14 @@ impl LiveExecution {
             .expect("cancel reason lock")
             .get_or_insert(reason);
         self.cancel.cancel();
+    }
+
+    /// Stops its task where it is, writing nothing more: what is in the store stays as a
+    /// crash would leave it, for the next server to resume.
+    pub fn suspend(&self) {
+        if let Some(task) = self.task.get() {
+            task.abort();
+        }
     }
 
     pub fn cancel_reason(&self) -> String {

@@ -26,7 +26,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use error::ManagerError;
 pub use executions::StartSpec;
-pub use lifecycle::ShutdownReport;
+pub use lifecycle::{ShutdownPlan, ShutdownReport, Unfinished};
 pub use recovery::RecoveryReport;
 pub use watch::Watcher;
 

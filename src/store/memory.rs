@@ -217,6 +217,10 @@ impl Store for MemoryStore {
         true
     }
 
+    fn survives_restart(&self) -> bool {
+        false
+    }
+
     fn apply_now(&self, writes: Vec<StoreWrite>) -> StoreResult<()> {
         for write in writes {
             match write {

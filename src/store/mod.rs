@@ -77,6 +77,11 @@ pub trait Store: Send + Sync + 'static {
     fn write_batch_then(self: std::sync::Arc<Self>, writes: Vec<StoreWrite>, done: BatchDone) {
         tokio::spawn(async move { done(self.write_batch(writes).await) });
     }
+    /// Whether what it holds is there for the next process (on disk): only then can a
+    /// shutdown leave executions unfinished for the next server to resume.
+    fn survives_restart(&self) -> bool {
+        true
+    }
     /// Whether this store applies writes without waiting for anything (it keeps them in
     /// memory): then an execution applies its writes with [`Store::apply_now`] as it makes
     /// them and publishes its events at once, with no commit task in between.

@@ -55,6 +55,7 @@ fn at(seconds: i64, nanos: i32) -> Option<prost_types::Timestamp> {
 fn grace(seconds: i64, nanos: i32) -> proto::ShutdownRequest {
     proto::ShutdownRequest {
         grace_period: Some(prost_types::Duration { seconds, nanos }),
+        ..Default::default()
     }
 }
 

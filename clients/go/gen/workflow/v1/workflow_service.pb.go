@@ -2228,9 +2228,15 @@ type ShutdownRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How long running executions may take to finish before they are cancelled.
 	// Unset means the server's configured grace period.
-	GracePeriod   *durationpb.Duration `protobuf:"bytes,1,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	GracePeriod *durationpb.Duration `protobuf:"bytes,1,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
+	// When the grace period runs out, stop the executions still running where they are,
+	// as a crash would, instead of cancelling them: the next server started on the same
+	// data directory resumes them (steps at-least-once, a completed step never re-run).
+	// For an upgrade that keeps in-flight work. Unset means the server's configured
+	// `shutdown_unfinished`. With the in-memory store they are cancelled (it keeps nothing).
+	ResumeUnfinished *bool `protobuf:"varint,2,opt,name=resume_unfinished,json=resumeUnfinished,proto3,oneof" json:"resume_unfinished,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ShutdownRequest) Reset() {
@@ -2270,12 +2276,21 @@ func (x *ShutdownRequest) GetGracePeriod() *durationpb.Duration {
 	return nil
 }
 
+func (x *ShutdownRequest) GetResumeUnfinished() bool {
+	if x != nil && x.ResumeUnfinished != nil {
+		return *x.ResumeUnfinished
+	}
+	return false
+}
+
 type ShutdownResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Executions that finished during the grace period.
 	FinishedDuringGrace int32 `protobuf:"varint,1,opt,name=finished_during_grace,json=finishedDuringGrace,proto3" json:"finished_during_grace,omitempty"`
 	// Executions cancelled when the grace period ran out.
-	Cancelled     int32 `protobuf:"varint,2,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
+	Cancelled int32 `protobuf:"varint,2,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
+	// Executions stopped where they were, for the next server to resume.
+	LeftToResume  int32 `protobuf:"varint,3,opt,name=left_to_resume,json=leftToResume,proto3" json:"left_to_resume,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2320,6 +2335,13 @@ func (x *ShutdownResponse) GetFinishedDuringGrace() int32 {
 func (x *ShutdownResponse) GetCancelled() int32 {
 	if x != nil {
 		return x.Cancelled
+	}
+	return 0
+}
+
+func (x *ShutdownResponse) GetLeftToResume() int32 {
+	if x != nil {
+		return x.LeftToResume
 	}
 	return 0
 }
@@ -3859,12 +3881,15 @@ const file_workflow_v1_workflow_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12:\n" +
 	"\finput_schema\x18\x03 \x01(\v2\x17.google.protobuf.StructR\vinputSchema\x12\x16\n" +
-	"\x06server\x18\x04 \x01(\tR\x06server\"O\n" +
+	"\x06server\x18\x04 \x01(\tR\x06server\"\x97\x01\n" +
 	"\x0fShutdownRequest\x12<\n" +
-	"\fgrace_period\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"d\n" +
+	"\fgrace_period\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\x120\n" +
+	"\x11resume_unfinished\x18\x02 \x01(\bH\x00R\x10resumeUnfinished\x88\x01\x01B\x14\n" +
+	"\x12_resume_unfinished\"\x8a\x01\n" +
 	"\x10ShutdownResponse\x122\n" +
 	"\x15finished_during_grace\x18\x01 \x01(\x05R\x13finishedDuringGrace\x12\x1c\n" +
-	"\tcancelled\x18\x02 \x01(\x05R\tcancelled\"6\n" +
+	"\tcancelled\x18\x02 \x01(\x05R\tcancelled\x12$\n" +
+	"\x0eleft_to_resume\x18\x03 \x01(\x05R\fleftToResume\"6\n" +
 	"\x0fGetStatsRequest\x12#\n" +
 	"\rworkflow_name\x18\x01 \x01(\tR\fworkflowName\"~\n" +
 	"\x10GetStatsResponse\x128\n" +
@@ -4210,6 +4235,7 @@ func file_workflow_v1_workflow_service_proto_init() {
 		(*Step_Tool)(nil),
 		(*Step_Workflow)(nil),
 	}
+	file_workflow_v1_workflow_service_proto_msgTypes[33].OneofWrappers = []any{}
 	file_workflow_v1_workflow_service_proto_msgTypes[41].OneofWrappers = []any{
 		(*ExecutionEvent_Accepted_)(nil),
 		(*ExecutionEvent_Queued_)(nil),

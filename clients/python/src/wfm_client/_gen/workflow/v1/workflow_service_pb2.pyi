@@ -1100,6 +1100,14 @@ class ShutdownRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     GRACE_PERIOD_FIELD_NUMBER: _builtins.int
+    RESUME_UNFINISHED_FIELD_NUMBER: _builtins.int
+    resume_unfinished: _builtins.bool
+    """When the grace period runs out, stop the executions still running where they are,
+    as a crash would, instead of cancelling them: the next server started on the same
+    data directory resumes them (steps at-least-once, a completed step never re-run).
+    For an upgrade that keeps in-flight work. Unset means the server's configured
+    `shutdown_unfinished`. With the in-memory store they are cancelled (it keeps nothing).
+    """
     @_builtins.property
     def grace_period(self) -> _duration_pb2.Duration:
         """How long running executions may take to finish before they are cancelled.
@@ -1110,12 +1118,15 @@ class ShutdownRequest(_message.Message):
         self,
         *,
         grace_period: _duration_pb2.Duration | None = ...,
+        resume_unfinished: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["grace_period", b"grace_period"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_resume_unfinished", b"_resume_unfinished", "grace_period", b"grace_period", "resume_unfinished", b"resume_unfinished"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["grace_period", b"grace_period"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_resume_unfinished", b"_resume_unfinished", "grace_period", b"grace_period", "resume_unfinished", b"resume_unfinished"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__resume_unfinished: _TypeAlias = _typing.Literal["resume_unfinished"]  # noqa: Y015
+    _WhichOneofArgType__resume_unfinished: _TypeAlias = _typing.Literal["_resume_unfinished", b"_resume_unfinished"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__resume_unfinished) -> _WhichOneofReturnType__resume_unfinished | None: ...
 
 Global___ShutdownRequest: _TypeAlias = ShutdownRequest  # noqa: Y015
 
@@ -1125,19 +1136,23 @@ class ShutdownResponse(_message.Message):
 
     FINISHED_DURING_GRACE_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
+    LEFT_TO_RESUME_FIELD_NUMBER: _builtins.int
     finished_during_grace: _builtins.int
     """Executions that finished during the grace period."""
     cancelled: _builtins.int
     """Executions cancelled when the grace period ran out."""
+    left_to_resume: _builtins.int
+    """Executions stopped where they were, for the next server to resume."""
     def __init__(
         self,
         *,
         finished_during_grace: _builtins.int = ...,
         cancelled: _builtins.int = ...,
+        left_to_resume: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "finished_during_grace", b"finished_during_grace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "finished_during_grace", b"finished_during_grace", "left_to_resume", b"left_to_resume"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
