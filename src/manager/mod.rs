@@ -375,7 +375,7 @@ fn decode_token(token: &str) -> Result<String, ManagerError> {
             "is not a token this server returned; start again with an empty page_token",
         )
     };
-    if token.len() % 2 != 0
+    if !token.len().is_multiple_of(2)
         || token.len() > 2 * validate::MAX_REQUEST_ID_LEN.max(validate::MAX_NAME_LEN)
     {
         return Err(invalid());
