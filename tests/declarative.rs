@@ -396,6 +396,62 @@ output: {all: "{{ steps.each.output | map(attribute='squared') | list }}", one: 
     assert!(last.starts_with("run failed: step 'each' failed: ChildWorkflowFailed: item 0: child workflow 'child' could not start: input:"), "{last}");
 }
 
+/// A cancelled run's result says what happened to each step: the one that was running
+/// is CANCELLED (not FAILED: nothing failed), the ones after it are PENDING.
+#[tokio::test]
+async fn a_cancelled_run_reports_its_steps_cancelled_and_pending() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "chain",
+        r#"
+steps:
+  - {id: a, tool: {name: sleep, arguments: {duration_ms: 10}}}
+  - {id: b, depends_on: [a], tool: {name: sleep, arguments: {duration_ms: 60000}}}
+  - {id: c, depends_on: [b], tool: {name: sleep, arguments: {duration_ms: 10}}}
+"#,
+    )
+    .await
+    .unwrap();
+    let mut stream = c
+        .execute(proto::ExecuteRequest {
+            name: "chain".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(r) = stream.message().await.unwrap() {
+        let event = r.event.unwrap();
+        let b_started = lines(std::slice::from_ref(&event)) == ["started b 1"];
+        let id = event.execution_id.clone();
+        events.push(event);
+        if b_started {
+            c.cancel_execution(proto::CancelExecutionRequest {
+                execution_id: id,
+                reason: "enough".into(),
+            })
+            .await
+            .unwrap();
+        }
+    }
+    let r = result(&events);
+    let status = |step| proto::StepStatus::try_from(step_result(&r, step).status).unwrap();
+    assert_eq!(
+        [status("a"), status("b"), status("c")],
+        [
+            proto::StepStatus::Completed,
+            proto::StepStatus::Cancelled,
+            proto::StepStatus::Pending
+        ],
+        "{:#?}",
+        lines(&events)
+    );
+    assert_eq!((r.steps_completed, r.steps_failed), (1, 0));
+}
+
 #[tokio::test]
 async fn cancelling_the_parent_cancels_the_child() {
     let server = Server::start("");

@@ -157,7 +157,7 @@ impl ExecutionContext {
             }
             Err(error) => {
                 if matches!(error, WorkflowError::Cancelled(_)) {
-                    self.step_cancelled(step_id, error.to_string(), duration)
+                    self.step_cancelled(step_id, error.to_string(), duration, 1)
                         .await?;
                 } else {
                     self.step_failed(step_id, error.to_string(), duration, 1, false)
@@ -197,12 +197,14 @@ impl ExecutionContext {
         Ok(Some(value))
     }
 
-    /// Reports a step cut short by cancellation: it did not fail.
+    /// Reports a step cut short by cancellation (of the execution, or of a run another
+    /// step failed) in its `attempt`: it did not fail.
     pub async fn step_cancelled(
         &self,
         step_id: &str,
         error: String,
         duration: std::time::Duration,
+        attempt: u32,
     ) -> Result<(), WorkflowError> {
         self.step_ended(step_id, duration);
         self.record(
@@ -211,15 +213,20 @@ impl ExecutionContext {
             Value::Null,
             Some(error.clone()),
             duration.as_secs_f64(),
-            1,
+            attempt,
         );
         self.emit(EventKind::StepFailed {
             step_id: step_id.to_string(),
             error,
-            attempt: 1,
+            attempt,
             will_retry: false,
         })
         .await
+    }
+
+    /// Records a step the run ended before starting, so the result lists every step.
+    pub fn step_not_started(&self, step_id: &str) {
+        self.record(step_id, StepStatus::Pending, Value::Null, None, 0.0, 0);
     }
 
     /// Reports the start of an attempt of a step (attempts count from 1).

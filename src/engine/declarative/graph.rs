@@ -187,6 +187,11 @@ pub(super) async fn run(
     }
 
     if let Some(failure) = failure {
+        for (i, outcome) in outcomes.iter().enumerate() {
+            if outcome.is_none() {
+                ctx.step_not_started(&graph.steps[i].id);
+            }
+        }
         return Err(failure);
     }
     if ctx.cancellation().is_cancelled() {

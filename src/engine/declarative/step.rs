@@ -10,8 +10,8 @@ use tracing::Instrument;
 
 use super::action;
 use super::error::{StepError, StepErrorKind};
-use crate::engine::ExecutionContext;
 use crate::engine::definition::{RetryPolicy, Step};
+use crate::engine::{ExecutionContext, WorkflowError};
 use crate::template;
 
 /// Items of a for_each running at once when the step does not say.
@@ -89,27 +89,14 @@ async fn single(
             }
             Err(error) => {
                 let retry = will_retry(&error, attempt, max, policy) && !cancel.is_cancelled();
-                ctx.step_failed(
-                    &step.id,
-                    error.to_string(),
-                    started.elapsed(),
-                    attempt,
-                    retry,
-                )
-                .await?;
+                report_failure(ctx, &step.id, &error, started.elapsed(), attempt, retry).await?;
                 if !retry {
                     return Err(error);
                 }
                 if !back_off(policy, attempt, cancel).await {
                     let error = StepError::cancelled();
-                    ctx.step_failed(
-                        &step.id,
-                        error.to_string(),
-                        started.elapsed(),
-                        attempt,
-                        false,
-                    )
-                    .await?;
+                    report_failure(ctx, &step.id, &error, started.elapsed(), attempt, false)
+                        .await?;
                     return Err(error);
                 }
                 attempt += 1;
@@ -196,9 +183,10 @@ async fn for_each(
             Ok(output)
         }
         Some(error) => {
-            ctx.step_failed(
+            report_failure(
+                ctx,
                 &step.id,
-                error.to_string(),
+                &error,
                 started.elapsed(),
                 attempts_used,
                 false,
@@ -206,6 +194,25 @@ async fn for_each(
             .await?;
             Err(error)
         }
+    }
+}
+
+/// A failed attempt, or the step cut short by cancellation: reported as cancelled, not
+/// failed, since the step itself did not fail.
+async fn report_failure(
+    ctx: &ExecutionContext,
+    step_id: &str,
+    error: &StepError,
+    elapsed: std::time::Duration,
+    attempt: u32,
+    will_retry: bool,
+) -> Result<(), WorkflowError> {
+    if error.kind == StepErrorKind::Cancelled && !will_retry {
+        ctx.step_cancelled(step_id, error.to_string(), elapsed, attempt)
+            .await
+    } else {
+        ctx.step_failed(step_id, error.to_string(), elapsed, attempt, will_retry)
+            .await
     }
 }
 
