@@ -452,6 +452,50 @@ steps:
     assert_eq!((r.steps_completed, r.steps_failed), (1, 0));
 }
 
+/// A workflow another one runs cannot be unregistered from under it: at the next start
+/// the caller could not be restored. Once the caller is gone, it can.
+#[tokio::test]
+async fn a_workflow_another_runs_is_not_unregistered_from_under_it() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "leaf",
+        "steps:\n  - {id: nap, tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+    )
+    .await
+    .unwrap();
+    register(
+        &mut c,
+        "caller",
+        "steps:\n  - {id: run, workflow: {name: leaf}}\n",
+    )
+    .await
+    .unwrap();
+    let unregister = |name: &str| proto::UnregisterRequest { name: name.into() };
+    let refused = c.unregister(unregister("leaf")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains(
+            "workflow 'caller' version 1 (step 'run') runs workflow 'leaf': unregister it first"
+        ),
+        "{}",
+        refused.message()
+    );
+    let events = execute(&mut c, "caller", json!({})).await.unwrap();
+    assert!(result(&events).success, "leaf is still there");
+
+    c.unregister(unregister("caller")).await.unwrap();
+    assert_eq!(
+        c.unregister(unregister("leaf"))
+            .await
+            .unwrap()
+            .into_inner()
+            .versions_removed,
+        1
+    );
+}
+
 #[tokio::test]
 async fn cancelling_the_parent_cancels_the_child() {
     let server = Server::start("");

@@ -31,7 +31,7 @@ pub use recovery::RecoveryReport;
 pub use watch::Watcher;
 
 use crate::config::Limits;
-use crate::engine::definition::Definition;
+use crate::engine::definition::{Action, Definition};
 use crate::engine::{Catalog, Workflow, WorkflowError, WorkflowType};
 use crate::store::{Store, WorkflowRecord, WorkflowSource};
 use crate::tools::{ToolManager, ToolSpec};
@@ -226,6 +226,11 @@ impl WorkflowManager {
     pub async fn unregister(&self, name: &str) -> Result<usize, ManagerError> {
         validate::name("name", name)?;
         let _guard = self.register_lock.lock().await;
+        if let Some(caller) = self.a_caller_of(name) {
+            return Err(ManagerError::FailedPrecondition(format!(
+                "{caller} runs workflow '{name}': unregister it first (a workflow whose child is gone could not be restored at the next start)"
+            )));
+        }
         let removed = self.registry.remove(name);
         if removed.is_empty() {
             return Err(self.workflow_not_found(name, 0));
@@ -238,6 +243,28 @@ impl WorkflowManager {
         }
         tracing::info!(workflow = name, versions = removed.len(), "unregistered");
         Ok(removed.len())
+    }
+
+    /// A registered workflow of another name with a step that runs `name`, described.
+    fn a_caller_of(&self, name: &str) -> Option<String> {
+        self.registry.all().into_iter().find_map(|w| {
+            let WorkflowSource::Declarative { definition } = &w.record.source else {
+                return None;
+            };
+            if w.record.name == name {
+                return None;
+            }
+            definition
+                .steps
+                .iter()
+                .find_map(|step| match step.action() {
+                    Some(Action::Workflow(child)) if child.name == name => Some(format!(
+                        "workflow '{}' version {} (step '{}')",
+                        w.record.name, w.record.version, step.id
+                    )),
+                    _ => None,
+                })
+        })
     }
 
     /// One page of the latest version of each workflow, by name, keeping those that carry
