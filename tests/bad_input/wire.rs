@@ -149,6 +149,19 @@ async fn raw_bytes_are_refused_and_change_nothing() {
         invalid,
     )
     .await;
+    // Past limits.max_message_bytes (4 MiB by default): the error names the setting.
+    m.check(
+        "Register over the message size limit",
+        call(
+            &channel,
+            "Register",
+            len_field(3, &vec![b'x'; (4 << 20) + 16]),
+        )
+        .await,
+        Code::OutOfRange,
+        "limits.max_message_bytes is 4194304",
+    )
+    .await;
     m.check(
         "List page_size as bytes",
         call(&channel, "List", len_field(1, b"ten")).await,
@@ -214,7 +227,7 @@ async fn raw_bytes_are_refused_and_change_nothing() {
             .await;
         }
     }
-    assert_eq!(m.cases, 10 + 3 + 4 + 8 + RPCS.len() * GARBAGE.len());
+    assert_eq!(m.cases, 10 + 1 + 3 + 4 + 8 + RPCS.len() * GARBAGE.len());
 
     // Still serving, the same execution still there.
     let again = execute(&mut c, "echo", json!({})).await;
