@@ -923,3 +923,40 @@ async fn the_cli_ends_quietly_when_its_output_pipe_closes() {
 fn libc_sigpipe() -> i32 {
     13
 }
+
+/// Watching a running execution after a sequence it never reaches: when it ends, the
+/// stream says so (INVALID_ARGUMENT), as it does at once for one already ended, instead of
+/// ending with nothing.
+#[tokio::test]
+async fn watching_past_the_end_of_a_running_execution_says_so_when_it_ends() {
+    let server = Server::start().await;
+    let mut c = server.client().await;
+    register(&mut c, "nap", "sleep", json!({})).await;
+    let id = c
+        .start_execution(proto::StartExecutionRequest {
+            name: "nap".into(),
+            input: json_struct(json!({"duration_ms": 300})),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution_id;
+    let mut stream = c
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.clone(),
+            after_sequence: 50,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let status = stream.message().await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains(&format!(
+            "after_sequence: 50 is past the last event of execution {id}, which has ended at"
+        )),
+        "{}",
+        status.message()
+    );
+}

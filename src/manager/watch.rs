@@ -86,6 +86,18 @@ impl Watcher {
                 return Ok(None);
             };
             match live.recv().await {
+                // Its end, before the sequence asked for: say so rather than end the
+                // stream with nothing (a terminal event already delivered ended it above).
+                Ok(event) if event.sequence <= self.last && event.is_terminal() => {
+                    self.done = true;
+                    return Err(ManagerError::invalid(
+                        "after_sequence",
+                        format!(
+                            "{} is past the last event of execution {}, which has ended at {}",
+                            self.last, self.id, event.sequence
+                        ),
+                    ));
+                }
                 Ok(event) if event.sequence <= self.last => {}
                 Ok(event) if event.sequence == self.last + 1 => self.pending.push_back(event),
                 Ok(_) | Err(RecvError::Lagged(_)) => self.refill = true,
