@@ -625,6 +625,24 @@ async fn request_id_deduplicates_concurrent_retries() {
         "{}",
         err.message()
     );
+    // The same key for another workflow: the message says that is what differs.
+    register(&mut client, "other", "sleep", json!({})).await;
+    let err = client
+        .start_execution(proto::StartExecutionRequest {
+            name: "other".into(),
+            input: json_struct(json!({"duration_ms": 50})),
+            request_id: "order-42".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert!(
+        err.message()
+            .contains("of workflow 'nap' v1, not of 'other'"),
+        "{}",
+        err.message()
+    );
 }
 
 #[tokio::test]

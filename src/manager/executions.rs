@@ -108,13 +108,18 @@ impl WorkflowManager {
         } else {
             let guard = self.request_lock.lock().await;
             if let Some(existing) = self.store.find_by_request_id(&spec.request_id).await? {
-                let same_version = version == 0 || version == existing.workflow_version;
-                if existing.workflow_name != spec.name
-                    || !same_version
-                    || existing.input != spec.input
-                {
+                let differs = if existing.workflow_name != spec.name {
+                    Some(format!("not of '{}'", spec.name))
+                } else if version != 0 && version != existing.workflow_version {
+                    Some(format!("not v{version}"))
+                } else if existing.input != spec.input {
+                    Some("with another input".to_string())
+                } else {
+                    None
+                };
+                if let Some(differs) = differs {
                     return Err(ManagerError::AlreadyExists(format!(
-                        "request_id '{}' already started execution {} of workflow '{}' v{} with another input; use a new request_id for a new request",
+                        "request_id '{}' already started execution {} of workflow '{}' v{}, {differs}; use a new request_id for a new request",
                         spec.request_id,
                         existing.id,
                         existing.workflow_name,
