@@ -978,3 +978,89 @@ async fn watching_past_the_end_of_a_running_execution_says_so_when_it_ends() {
         status.message()
     );
 }
+
+/// `--input @FILE` and `--input @-` (standard input): an input larger than a command line
+/// may hold reaches the execution whole; a file that cannot be read is named.
+#[tokio::test]
+async fn the_cli_reads_a_large_input_from_a_file_or_standard_input() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let server = Server::start().await;
+    let mut c = server.client().await;
+    register(&mut c, "echo", "echo", json!({})).await;
+    // Over the 128 KiB a single command-line argument may be on Linux.
+    let input = json!({"text": "x".repeat(300_000)});
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("input.json");
+    std::fs::write(&file, input.to_string()).unwrap();
+    let wfm = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wfm"));
+        command.args(["--server", &server.url()]);
+        command
+    };
+
+    let run = wfm()
+        .args(["run", "echo", "--json", "--input"])
+        .arg(format!("@{}", file.display()))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&run.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["completed"]["result"]["output"], input);
+
+    let mut start = wfm()
+        .args([
+            "start",
+            "echo",
+            "--input",
+            "@-",
+            "--metadata",
+            r#"{"from": "stdin"}"#,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    start
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let started = start.wait_with_output().unwrap();
+    assert!(started.status.success(), "{started:?}");
+    let id = String::from_utf8_lossy(&started.stdout).trim().to_string();
+    let execution = c
+        .get_execution(proto::GetExecutionRequest { execution_id: id })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution
+        .unwrap();
+    assert_eq!(
+        output_json(&Some(prost_types::Value {
+            kind: Some(prost_types::value::Kind::StructValue(
+                execution.input.unwrap()
+            )),
+        })),
+        input
+    );
+    assert_eq!(
+        execution.metadata.unwrap().fields["from"],
+        prost_types::Value {
+            kind: Some(prost_types::value::Kind::StringValue("stdin".into())),
+        }
+    );
+
+    let missing = wfm()
+        .args(["start", "echo", "--input", "@/no/such/input.json"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("--input @/no/such/input.json: cannot read the file"),
+        "{stderr}"
+    );
+}

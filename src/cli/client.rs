@@ -34,7 +34,23 @@ async fn connect(server: &Target) -> anyhow::Result<Client> {
     Ok(crate::client::connect(&server.url, connect_options(server)?).await?)
 }
 
+/// A JSON object given inline, or as `@FILE` (`@-`: standard input) when it is too large
+/// for a command line.
 fn json_object(flag: &str, text: &str) -> anyhow::Result<prost_types::Struct> {
+    let read;
+    let text = match text.strip_prefix('@') {
+        Some("-") => {
+            read = std::io::read_to_string(std::io::stdin())
+                .with_context(|| format!("{flag} @-: cannot read standard input"))?;
+            read.as_str()
+        }
+        Some(path) => {
+            read = std::fs::read_to_string(path)
+                .with_context(|| format!("{flag} @{path}: cannot read the file"))?;
+            read.as_str()
+        }
+        None => text,
+    };
     super::unique_keys::check_json(text).with_context(|| format!("{flag} is not valid JSON"))?;
     let value: Value =
         serde_json::from_str(text).with_context(|| format!("{flag} is not valid JSON"))?;
@@ -189,6 +205,7 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
         Command::Start {
             name,
             input,
+            metadata,
             version,
             request_id,
         } => {
@@ -198,7 +215,7 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
                     name,
                     version,
                     input: Some(json_object("--input", &input)?),
-                    metadata: None,
+                    metadata: Some(json_object("--metadata", &metadata)?),
                     request_id,
                 })
                 .await?

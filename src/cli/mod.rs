@@ -140,10 +140,10 @@ pub enum Command {
     /// Executes a workflow and shows its events live, then the result.
     Run {
         name: String,
-        /// Input as a JSON object.
+        /// Input as a JSON object, or @FILE holding one (@- reads standard input).
         #[arg(long, default_value = "{}")]
         input: String,
-        /// Metadata as a JSON object.
+        /// Metadata as a JSON object, or @FILE.
         #[arg(long, default_value = "{}")]
         metadata: String,
         #[arg(long, default_value_t = 0)]
@@ -158,8 +158,12 @@ pub enum Command {
     /// Starts a workflow and prints the execution id at once.
     Start {
         name: String,
+        /// Input as a JSON object, or @FILE holding one (@- reads standard input).
         #[arg(long, default_value = "{}")]
         input: String,
+        /// Metadata as a JSON object, or @FILE.
+        #[arg(long, default_value = "{}")]
+        metadata: String,
         #[arg(long, default_value_t = 0)]
         version: i32,
         #[arg(long, default_value = "")]
