@@ -148,14 +148,21 @@ pub fn duration(d: Duration) -> prost_types::Duration {
 /// A protobuf Duration to std, refusing negative ones.
 pub fn std_duration(field: &str, d: &prost_types::Duration) -> Result<Duration, ManagerError> {
     Duration::try_from(*d).map_err(|_| {
-        ManagerError::invalid(
-            field,
-            format!(
-                "{}s {}ns is not a valid non-negative duration",
-                d.seconds, d.nanos
-            ),
-        )
+        let reason = if d.seconds < 0 || d.nanos < 0 {
+            "is negative; give a duration of 0 or more".to_string()
+        } else {
+            "is not a valid duration (nanos must be under 1,000,000,000)".to_string()
+        };
+        ManagerError::invalid(field, format!("{} {reason}", prost_duration_text(d)))
     })
+}
+
+/// A protobuf Duration as its JSON form ("-5s", "1.5s"), the way grpcurl users write it.
+fn prost_duration_text(d: &prost_types::Duration) -> String {
+    match d.nanos {
+        0 => format!("{}s", d.seconds),
+        n => format!("{}s {}ns", d.seconds, n),
+    }
 }
 
 /// The range of google.protobuf.Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.

@@ -354,7 +354,7 @@ async fn bad_reads_and_removals_name_the_problem_and_change_nothing() {
         "Shutdown negative nanos",
         c.shutdown(grace(0, -1)).await,
         Code::InvalidArgument,
-        "grace_period: 0s -1ns is not a valid non-negative duration",
+        "grace_period: 0s -1ns is negative; give a duration of 0 or more",
     )
     .await;
     m.check(

@@ -379,7 +379,7 @@ async fn bad_definitions_register_nothing() {
                 })
             }),
             Code::InvalidArgument,
-            "timeout: -1s 0ns is not a valid non-negative duration",
+            "timeout: -1s is negative; give a duration of 0 or more",
         ),
         (
             "NaN backoff",
