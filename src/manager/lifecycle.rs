@@ -64,34 +64,7 @@ impl WorkflowManager {
             .await
             .is_err()
         {
-            let left = self.live_executions();
-            let resume = unfinished == Unfinished::Resume && self.store.survives_restart();
-            if unfinished == Unfinished::Resume && !resume {
-                tracing::warn!(
-                    "the in-memory store keeps nothing for the next server: cancelling instead of leaving executions to resume"
-                );
-            }
-            if resume {
-                left_to_resume = left.len();
-                tracing::warn!(
-                    executions = left_to_resume,
-                    "grace period over: stopping what is left where it is, for the next server on this data directory to resume"
-                );
-                for live in left {
-                    live.suspend();
-                }
-            } else {
-                cancelled = left.len();
-                tracing::warn!(
-                    executions = cancelled,
-                    "grace period over: cancelling what is left"
-                );
-                for live in left {
-                    live.cancel_with(format!(
-                        "wfm is shutting down: the grace period of {grace:?} ran out"
-                    ));
-                }
-            }
+            (cancelled, left_to_resume) = self.end_what_is_left(grace, unfinished);
             if tokio::time::timeout(CANCEL_DRAIN, self.tasks.wait())
                 .await
                 .is_err()
@@ -120,5 +93,37 @@ impl WorkflowManager {
             "manager stopped"
         );
         report
+    }
+
+    /// Cancels the executions still live after the grace period, or, for `Resume` on a
+    /// store that outlives the process, stops them where they are. Returns how many were
+    /// cancelled and how many were left to resume.
+    fn end_what_is_left(&self, grace: Duration, unfinished: Unfinished) -> (usize, usize) {
+        let left = self.live_executions();
+        if unfinished == Unfinished::Resume {
+            if self.store.survives_restart() {
+                tracing::warn!(
+                    executions = left.len(),
+                    "grace period over: stopping what is left where it is, for the next server on this data directory to resume"
+                );
+                for live in &left {
+                    live.suspend();
+                }
+                return (0, left.len());
+            }
+            tracing::warn!(
+                "the in-memory store keeps nothing for the next server: cancelling instead of leaving executions to resume"
+            );
+        }
+        tracing::warn!(
+            executions = left.len(),
+            "grace period over: cancelling what is left"
+        );
+        for live in &left {
+            live.cancel_with(format!(
+                "wfm is shutting down: the grace period of {grace:?} ran out"
+            ));
+        }
+        (left.len(), 0)
     }
 }
