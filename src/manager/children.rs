@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{StartSpec, WorkflowManager};
+use super::{StartSpec, WorkflowManager, live::LiveExecution};
 use crate::engine::{ChildRequest, ChildRunner, EventKind};
 
 /// Starts child executions for the executions of one manager.
@@ -178,4 +178,18 @@ fn describe(kind: &EventKind) -> Option<String> {
         EventKind::Failed { error, .. } => format!("failed: {error}"),
         EventKind::Cancelled { reason, .. } => format!("cancelled: {reason}"),
     })
+}
+
+/// A child execution is cancelled with its parent execution, whatever the parent's step was
+/// doing when that came: its own link (above) is made only once the step follows the child,
+/// and a step cancelled while it waited for the child's start to be durable never makes it.
+pub(super) fn cancel_with_parent(parent: &LiveExecution, child: &Arc<LiveExecution>) {
+    let (parent, child) = (parent.cancel.clone(), child.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            biased;
+            _ = child.finished.cancelled() => {}
+            _ = parent.cancelled() => child.cancel_with("its parent execution was cancelled".into()),
+        }
+    });
 }

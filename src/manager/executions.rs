@@ -183,10 +183,17 @@ impl WorkflowManager {
             // Cannot fail: the writer was just started.
             let _ = live.save(&record, true);
         }
-        self.live
-            .lock()
-            .expect("live executions lock")
-            .insert(id.clone(), live.clone());
+        let parent = {
+            let mut executions = self.live.lock().expect("live executions lock");
+            executions.insert(id.clone(), live.clone());
+            record
+                .parent_execution_id
+                .as_ref()
+                .and_then(|parent| executions.get(parent).cloned())
+        };
+        if let Some(parent) = parent {
+            super::children::cancel_with_parent(&parent, &live);
+        }
         let span = crate::telemetry::trace::execution_span(
             &id,
             &record.workflow_name,
