@@ -246,7 +246,7 @@ pub fn execution(r: &ExecutionRecord) -> proto::Execution {
         create_time: Some(timestamp(r.create_time)),
         start_time: r.start_time.map(timestamp),
         end_time: r.end_time.map(timestamp),
-        result: r.result.as_ref().map(result),
+        result: r.result.as_deref().map(result),
         parent_execution_id: r.parent_execution_id.clone().unwrap_or_default(),
         request_id: r.request_id.clone().unwrap_or_default(),
         last_sequence: r.last_sequence as i64,
@@ -353,7 +353,7 @@ pub fn event(e: &engine::Event) -> proto::ExecutionEvent {
         }),
     };
     proto::ExecutionEvent {
-        execution_id: e.execution_id.clone(),
+        execution_id: e.execution_id.to_string(),
         sequence: e.sequence as i64,
         time: Some(timestamp(e.time)),
         kind: Some(kind),

@@ -1,7 +1,10 @@
 //! Domain status events of an execution and its result summary.
 //! The gRPC layer converts these to protobuf; the store persists them as they are.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,7 +12,8 @@ use serde_json::Value;
 /// One status event. Sequence numbers start at 1 and have no gaps within an execution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    pub execution_id: String,
+    /// Shared by every event of the execution: one allocation, not one per event.
+    pub execution_id: std::sync::Arc<str>,
     pub sequence: u64,
     #[serde(with = "crate::stored_time::time")]
     pub time: SystemTime,
@@ -61,18 +65,19 @@ pub enum EventKind {
         step_id: String,
         reason: String,
     },
-    // The terminal results are boxed: an event is moved, queued and kept many times, and
-    // the result is by far its largest variant (the other events stay under 128 bytes).
+    // The terminal results are shared: an event is moved, queued and kept many times, the
+    // result is by far its largest variant (the other events stay under 128 bytes), and the
+    // execution's record holds the same result.
     Completed {
-        result: Box<ExecutionResult>,
+        result: Arc<ExecutionResult>,
     },
     Failed {
         error: String,
-        result: Box<ExecutionResult>,
+        result: Arc<ExecutionResult>,
     },
     Cancelled {
         reason: String,
-        result: Box<ExecutionResult>,
+        result: Arc<ExecutionResult>,
     },
 }
 
@@ -85,11 +90,11 @@ impl EventKind {
     }
 
     /// The result carried by a terminal event.
-    pub fn result(&self) -> Option<&ExecutionResult> {
+    pub fn result(&self) -> Option<&Arc<ExecutionResult>> {
         match self {
             EventKind::Completed { result }
             | EventKind::Failed { result, .. }
-            | EventKind::Cancelled { result, .. } => Some(result.as_ref()),
+            | EventKind::Cancelled { result, .. } => Some(result),
             _ => None,
         }
     }
@@ -134,16 +139,16 @@ pub struct ExecutionResult {
 }
 
 impl ExecutionResult {
-    /// Builds the summary from the step results, counting each status; boxed, as the
-    /// terminal event that carries it holds it.
+    /// Builds the summary from the step results, counting each status; shared, as the
+    /// terminal event and the execution's record both hold it.
     pub fn summarize(
         steps: Vec<StepResult>,
         execution_time: Duration,
         output: Value,
         error: Option<String>,
-    ) -> Box<Self> {
+    ) -> Arc<Self> {
         let count = |s: StepStatus| steps.iter().filter(|r| r.status == s).count() as u32;
-        Box::new(ExecutionResult {
+        Arc::new(ExecutionResult {
             success: error.is_none(),
             execution_time,
             steps_completed: count(StepStatus::Completed),
@@ -186,12 +191,13 @@ impl ExecutionResult {
     }
 
     /// Drops every output, keeping the statuses, errors and timings.
-    pub fn without_outputs(mut self: Box<Self>) -> Box<Self> {
-        self.output = Value::Null;
-        for step in &mut self.steps {
+    pub fn without_outputs(self: Arc<Self>) -> ExecutionResult {
+        let mut result = Arc::unwrap_or_clone(self);
+        result.output = Value::Null;
+        for step in &mut result.steps {
             step.output = Value::Null;
         }
-        self
+        result
     }
 }
 

@@ -53,7 +53,7 @@ impl ChildRunner for Children {
             .live
             .lock()
             .expect("live executions lock")
-            .get(&request.parent_execution_id)
+            .get(request.parent_execution_id.as_str())
             .map(|live| live.slots.clone());
         let loan = parent.map(|slots| slots.lend());
         let outcome = self.start_and_follow(request, cancel, progress).await;
@@ -104,7 +104,7 @@ impl Children {
             .live
             .lock()
             .expect("live executions lock")
-            .get(&id)
+            .get(id.as_str())
             .map(|l| l.finished.clone());
         if let Some(finished) = finished {
             // Cancels the child when the step is cancelled, fails or times out, even once

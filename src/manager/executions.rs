@@ -172,7 +172,7 @@ impl WorkflowManager {
         resume: Resume,
         create: bool,
     ) -> (Arc<LiveExecution>, broadcast::Receiver<Arc<Event>>) {
-        let id = record.id.clone();
+        let id: Arc<str> = record.id.as_str().into();
         let (live, follower) = LiveExecution::start(
             id.clone(),
             record.last_sequence,
@@ -189,7 +189,7 @@ impl WorkflowManager {
             record
                 .parent_execution_id
                 .as_ref()
-                .and_then(|parent| executions.get(parent).cloned())
+                .and_then(|parent| executions.get(parent.as_str()).cloned())
         };
         if let Some(parent) = parent {
             super::children::cancel_with_parent(&parent, &live);
@@ -296,7 +296,7 @@ impl WorkflowManager {
 
         let sink: Arc<dyn EventSink> = live.clone();
         let ctx = ExecutionContext::new(
-            live.id.clone(),
+            live.id.to_string(),
             self.tools.clone(),
             live.cancel.clone(),
             sink,
@@ -381,7 +381,7 @@ impl WorkflowManager {
                     .live
                     .lock()
                     .expect("live executions lock")
-                    .remove(&id);
+                    .remove(&*id);
             }
         });
         if let Err(e) = live.emit(terminal).await {
@@ -517,7 +517,7 @@ impl WorkflowManager {
 /// every step's, as JSON) are larger loses them, and a completed execution fails instead,
 /// so nothing over the limit is stored or streamed.
 fn bound_result(terminal: EventKind, max: usize) -> EventKind {
-    let Some(size) = terminal.result().map(ExecutionResult::output_size) else {
+    let Some(size) = terminal.result().map(|r| r.output_size()) else {
         return terminal;
     };
     if size <= max {
@@ -533,16 +533,16 @@ fn bound_result(terminal: EventKind, max: usize) -> EventKind {
             result.error = Some(too_large.clone());
             EventKind::Failed {
                 error: too_large,
-                result,
+                result: Arc::new(result),
             }
         }
         EventKind::Failed { error, result } => EventKind::Failed {
             error: format!("{error}; {too_large}"),
-            result: result.without_outputs(),
+            result: Arc::new(result.without_outputs()),
         },
         EventKind::Cancelled { reason, result } => EventKind::Cancelled {
             reason,
-            result: result.without_outputs(),
+            result: Arc::new(result.without_outputs()),
         },
         other => other,
     }

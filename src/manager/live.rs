@@ -57,7 +57,8 @@ struct Queue {
 
 /// A running (or queued) execution: its cancellation, its event numbering and its followers.
 pub(crate) struct LiveExecution {
-    pub id: String,
+    /// Shared with each of its events.
+    pub id: Arc<str>,
     pub cancel: CancellationToken,
     cancel_reason: Mutex<Option<String>>,
     /// Cancelled when the execution has reached its terminal state.
@@ -87,7 +88,7 @@ impl LiveExecution {
     /// A live execution whose events continue after `last_sequence`. Also returns a
     /// follower subscribed before any event can be published.
     pub fn start(
-        id: String,
+        id: Arc<str>,
         last_sequence: u64,
         max_events: u64,
         store: Arc<dyn Store>,

@@ -67,7 +67,7 @@ pub struct WorkflowManager {
     register_lock: tokio::sync::Mutex<()>,
     /// Serializes starts that carry a request_id, so concurrent retries find each other.
     request_lock: tokio::sync::Mutex<()>,
-    live: Mutex<HashMap<String, Arc<LiveExecution>>>,
+    live: Mutex<HashMap<Arc<str>, Arc<LiveExecution>>>,
     gate: Gate,
     accepting: AtomicBool,
     tasks: TaskTracker,

@@ -73,7 +73,7 @@ impl Shard {
         let last = stored.events.last().map_or(0, |e| e.sequence);
         if event.sequence != last + 1 {
             return Err(StoreError::OutOfOrder {
-                execution_id: event.execution_id.clone(),
+                execution_id: event.execution_id.to_string(),
                 sequence: event.sequence,
                 last,
             });

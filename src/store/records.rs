@@ -77,7 +77,8 @@ pub struct ExecutionRecord {
     pub start_time: Option<SystemTime>,
     #[serde(with = "crate::stored_time::option_time")]
     pub end_time: Option<SystemTime>,
-    pub result: Option<ExecutionResult>,
+    /// The terminal event's own result, shared.
+    pub result: Option<std::sync::Arc<ExecutionResult>>,
     pub parent_execution_id: Option<String>,
     pub request_id: Option<String>,
     pub last_sequence: u64,

@@ -41,10 +41,11 @@ pub fn to_text(events: &[&Event]) -> StoreResult<String> {
 
 /// The events of one row of `execution_id`.
 pub fn parse_batch(execution_id: &str, text: &str) -> StoreResult<Vec<Event>> {
+    let execution_id: std::sync::Arc<str> = execution_id.into();
     Ok(parse::<Vec<Stored>>(text)?
         .into_iter()
         .map(|e| Event {
-            execution_id: execution_id.to_string(),
+            execution_id: execution_id.clone(),
             sequence: e.sequence,
             time: e.time,
             kind: e.kind,

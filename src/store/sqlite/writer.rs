@@ -158,7 +158,7 @@ fn append_events(tx: &rusqlite::Transaction<'_>, events: &[&Event]) -> StoreResu
     })
     .map_err(|e| match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::OutOfOrder {
-            execution_id: first.execution_id.clone(),
+            execution_id: first.execution_id.to_string(),
             sequence: first.sequence,
             last: last.sequence,
         },
