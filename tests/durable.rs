@@ -407,3 +407,96 @@ async fn shut_down_after_a_first_step(server: &Server) -> (String, proto::Shutdo
         .into_inner();
     (id, report)
 }
+
+/// A server that cannot serve (its port taken, its TLS files unusable) fails before it
+/// resumes anything: otherwise the dead process would have started the unfinished
+/// executions a second time, re-running their steps, before the next server ran them again.
+#[tokio::test]
+async fn a_server_that_cannot_serve_resumes_nothing() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "nap", "sleep", json!({})).await;
+    let id = client
+        .start_execution(proto::StartExecutionRequest {
+            name: "nap".into(),
+            input: json_struct(json!({"duration_ms": 60_000})),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution_id;
+    let mut watch = client
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(r) = watch.message().await.unwrap() {
+        if label(&r.event.unwrap()).starts_with("step_started") {
+            break;
+        }
+    }
+    drop((watch, client));
+    let dir = server.kill_keep_dir();
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args([
+            "serve",
+            "--listen",
+            &taken.local_addr().unwrap().to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .expect("wfm runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+
+    let not_pem = dir.path().join("not-a-certificate.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("WFM_TLS__CERT", &not_pem)
+        .env("WFM_TLS__KEY", &not_pem)
+        .output()
+        .expect("wfm runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot serve TLS with the configured files")
+            && stderr.contains("not-a-certificate.pem"),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains("listening"),
+        "announced before failing: {stdout}"
+    );
+
+    let server = Server::start_in(dir, &[], &[]);
+    let mut client = server.client().await;
+    client
+        .cancel_execution(proto::CancelExecutionRequest {
+            execution_id: id.clone(),
+            reason: "test over".into(),
+        })
+        .await
+        .unwrap();
+    let attempts: Vec<i32> = watch_all(&mut client, &id, 0)
+        .await
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(Kind::Started(s)) => Some(s.attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2], "only the server that serves resumes it");
+}

@@ -71,7 +71,19 @@ pub struct Listening {
 pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Result<(), ServeError> {
     let auth = security::authenticator(&config).map_err(ServeError::Security)?;
     security::check_exposure(&config, &auth).map_err(ServeError::Security)?;
-    let tls = security::tls(&config).map_err(ServeError::Security)?;
+    // TLS and the port before anything else: a server that cannot serve must fail before it
+    // has resumed (and so re-run) a single unfinished execution.
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(config.limits.max_streams_per_connection);
+    if let Some(tls) = security::tls(&config).map_err(ServeError::Security)? {
+        builder = security::with_tls(builder, tls, &config).map_err(ServeError::Security)?;
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen.to_string(),
+            source,
+        })?;
     // First: every metric handle taken from here on records into it.
     let exporter = crate::telemetry::metrics::install(config.metrics.listen)
         .await
@@ -155,12 +167,6 @@ pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Resu
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.listen.to_string(),
-            source,
-        })?;
     let addr = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: config.listen.to_string(),
         source,
@@ -178,11 +184,6 @@ pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Resu
         server_stop.clone(),
     ));
 
-    let mut builder = tonic::transport::Server::builder()
-        .max_concurrent_streams(config.limits.max_streams_per_connection);
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
-    }
     let layers = tower::ServiceBuilder::new()
         .layer(observe::ObserveLayer::new(&[
             FILE_DESCRIPTOR_SET,

@@ -42,6 +42,32 @@ pub fn check_exposure(config: &Config, auth: &Authenticator) -> Result<(), Strin
     Ok(())
 }
 
+/// The server with TLS on, or why the configured files cannot serve TLS (a key that is not
+/// the certificate's, a file that is not PEM), naming them.
+pub fn with_tls(
+    builder: tonic::transport::Server,
+    tls: ServerTlsConfig,
+    config: &Config,
+) -> Result<tonic::transport::Server, String> {
+    builder.tls_config(tls).map_err(|e| {
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(inner) = cause.source() {
+            cause = inner;
+        }
+        let files = config.tls.as_ref().map_or(String::new(), |t| {
+            let ca = t.client_ca.as_ref().map_or(String::new(), |ca| {
+                format!(", tls.client_ca {}", ca.display())
+            });
+            format!(
+                " (tls.cert {}, tls.key {}{ca})",
+                t.cert.display(),
+                t.key.display()
+            )
+        });
+        format!("cannot serve TLS with the configured files{files}: {cause}")
+    })
+}
+
 /// TLS from `tls.cert` and `tls.key`, requiring client certificates signed by
 /// `tls.client_ca` when it is set (mutual TLS).
 pub fn tls(config: &Config) -> Result<Option<ServerTlsConfig>, String> {
