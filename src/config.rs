@@ -311,6 +311,15 @@ impl Config {
             ("limits.max_steps_per_workflow", l.max_steps_per_workflow),
             ("limits.max_workflow_depth", l.max_workflow_depth),
             ("limits.max_output_bytes", l.max_output_bytes),
+            // 0 streams: every call would wait forever for one.
+            (
+                "limits.max_streams_per_connection",
+                l.max_streams_per_connection as usize,
+            ),
+            (
+                "tools.max_dataset_bytes",
+                self.tools.max_dataset_bytes.min(usize::MAX as u64) as usize,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -331,6 +340,9 @@ impl Config {
             return Err(
                 "limits.request_burst_per_token must be at least 1 when limits.requests_per_second_per_token is set".into(),
             );
+        }
+        if self.tools.http_timeout.is_zero() {
+            return Err("tools.http_timeout must be more than 0".into());
         }
         if l.slow_reader_timeout.is_zero() {
             return Err("limits.slow_reader_timeout must be more than 0".into());
@@ -384,6 +396,16 @@ mod tests {
             jail.create_file("b.toml", "[limits]\nmax_concurrent_executions = 0\n")?;
             let err = Config::load(Some("b.toml".as_ref()), &FlagOverrides::default()).unwrap_err();
             assert!(err.contains("max_concurrent_executions"), "{err}");
+            for (file, key) in [
+                ("[limits]\nmax_streams_per_connection = 0\n", "limits.max_streams_per_connection must be at least 1"),
+                ("[tools]\nmax_dataset_bytes = 0\n", "tools.max_dataset_bytes must be at least 1"),
+                ("[tools]\nhttp_timeout = \"0s\"\n", "tools.http_timeout must be more than 0"),
+            ] {
+                jail.create_file("z.toml", file)?;
+                let err =
+                    Config::load(Some("z.toml".as_ref()), &FlagOverrides::default()).unwrap_err();
+                assert!(err.contains(key), "{file}: {err}");
+            }
             jail.create_file(
                 "c.toml",
                 "[telemetry]\notlp_endpoint = \"collector:4317\"\n",

@@ -80,7 +80,7 @@ impl DatasetCatalog {
             return Err(ToolError::failed(
                 TOOL,
                 format!(
-                    "dataset '{name}' is {} bytes; limit datasets.max_file_bytes is {}",
+                    "dataset '{name}' is {} bytes; tools.max_dataset_bytes is {}",
                     meta.len(),
                     self.max_file_bytes
                 ),

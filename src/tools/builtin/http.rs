@@ -12,6 +12,7 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 pub struct HttpRequest {
     spec: ToolSpec,
     client: reqwest::Client,
+    timeout: Duration,
 }
 
 impl HttpRequest {
@@ -31,6 +32,7 @@ impl HttpRequest {
                 .timeout(timeout)
                 .build()
                 .expect("HTTP client with default settings"),
+            timeout,
         }
     }
 }
@@ -60,7 +62,7 @@ impl Tool for HttpRequest {
             Some(Value::String(s)) => request = request.body(s.clone()),
             Some(other) => request = request.json(other),
         }
-        let mut response = request.send().await.map_err(|e| failed(&url, e))?;
+        let mut response = request.send().await.map_err(|e| failed(&url, e, self.timeout))?;
         let status = response.status().as_u16();
         let response_headers: Map<String, Value> = response
             .headers()
@@ -68,7 +70,7 @@ impl Tool for HttpRequest {
             .filter_map(|(k, v)| Some((k.to_string(), json!(v.to_str().ok()?))))
             .collect();
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| failed(&url, e))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| failed(&url, e, self.timeout))? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_BODY_BYTES {
                 return Err(ToolError::failed(
@@ -85,9 +87,42 @@ impl Tool for HttpRequest {
 
 /// "URL: what failed: why", the why being the innermost cause (a refused connection, an
 /// untrusted certificate) that reqwest's own message leaves out.
-fn failed(url: &str, error: reqwest::Error) -> ToolError {
+fn failed(url: &str, error: reqwest::Error, timeout: Duration) -> ToolError {
+    let limit = if error.is_timeout() {
+        format!(
+            " (tools.http_timeout is {})",
+            humantime::format_duration(timeout)
+        )
+    } else {
+        String::new()
+    };
     ToolError::failed(
         "http_request",
-        format!("{url}: {}", with_cause(&error.without_url())),
+        format!("{url}: {}{limit}", with_cause(&error.without_url())),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that accepts the connection and never answers: the call fails naming the
+    /// setting that bounds it.
+    #[tokio::test]
+    async fn a_timeout_names_its_setting() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let _silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let err = HttpRequest::new(Duration::from_millis(200))
+            .call(json!({"url": url}))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("(tools.http_timeout is 200ms)"), "{err}");
+    }
 }
