@@ -397,9 +397,18 @@ mod tests {
             let err = Config::load(Some("b.toml".as_ref()), &FlagOverrides::default()).unwrap_err();
             assert!(err.contains("max_concurrent_executions"), "{err}");
             for (file, key) in [
-                ("[limits]\nmax_streams_per_connection = 0\n", "limits.max_streams_per_connection must be at least 1"),
-                ("[tools]\nmax_dataset_bytes = 0\n", "tools.max_dataset_bytes must be at least 1"),
-                ("[tools]\nhttp_timeout = \"0s\"\n", "tools.http_timeout must be more than 0"),
+                (
+                    "[limits]\nmax_streams_per_connection = 0\n",
+                    "limits.max_streams_per_connection must be at least 1",
+                ),
+                (
+                    "[tools]\nmax_dataset_bytes = 0\n",
+                    "tools.max_dataset_bytes must be at least 1",
+                ),
+                (
+                    "[tools]\nhttp_timeout = \"0s\"\n",
+                    "tools.http_timeout must be more than 0",
+                ),
             ] {
                 jail.create_file("z.toml", file)?;
                 let err =

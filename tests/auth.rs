@@ -402,6 +402,38 @@ fn an_open_server_is_not_exposed_beyond_loopback() {
     assert!(stderr.contains("--insecure"), "{stderr}");
 }
 
+/// A tokens file is the operator asking for auth: an empty one (a provisioning step that
+/// failed) must not start a server with auth off.
+#[test]
+fn an_empty_tokens_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "# no token yet\n").unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("[auth]\ntokens_file = \"{}\"\n", tokens.display()),
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &config,
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("has no token, so auth would be off")
+            && stderr.contains("wfm token create"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn insecure_says_so_loudly() {
     let dir = tempfile::tempdir().unwrap();

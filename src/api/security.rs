@@ -16,6 +16,14 @@ pub fn authenticator(config: &Config) -> Result<Arc<Authenticator>, String> {
             .map_err(|e| format!("auth.tokens_file {}: {e}", path.display()))?;
         let from_file = Authenticator::parse_tokens_file(&text)
             .map_err(|e| format!("auth.tokens_file {}: {e}", path.display()))?;
+        // A tokens file is the operator asking for auth: an empty one must not turn it off.
+        if from_file.is_empty() {
+            return Err(format!(
+                "auth.tokens_file {} has no token, so auth would be off: add `ID ROLE SHA256` lines \
+                 (`wfm token create --role admin --id ops` prints one) or remove auth.tokens_file",
+                path.display()
+            ));
+        }
         entries.extend(from_file);
     }
     Authenticator::new(entries).map(Arc::new)
@@ -24,7 +32,14 @@ pub fn authenticator(config: &Config) -> Result<Arc<Authenticator>, String> {
 /// Secure by default: without tokens the server only listens on loopback, unless the
 /// operator said `insecure` — and then it says so loudly.
 pub fn check_exposure(config: &Config, auth: &Authenticator) -> Result<(), String> {
-    if auth.enabled() || config.listen.ip().is_loopback() {
+    if auth.enabled() {
+        return Ok(());
+    }
+    if config.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %config.listen,
+            "auth is off (no tokens configured): every user of this machine can register, run and shut down workflows; configure [auth] tokens to restrict it"
+        );
         return Ok(());
     }
     if !config.auth.insecure {

@@ -62,7 +62,10 @@ impl Tool for HttpRequest {
             Some(Value::String(s)) => request = request.body(s.clone()),
             Some(other) => request = request.json(other),
         }
-        let mut response = request.send().await.map_err(|e| failed(&url, e, self.timeout))?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| failed(&url, e, self.timeout))?;
         let status = response.status().as_u16();
         let response_headers: Map<String, Value> = response
             .headers()
@@ -70,7 +73,11 @@ impl Tool for HttpRequest {
             .filter_map(|(k, v)| Some((k.to_string(), json!(v.to_str().ok()?))))
             .collect();
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| failed(&url, e, self.timeout))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| failed(&url, e, self.timeout))?
+        {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_BODY_BYTES {
                 return Err(ToolError::failed(
