@@ -176,10 +176,12 @@ type ExecuteOptions struct {
 }
 
 // Execute starts an execution of the named workflow and streams its events
-// until the terminal one. It waits for the first event, so that errors such
-// as an unknown workflow (NotFound) or an invalid input (InvalidArgument) are
-// returned here. Cancelling ctx, or calling EventStream.Close, stops the
-// stream (not the execution: use CancelExecution for that).
+// until the terminal one. It returns once the server has accepted the call
+// (its response headers, not an event, have arrived), so that errors such as
+// an unknown workflow (NotFound) or an invalid input (InvalidArgument) are
+// returned here; the events, from the first, come from Recv or All.
+// Cancelling ctx, or calling EventStream.Close, stops the stream (not the
+// execution: use CancelExecution for that).
 func (c *Client) Execute(ctx context.Context, name string, opts ExecuteOptions) (*EventStream, error) {
 	input, err := toStruct("input", opts.Input)
 	if err != nil {
@@ -201,7 +203,7 @@ func (c *Client) Execute(ctx context.Context, name string, opts ExecuteOptions) 
 		cancel()
 		return nil, err
 	}
-	return newEventStream(cancel, func() (*workflowv1.ExecutionEvent, error) {
+	return openEventStream(cancel, stream, "", func() (*workflowv1.ExecutionEvent, error) {
 		resp, err := stream.Recv()
 		return resp.GetEvent(), err
 	})
@@ -324,8 +326,12 @@ func (c *Client) ListExecutions(ctx context.Context, opts ListExecutionsOptions)
 
 // WatchExecution replays the events of an execution with a sequence number
 // greater than afterSequence (0: all of them), then follows it live until the
-// terminal event. Like Execute, it waits for the first event so that an
-// unknown execution is reported here.
+// terminal event. Like Execute, it returns once the server has accepted the
+// call, without waiting for an event: an unknown execution (NotFound) is
+// reported here, while the next event of a queued execution, or of one in a
+// long step, comes from Recv when it happens (cancel ctx or call Close to
+// stop waiting). The stream of an execution that has ended with no event
+// after afterSequence is empty (Recv returns io.EOF).
 func (c *Client) WatchExecution(ctx context.Context, executionID string, afterSequence int64) (*EventStream, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := c.stub.WatchExecution(ctx, &workflowv1.WatchExecutionRequest{
@@ -336,7 +342,7 @@ func (c *Client) WatchExecution(ctx context.Context, executionID string, afterSe
 		cancel()
 		return nil, err
 	}
-	return newEventStream(cancel, func() (*workflowv1.ExecutionEvent, error) {
+	return openEventStream(cancel, stream, executionID, func() (*workflowv1.ExecutionEvent, error) {
 		resp, err := stream.Recv()
 		return resp.GetEvent(), err
 	})
@@ -414,14 +420,27 @@ func WithGracePeriod(d time.Duration) ShutdownOption {
 	return func(r *workflowv1.ShutdownRequest) { r.GracePeriod = durationpb.New(d) }
 }
 
+// WithResumeUnfinished chooses what happens to the executions still running
+// when the grace period runs out: true stops them where they are, as a crash
+// would, for the next server started on the same data directory to resume
+// (steps at-least-once, a completed step never re-run), e.g. for an upgrade
+// that keeps in-flight work; false cancels them. Without this option the
+// server's configured `shutdown_unfinished` applies. A server with the
+// in-memory store cancels them anyway (it keeps nothing to resume).
+func WithResumeUnfinished(resume bool) ShutdownOption {
+	return func(r *workflowv1.ShutdownRequest) { r.ResumeUnfinished = &resume }
+}
+
 // ShutdownResult is what Shutdown reports.
 type ShutdownResult struct {
 	FinishedDuringGrace int // executions that finished during the grace period
 	Cancelled           int // executions cancelled when it ran out
+	LeftToResume        int // executions stopped where they were, for the next server to resume
 }
 
-// Shutdown stops the server gracefully: drain, cancel what is left after the
-// grace period, exit. It returns once the server has answered.
+// Shutdown stops the server gracefully: drain, then cancel what is left after
+// the grace period (or leave it to resume, see WithResumeUnfinished), exit. It
+// returns once the server has answered.
 func (c *Client) Shutdown(ctx context.Context, opts ...ShutdownOption) (*ShutdownResult, error) {
 	req := &workflowv1.ShutdownRequest{}
 	for _, o := range opts {
@@ -434,6 +453,7 @@ func (c *Client) Shutdown(ctx context.Context, opts ...ShutdownOption) (*Shutdow
 	return &ShutdownResult{
 		FinishedDuringGrace: int(resp.GetFinishedDuringGrace()),
 		Cancelled:           int(resp.GetCancelled()),
+		LeftToResume:        int(resp.GetLeftToResume()),
 	}, nil
 }
 

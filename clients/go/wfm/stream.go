@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
 
 	workflowv1 "github.com/wfm-dev/wfm/clients/go/gen/workflow/v1"
 )
@@ -16,27 +20,42 @@ var ErrNoTerminalEvent = errors.New("wfm: event stream ended without a terminal 
 
 // EventStream is the live stream of an execution's events, from Execute or
 // WatchExecution. Read it with Recv or range over All; it ends (io.EOF) after
-// the terminal event. It is not safe for concurrent use.
+// the terminal event. It is not safe for concurrent use, except that Close and
+// ExecutionID may be called while another goroutine waits in Recv.
 type EventStream struct {
+	recvMu   sync.Mutex // held while receiving: by Recv, and by ExecutionID when it waits for the first event
 	cancel   context.CancelFunc
 	recv     func() (*workflowv1.ExecutionEvent, error)
 	peeked   *Event
 	err      error // sticky: io.EOF or the error that ended the stream
 	last     *Event
 	terminal *Event
-	execID   string
+	execID   atomic.Pointer[string]
 }
 
-func newEventStream(cancel context.CancelFunc, recv func() (*workflowv1.ExecutionEvent, error)) (*EventStream, error) {
+// openEventStream returns the stream of a call once the server has accepted
+// it. It waits for the response headers, not for the first event: the server
+// sends them as soon as it has taken the call (for Execute, together with the
+// first event), whereas the first event of a queued execution, or the next one
+// of an execution in a long step, can take as long as the execution itself. A
+// call the server refuses (NotFound, InvalidArgument, ...) gets no headers, only
+// its status, and that error is returned here. executionID is the id the
+// stream follows when it is known in advance ("" for Execute).
+func openEventStream(cancel context.CancelFunc, call grpc.ClientStream, executionID string, recv func() (*workflowv1.ExecutionEvent, error)) (*EventStream, error) {
 	s := &EventStream{cancel: cancel, recv: recv}
-	ev, err := s.next()
-	if err != nil && err != io.EOF {
-		cancel()
-		return nil, err
+	if executionID != "" {
+		s.execID.Store(&executionID)
 	}
-	if ev != nil {
+	// Header blocks until the headers arrive or the call ends; it reports no
+	// error itself. No headers means the call ended (a refused call, a
+	// cancelled context): the status is then there for Recv, which cannot wait.
+	if md, _ := call.Header(); md == nil {
+		ev, err := s.next()
+		if err != nil && err != io.EOF {
+			cancel()
+			return nil, err
+		}
 		s.peeked = ev
-		s.execID = ev.ExecutionID
 	}
 	return s, nil
 }
@@ -59,13 +78,44 @@ func (s *EventStream) next() (*Event, error) {
 	return fromEvent(pe), nil
 }
 
-// ExecutionID is the id of the execution the stream follows ("" when the
-// stream had no event at all).
-func (s *EventStream) ExecutionID() string { return s.execID }
+// ExecutionID is the id of the execution the stream follows. For
+// WatchExecution it is the id asked for. For Execute it is the id carried by
+// the events: when none has been received yet, ExecutionID waits for the
+// first one (the server sends it with the response, so this does not wait for
+// the execution to progress), keeps it for Recv, and returns "" when the
+// stream ends or fails first (Recv then returns the error).
+func (s *EventStream) ExecutionID() string {
+	if id := s.execID.Load(); id != nil {
+		return *id
+	}
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
+	if id := s.execID.Load(); id != nil {
+		return *id
+	}
+	if s.peeked == nil && s.last == nil && s.err == nil {
+		if ev, err := s.next(); err == nil {
+			s.peeked = ev
+			s.setExecID(ev.ExecutionID)
+		}
+	}
+	if id := s.execID.Load(); id != nil {
+		return *id
+	}
+	return ""
+}
+
+func (s *EventStream) setExecID(id string) {
+	if id != "" && s.execID.Load() == nil {
+		s.execID.Store(&id)
+	}
+}
 
 // Recv returns the next event, or io.EOF once the stream has ended after the
 // terminal event. Other errors are gRPC status errors (see Code).
 func (s *EventStream) Recv() (*Event, error) {
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
 	var ev *Event
 	if s.peeked != nil {
 		ev, s.peeked = s.peeked, nil
@@ -80,9 +130,7 @@ func (s *EventStream) Recv() (*Event, error) {
 			return nil, err
 		}
 	}
-	if s.execID == "" {
-		s.execID = ev.ExecutionID
-	}
+	s.setExecID(ev.ExecutionID)
 	s.last = ev
 	if ev.Terminal() {
 		s.terminal = ev
@@ -144,9 +192,11 @@ func (s *EventStream) Last() *Event { return s.last }
 
 // Close stops receiving; it does not cancel the execution. It is safe to call more than once.
 func (s *EventStream) Close() {
+	s.cancel() // first: it ends a Recv waiting in another goroutine
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
 	if s.err == nil {
 		s.err = io.EOF
 	}
 	s.peeked = nil
-	s.cancel()
 }
