@@ -64,6 +64,17 @@ impl DefinitionFile {
         let Some(name) = name.or(self.name) else {
             bail!("the workflow needs a name: give `name:` in the file or --name");
         };
+        // The message holds one action per step: a step with both would lose one on the way.
+        if let Some(step) = self
+            .steps
+            .iter()
+            .find(|s| s.tool.is_some() && s.workflow.is_some())
+        {
+            bail!(
+                "step '{}' has both `tool` and `workflow`; give exactly one",
+                step.id
+            );
+        }
         let mut all_labels = self.labels;
         all_labels.extend(labels);
         let definition = Definition {

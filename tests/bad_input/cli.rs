@@ -1,6 +1,7 @@
 //! Duplicated keys in the text a user writes: a YAML or JSON definition file, and JSON
-//! input and arguments given to the `wfm` CLI. serde would keep the last value silently;
-//! the CLI refuses, naming the key, and nothing reaches the server.
+//! input and arguments given to the `wfm` CLI; and a step with two actions, of which the
+//! message can carry one. serde would keep the last value silently; the CLI refuses,
+//! naming the key, and nothing reaches the server.
 
 use std::process::Command;
 
@@ -75,6 +76,18 @@ async fn duplicated_keys_are_refused_before_anything_is_sent() {
             "the key 'steps' appears twice",
         ),
         (
+            "YAML definition giving a step two actions",
+            vec![
+                "register".into(),
+                "-f".into(),
+                file(
+                    "two-actions.yaml",
+                    "name: dup\nsteps:\n  - id: a\n    workflow: {name: echo}\n    tool: {name: sleep, arguments: {duration_ms: 1}}\n",
+                ),
+            ],
+            "step 'a' has both `tool` and `workflow`; give exactly one",
+        ),
+        (
             "JSON input repeating a key",
             vec![
                 "run".into(),
@@ -118,5 +131,5 @@ async fn duplicated_keys_are_refused_before_anything_is_sent() {
         "name: fine\nsteps:\n  - id: a\n    tool: {name: sleep, arguments: {duration_ms: 1}}\n",
     );
     wfm(&server, &["register", "-f", &ok]).expect("a clean definition registers");
-    assert_eq!(m.cases, 5);
+    assert_eq!(m.cases, 6);
 }
