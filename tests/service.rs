@@ -1064,3 +1064,32 @@ async fn the_cli_reads_a_large_input_from_a_file_or_standard_input() {
         "{stderr}"
     );
 }
+
+/// `wfm watch ID --after N` where N is the last event of an ended execution: nothing is
+/// left to show, so the CLI says how it ended and exits as the execution did (0 when it
+/// completed), instead of failing with no output.
+#[tokio::test]
+async fn the_cli_watching_after_the_last_event_says_how_the_execution_ended() {
+    use std::process::Command;
+    let server = Server::start().await;
+    let mut c = server.client().await;
+    register(&mut c, "echo", "echo", json!({})).await;
+    let events = execute(&mut c, "echo", json!({"n": 1})).await;
+    let (id, last) = (
+        events[0].execution_id.clone(),
+        events.last().unwrap().sequence,
+    );
+    let watch = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["--server", &server.url(), "watch", &id, "--after"])
+        .arg(last.to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&watch.stderr);
+    assert!(watch.status.success(), "{watch:?}");
+    assert!(
+        stderr.contains(&format!(
+            "execution {id} has ended (completed); its last event is sequence {last}, so none follows --after {last}"
+        )),
+        "{stderr}"
+    );
+}

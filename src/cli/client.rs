@@ -200,7 +200,9 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
                 })
                 .await?
                 .into_inner();
-            return display::follow(stream, |r: proto::ExecuteResponse| r.event, as_json).await;
+            let code =
+                display::follow(stream, |r: proto::ExecuteResponse| r.event, as_json).await?;
+            return Ok(code.unwrap_or(1));
         }
         Command::Start {
             name,
@@ -284,16 +286,42 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
             after,
             json: as_json,
         } => {
-            let stream = connect(server)
-                .await?
+            let mut client = connect(server).await?;
+            let stream = client
                 .watch_execution(proto::WatchExecutionRequest {
-                    execution_id: id,
+                    execution_id: id.clone(),
                     after_sequence: after,
                 })
                 .await?
                 .into_inner();
-            return display::follow(stream, |r: proto::WatchExecutionResponse| r.event, as_json)
-                .await;
+            let code = display::follow(stream, |r: proto::WatchExecutionResponse| r.event, as_json)
+                .await?;
+            if let Some(code) = code {
+                return Ok(code);
+            }
+            // The end came before `--after`: say how the execution ended, and exit as if its
+            // terminal event had been shown.
+            let execution = client
+                .get_execution(proto::GetExecutionRequest { execution_id: id })
+                .await?
+                .into_inner()
+                .execution
+                .unwrap_or_default();
+            let status = execution.status();
+            eprintln!(
+                "execution {} has ended ({}); its last event is sequence {}, so none follows --after {after}",
+                execution.id,
+                status
+                    .as_str_name()
+                    .trim_start_matches("EXECUTION_STATUS_")
+                    .to_lowercase(),
+                execution.last_sequence
+            );
+            return Ok(if status == proto::ExecutionStatus::Completed {
+                0
+            } else {
+                1
+            });
         }
         Command::Cancel { id, reason } => {
             let r = connect(server)

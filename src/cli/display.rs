@@ -136,12 +136,12 @@ pub async fn follow<R, S>(
     mut stream: S,
     event_of: fn(R) -> Option<proto::ExecutionEvent>,
     as_json: bool,
-) -> anyhow::Result<i32>
+) -> anyhow::Result<Option<i32>>
 where
     S: tokio_stream::Stream<Item = Result<R, tonic::Status>> + Unpin,
 {
     let mut view = LiveView::new(!as_json && std::io::stderr().is_terminal());
-    let mut code = 1;
+    let mut code = None;
     while let Some(item) = stream.next().await {
         let Some(event) = event_of(item?) else {
             continue;
@@ -152,8 +152,8 @@ where
             view.show(&event);
         }
         match &event.kind {
-            Some(Kind::Completed(_)) => code = 0,
-            Some(Kind::Failed(_)) | Some(Kind::Cancelled(_)) => code = 1,
+            Some(Kind::Completed(_)) => code = Some(0),
+            Some(Kind::Failed(_)) | Some(Kind::Cancelled(_)) => code = Some(1),
             _ => {}
         }
     }
