@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import uuid
 
 import grpc
@@ -9,7 +10,7 @@ import pytest
 
 from wfm_client import AsyncClient, ExecutionStatus, InvalidArgumentError, NotFoundError
 
-from .conftest import WfmServer
+from .conftest import WfmServer, start_server
 
 ECHO_KINDS = ["accepted", "started", "step_started", "step_completed", "completed"]
 
@@ -86,3 +87,27 @@ async def test_async_start_watch_cancel(server: WfmServer, sleep_wf: str, echo_w
                 if event.kind == "step_started":
                     assert await client.cancel_execution(long.execution_id, "enough") is ExecutionStatus.CANCELLED
         assert kinds[-1] == "cancelled"
+
+
+@pytest.mark.asyncio
+async def test_async_shutdown_resume_unfinished(tmp_path: pathlib.Path) -> None:
+    srv = start_server(tmp_path)
+    try:
+        async with AsyncClient(srv.target, timeout=10) as client:
+            await client.register("napper", type="sleep")
+            started = await client.start_execution("napper", input={"duration_ms": 60_000})
+            result = await client.shutdown(grace_period=0.2, resume_unfinished=True)
+        assert (result.finished_during_grace, result.cancelled, result.left_to_resume) == (0, 0, 1)
+        assert srv.proc.wait(timeout=15) == 0, srv.log()
+    finally:
+        srv.stop()
+
+    srv = start_server(tmp_path)
+    try:
+        async with AsyncClient(srv.target, timeout=10) as client:
+            # Resumed, not cancelled: it sleeps on until cancelled here.
+            execution = await client.get_execution(started.execution_id)
+            assert not execution.status.is_terminal, execution.status
+            assert await client.cancel_execution(started.execution_id) is ExecutionStatus.CANCELLED
+    finally:
+        srv.stop()

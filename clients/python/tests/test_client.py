@@ -398,6 +398,43 @@ def test_shutdown_exits_zero(tmp_path: Any) -> None:
         srv.stop()
 
 
+def test_shutdown_resume_unfinished_leaves_execution_to_next_server(tmp_path: Any) -> None:
+    srv = start_server(tmp_path)
+    try:
+        with Client(srv.target, timeout=10) as c:
+            c.register("napper", type="sleep")
+            execution_id = c.start_execution("napper", input={"duration_ms": 3_000}).execution_id
+            result = c.shutdown(grace_period=dt.timedelta(milliseconds=200), resume_unfinished=True)
+        assert result == wfm_client.ShutdownResult(finished_during_grace=0, cancelled=0, left_to_resume=1)
+        assert srv.proc.wait(timeout=15) == 0, srv.log()
+    finally:
+        srv.stop()
+
+    # The next server on the same data directory picks the execution up and finishes it.
+    srv = start_server(tmp_path)
+    try:
+        with Client(srv.target, timeout=10) as c:
+            result = c.wait(execution_id, timeout=30)
+            assert result.success is True, result.error
+            assert result.output == {"slept_ms": 3_000}
+            assert c.get_execution(execution_id).status is ExecutionStatus.COMPLETED
+            # Explicitly False: cancelled, whatever the server's configured default.
+            c.start_execution("napper", input={"duration_ms": 60_000})
+            result = c.shutdown(grace_period=0.2, resume_unfinished=False)
+        assert (result.finished_during_grace, result.cancelled, result.left_to_resume) == (0, 1, 0)
+        assert srv.proc.wait(timeout=15) == 0, srv.log()
+    finally:
+        srv.stop()
+
+
+def test_shutdown_request_leaves_resume_unfinished_unset_by_default() -> None:
+    # None: the server's configured `shutdown_unfinished` decides (the field is optional).
+    assert not wfm_client._requests.shutdown(None, None).HasField("resume_unfinished")
+    assert not wfm_client._requests.shutdown(1.5, None).HasField("resume_unfinished")
+    assert wfm_client._requests.shutdown(None, False).HasField("resume_unfinished")
+    assert wfm_client._requests.shutdown(None, True).resume_unfinished is True
+
+
 # -- offline: conversions, errors, enums -------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import grpc
 
 from . import _requests as rq
+from . import _wire
 from ._errors import WfmError, error_from_rpc
 from ._gen.workflow.v1 import workflow_service_pb2 as pb
 from ._gen.workflow.v1 import workflow_service_pb2_grpc as pb_grpc
@@ -68,13 +69,22 @@ class EventStream(Iterator[Event]):
             self._done = True
             raise
         except grpc.RpcError as e:
-            self._done = True
+            self._stop()
             raise error_from_rpc(e) from e
-        event = Event.from_proto(msg.event)
+        try:
+            event = Event.from_proto(_wire.check(msg, "event").event)
+        except WfmError:
+            # Not decodable: end the call here, or it would go on (and its status never come).
+            self._stop()
+            raise
         self.last_event = event
         if event.is_terminal:
             self._done = True
         return event
+
+    def _stop(self) -> None:
+        self._done = True
+        self._call.cancel()
 
     def result(self, on_event: Callable[[Event], None] | None = None) -> ExecutionResult:
         """Consumes the rest of the stream and returns the terminal event's result."""
@@ -133,6 +143,9 @@ class Client:
         self._owns_channel = channel is None
         #: The generated stub, for anything the idiomatic layer does not cover.
         self.stub = pb_grpc.WorkflowServiceStub(self._channel)
+        # What the methods below call: the same RPCs, with deserializers that decode JSON
+        # nested past protobuf's depth limit and never raise (see _wire).
+        self._rpc = _wire.make_callables(self._channel)
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -148,13 +161,14 @@ class Client:
 
     def _unary(self, method: Callable[..., R], request: Any, timeout: float | None) -> R:
         try:
-            return method(
+            resp = method(
                 request,
                 timeout=self._settings.unary_timeout(timeout),
                 metadata=self._settings.call_metadata(),
             )
         except grpc.RpcError as e:
             raise error_from_rpc(e) from e
+        return _wire.check(resp, "response")  # type: ignore[no-any-return]
 
     def _stream(self, method: Callable[..., Any], request: Any, timeout: float | None) -> EventStream:
         call = method(request, timeout=timeout, metadata=self._settings.call_metadata())
@@ -189,17 +203,17 @@ class Client:
         tools or workflows the server lacks, :class:`~wfm_client.FailedPreconditionError`.
         """
         req = rq.register(name, type, definition, arguments, description, labels, max_concurrency)
-        resp = self._unary(self.stub.Register, req, timeout)
+        resp = self._unary(self._rpc.Register, req, timeout)
         return RegisterResult(Workflow.from_proto(resp.workflow), resp.created)
 
     def unregister(self, name: str, *, timeout: float | None = None) -> int:
         """Removes every version of a workflow; returns how many versions were removed."""
-        resp = self._unary(self.stub.Unregister, pb.UnregisterRequest(name=name), timeout)
+        resp = self._unary(self._rpc.Unregister, pb.UnregisterRequest(name=name), timeout)
         return resp.versions_removed
 
     def get(self, name: str, version: int = 0, *, timeout: float | None = None) -> Workflow:
         """One workflow: the latest version, or ``version``. ``.versions`` lists all of them."""
-        resp = self._unary(self.stub.Get, pb.GetRequest(name=name, version=version), timeout)
+        resp = self._unary(self._rpc.Get, pb.GetRequest(name=name, version=version), timeout)
         return Workflow.from_proto(resp.workflow, tuple(resp.versions))
 
     def list_page(
@@ -211,7 +225,7 @@ class Client:
         timeout: float | None = None,
     ) -> Page[Workflow]:
         """One page of :meth:`list`."""
-        resp = self._unary(self.stub.List, rq.list_workflows(page_size, page_token, label_filter), timeout)
+        resp = self._unary(self._rpc.List, rq.list_workflows(page_size, page_token, label_filter), timeout)
         return Page([Workflow.from_proto(w) for w in resp.workflows], resp.next_page_token)
 
     def list(
@@ -250,7 +264,7 @@ class Client:
         retry with the same key attaches to the same execution.
         """
         req = rq.execute(name, input, version, metadata, request_id)
-        return self._stream(self.stub.Execute, req, timeout)
+        return self._stream(self._rpc.Execute, req, timeout)
 
     def run(
         self,
@@ -285,12 +299,12 @@ class Client:
     ) -> StartExecutionResult:
         """Starts an execution and returns its id at once."""
         req = rq.start_execution(name, input, version, metadata, request_id)
-        resp = self._unary(self.stub.StartExecution, req, timeout)
+        resp = self._unary(self._rpc.StartExecution, req, timeout)
         return StartExecutionResult(resp.execution_id, resp.created)
 
     def get_execution(self, execution_id: str, *, timeout: float | None = None) -> Execution:
         """One execution with its status, timings and result so far."""
-        resp = self._unary(self.stub.GetExecution, pb.GetExecutionRequest(execution_id=execution_id), timeout)
+        resp = self._unary(self._rpc.GetExecution, pb.GetExecutionRequest(execution_id=execution_id), timeout)
         return Execution.from_proto(resp.execution)
 
     def list_executions_page(
@@ -306,7 +320,7 @@ class Client:
     ) -> Page[Execution]:
         """One page of :meth:`list_executions`."""
         req = rq.list_executions(workflow_name, status, create_time_start, create_time_end, page_size, page_token)
-        resp = self._unary(self.stub.ListExecutions, req, timeout)
+        resp = self._unary(self._rpc.ListExecutions, req, timeout)
         return Page([Execution.from_proto(e) for e in resp.executions], resp.next_page_token)
 
     def list_executions(
@@ -343,7 +357,7 @@ class Client:
     ) -> EventStream:
         """Replays the events after ``after_sequence`` (0: all), then follows live to the terminal one."""
         req = pb.WatchExecutionRequest(execution_id=execution_id, after_sequence=after_sequence)
-        return self._stream(self.stub.WatchExecution, req, timeout)
+        return self._stream(self._rpc.WatchExecution, req, timeout)
 
     def wait(
         self,
@@ -377,29 +391,41 @@ class Client:
         execution had already reached.
         """
         req = pb.CancelExecutionRequest(execution_id=execution_id, reason=reason)
-        resp = self._unary(self.stub.CancelExecution, req, timeout)
+        resp = self._unary(self._rpc.CancelExecution, req, timeout)
         return ExecutionStatus(resp.status)
 
     # -- server -------------------------------------------------------------------
 
     def list_workflow_types(self, *, timeout: float | None = None) -> builtins.list[WorkflowType]:
         """The workflow types compiled into the server."""
-        resp = self._unary(self.stub.ListWorkflowTypes, pb.ListWorkflowTypesRequest(), timeout)
+        resp = self._unary(self._rpc.ListWorkflowTypes, pb.ListWorkflowTypesRequest(), timeout)
         return [WorkflowType.from_proto(t) for t in resp.workflow_types]
 
     def list_tools(self, *, timeout: float | None = None) -> builtins.list[Tool]:
         """The tools workflows can call: built-in ones and those of MCP servers."""
-        resp = self._unary(self.stub.ListTools, pb.ListToolsRequest(), timeout)
+        resp = self._unary(self._rpc.ListTools, pb.ListToolsRequest(), timeout)
         return [Tool.from_proto(t) for t in resp.tools]
 
     def get_stats(self, workflow_name: str = "", *, timeout: float | None = None) -> Stats:
         """Per-workflow counts and p50/p99 durations (one workflow, or every registered one)."""
         req = pb.GetStatsRequest(workflow_name=workflow_name)
-        return Stats.from_proto(self._unary(self.stub.GetStats, req, timeout))
+        return Stats.from_proto(self._unary(self._rpc.GetStats, req, timeout))
 
     def shutdown(
-        self, grace_period: _dt.timedelta | float | None = None, *, timeout: float | None = None
+        self,
+        grace_period: _dt.timedelta | float | None = None,
+        *,
+        resume_unfinished: bool | None = None,
+        timeout: float | None = None,
     ) -> ShutdownResult:
-        """Stops the server gracefully (``grace_period``: a timedelta or seconds; None: the server's default)."""
-        resp = self._unary(self.stub.Shutdown, rq.shutdown(grace_period), timeout)
-        return ShutdownResult(resp.finished_during_grace, resp.cancelled)
+        """Stops the server gracefully and returns what became of the executions still running.
+
+        ``grace_period`` (a timedelta or seconds; None: the server's configured one) is how
+        long running executions may take to finish. Those still running then are cancelled,
+        or, with ``resume_unfinished=True``, stopped where they are for the next server
+        started on the same data directory to resume (``left_to_resume``); None means the
+        server's configured ``shutdown_unfinished``. A server with the in-memory store
+        cancels them either way.
+        """
+        resp = self._unary(self._rpc.Shutdown, rq.shutdown(grace_period, resume_unfinished), timeout)
+        return ShutdownResult.from_proto(resp)

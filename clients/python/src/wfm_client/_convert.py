@@ -17,24 +17,7 @@ _MAX_SAFE_INT = 2**53
 def py_to_value(obj: Any, _path: str = "$") -> struct_pb2.Value:
     """A JSON-like Python value (dict, list, str, number, bool, None) as a ``Value``."""
     v = struct_pb2.Value()
-    if obj is None:
-        v.null_value = struct_pb2.NULL_VALUE
-    elif isinstance(obj, bool):
-        v.bool_value = obj
-    elif isinstance(obj, numbers.Real):
-        v.number_value = float(obj)
-    elif isinstance(obj, str):
-        v.string_value = obj
-    elif isinstance(obj, struct_pb2.Value):
-        v.CopyFrom(obj)
-    elif isinstance(obj, (Mapping, struct_pb2.Struct)):
-        v.struct_value.CopyFrom(to_struct(obj, _path))
-    elif isinstance(obj, struct_pb2.ListValue):
-        v.list_value.CopyFrom(obj)
-    elif isinstance(obj, Sequence) and not isinstance(obj, (bytes, bytearray)):
-        v.list_value.values.extend(py_to_value(x, f"{_path}[{i}]") for i, x in enumerate(obj))
-    else:
-        raise TypeError(f"{_path}: {type(obj).__name__} is not JSON-like (dict, list, str, number, bool, None)")
+    _fill_value(v, obj, _path)
     return v
 
 
@@ -48,11 +31,49 @@ def to_struct(obj: Mapping[str, Any] | struct_pb2.Struct | None, _path: str = "$
         return s
     if not isinstance(obj, Mapping):
         raise TypeError(f"{_path}: expected a dict, got {type(obj).__name__}")
+    _fill_struct(s, obj, _path)
+    return s
+
+
+# The message is built in place, top down: no level is built apart and copied or merged
+# into its parent (MergeFrom serializes and re-parses, which protobuf refuses past 100
+# levels of message nesting, about 32 levels of JSON objects).
+
+
+def _fill_value(v: struct_pb2.Value, obj: Any, path: str) -> None:
+    if obj is None:
+        v.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(obj, bool):
+        v.bool_value = obj
+    elif isinstance(obj, numbers.Real):
+        v.number_value = float(obj)
+    elif isinstance(obj, str):
+        v.string_value = obj
+    elif isinstance(obj, struct_pb2.Value):
+        v.CopyFrom(obj)
+    elif isinstance(obj, struct_pb2.Struct):
+        v.struct_value.CopyFrom(obj)
+    elif isinstance(obj, Mapping):
+        _fill_struct(v.struct_value, obj, path)
+    elif isinstance(obj, struct_pb2.ListValue):
+        v.list_value.CopyFrom(obj)
+    elif isinstance(obj, Sequence) and not isinstance(obj, (bytes, bytearray)):
+        values = v.list_value.values
+        if not obj:
+            v.list_value.SetInParent()
+        for i, x in enumerate(obj):
+            _fill_value(values.add(), x, f"{path}[{i}]")
+    else:
+        raise TypeError(f"{path}: {type(obj).__name__} is not JSON-like (dict, list, str, number, bool, None)")
+
+
+def _fill_struct(s: struct_pb2.Struct, obj: Mapping[str, Any], path: str) -> None:
+    if not obj:
+        s.SetInParent()
     for key, val in obj.items():
         if not isinstance(key, str):
-            raise TypeError(f"{_path}: keys must be str, got {type(key).__name__}")
-        s.fields[key].CopyFrom(py_to_value(val, f"{_path}.{key}"))
-    return s
+            raise TypeError(f"{path}: keys must be str, got {type(key).__name__}")
+        _fill_value(s.fields[key], val, f"{path}.{key}")
 
 
 def _number(x: float) -> int | float:
@@ -65,24 +86,50 @@ def _number(x: float) -> int | float:
 
 def value_to_py(v: struct_pb2.Value) -> Any:
     """A ``Value`` as a plain Python value; integral numbers come back as ``int``."""
-    kind = v.WhichOneof("kind")
-    if kind is None or kind == "null_value":
-        return None
-    if kind == "bool_value":
-        return v.bool_value
-    if kind == "number_value":
-        return _number(v.number_value)
-    if kind == "string_value":
-        return v.string_value
-    if kind == "struct_value":
-        return struct_to_dict(v.struct_value)
-    if kind == "list_value":
-        return [value_to_py(x) for x in v.list_value.values]
-    raise ValueError(f"unknown google.protobuf.Value kind {kind!r}")  # pragma: no cover
+    out, todo = _shallow(v)
+    _fill_in(todo)
+    return out
 
 
 def struct_to_dict(s: struct_pb2.Struct) -> dict[str, Any]:
-    return {k: value_to_py(val) for k, val in s.fields.items()}
+    out: dict[str, Any] = dict.fromkeys(s.fields)
+    _fill_in([(out, k, val) for k, val in s.fields.items()])
+    return out
+
+
+# Iterative rather than recursive, so that any depth protobuf decoded converts, whatever
+# Python's recursion limit. A container comes back with its slots in order (None for now)
+# and the (container, slot, Value) triples still to convert.
+
+_Todo = list[tuple[Any, Any, struct_pb2.Value]]
+
+
+def _shallow(v: struct_pb2.Value) -> tuple[Any, _Todo]:
+    kind = v.WhichOneof("kind")
+    if kind is None or kind == "null_value":
+        return None, []
+    if kind == "bool_value":
+        return v.bool_value, []
+    if kind == "number_value":
+        return _number(v.number_value), []
+    if kind == "string_value":
+        return v.string_value, []
+    if kind == "struct_value":
+        fields = v.struct_value.fields
+        d: dict[str, Any] = dict.fromkeys(fields)
+        return d, [(d, k, val) for k, val in fields.items()]
+    if kind == "list_value":
+        values = v.list_value.values
+        items: list[Any] = [None] * len(values)
+        return items, [(items, i, val) for i, val in enumerate(values)]
+    raise ValueError(f"unknown google.protobuf.Value kind {kind!r}")  # pragma: no cover
+
+
+def _fill_in(todo: _Todo) -> None:
+    while todo:
+        container, slot, val = todo.pop()
+        container[slot], more = _shallow(val)
+        todo.extend(more)
 
 
 def opt_struct(msg: Message, field: str) -> dict[str, Any] | None:

@@ -188,10 +188,25 @@ def error_from_rpc(err: grpc.RpcError) -> WfmError:
     if not isinstance(code, grpc.StatusCode):
         code = grpc.StatusCode.UNKNOWN
     out = error_from_code(code, message or "")
+    out.debug_error_string = _debug_error_string(err)
+    return out
+
+
+def _debug_error_string(err: grpc.RpcError) -> str | None:
+    # The sync stream call object's debug_error_string() waits for the call's final status,
+    # which never comes when the client ended the call itself (a response it could not
+    # decode, say): read what it has instead of waiting.
+    state = getattr(err, "_state", None)
+    if state is not None and hasattr(state, "debug_error_string"):
+        value = state.debug_error_string
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return value if isinstance(value, str) else None
     debug_fn = getattr(err, "debug_error_string", None)
     if callable(debug_fn):
         try:
-            out.debug_error_string = debug_fn()
+            value = debug_fn()
         except Exception:  # pragma: no cover - depends on grpc internals
-            pass
-    return out
+            return None
+        return value if isinstance(value, str) else None
+    return None

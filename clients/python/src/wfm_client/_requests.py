@@ -11,6 +11,7 @@ from google.protobuf import struct_pb2
 
 from ._convert import to_duration, to_struct, to_timestamp
 from ._definition import FILE_KEYS, to_definition
+from ._errors import InvalidArgumentError
 from ._gen.workflow.v1 import workflow_service_pb2 as pb
 from ._types import ExecutionStatus
 
@@ -102,7 +103,7 @@ def register(
     else:
         assert type is not None
         req.native.type = type
-        req.native.arguments.CopyFrom(to_struct(arguments))
+        req.native.arguments.CopyFrom(json_object("arguments", arguments))
     return req
 
 
@@ -110,26 +111,49 @@ def list_workflows(page_size: int, page_token: str, label_filter: Mapping[str, s
     return pb.ListRequest(page_size=page_size, page_token=page_token, label_filter=dict(label_filter or {}))
 
 
-def _run_fields(
-    name: str, input: JsonObject | None, version: int, metadata: JsonObject | None, request_id: str | None
-) -> dict[str, Any]:
-    fields: dict[str, Any] = dict(name=name, version=version, request_id=request_id or "")
-    fields["input"] = to_struct(input)
+def json_object(what: str, obj: JsonObject | None) -> struct_pb2.Struct:
+    """``to_struct(obj)``; a value nested too deeply to convert raises InvalidArgumentError."""
+    try:
+        return to_struct(obj)
+    except RecursionError:
+        raise InvalidArgumentError(
+            f"{what} is nested too deeply: converting it to a google.protobuf.Struct exceeded Python's "
+            "recursion limit (the server accepts about 32 levels of nested objects)"
+        ) from None
+
+
+def _fill_run(
+    req: pb.ExecuteRequest | pb.StartExecutionRequest,
+    name: str,
+    input: JsonObject | None,
+    version: int,
+    metadata: JsonObject | None,
+    request_id: str | None,
+) -> None:
+    req.name = name
+    req.version = version
+    req.request_id = request_id or ""
+    # CopyFrom, not the constructor's keyword arguments: those merge, and merging a Struct
+    # serializes and re-parses it, which protobuf refuses past 100 levels of messages.
+    req.input.CopyFrom(json_object("input", input))
     if metadata is not None:
-        fields["metadata"] = to_struct(metadata)
-    return fields
+        req.metadata.CopyFrom(json_object("metadata", metadata))
 
 
 def execute(
     name: str, input: JsonObject | None, version: int, metadata: JsonObject | None, request_id: str | None
 ) -> pb.ExecuteRequest:
-    return pb.ExecuteRequest(**_run_fields(name, input, version, metadata, request_id))
+    req = pb.ExecuteRequest()
+    _fill_run(req, name, input, version, metadata, request_id)
+    return req
 
 
 def start_execution(
     name: str, input: JsonObject | None, version: int, metadata: JsonObject | None, request_id: str | None
 ) -> pb.StartExecutionRequest:
-    return pb.StartExecutionRequest(**_run_fields(name, input, version, metadata, request_id))
+    req = pb.StartExecutionRequest()
+    _fill_run(req, name, input, version, metadata, request_id)
+    return req
 
 
 def list_executions(
@@ -153,8 +177,10 @@ def list_executions(
     return req
 
 
-def shutdown(grace_period: _dt.timedelta | float | None) -> pb.ShutdownRequest:
+def shutdown(grace_period: _dt.timedelta | float | None, resume_unfinished: bool | None) -> pb.ShutdownRequest:
     req = pb.ShutdownRequest()
     if grace_period is not None:
         req.grace_period.CopyFrom(to_duration(grace_period))
+    if resume_unfinished is not None:
+        req.resume_unfinished = bool(resume_unfinished)
     return req

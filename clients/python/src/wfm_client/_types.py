@@ -414,8 +414,19 @@ class Tool:
 
 @dataclass(frozen=True)
 class ShutdownResult:
+    """What became of the executions running when the server was asked to shut down."""
+
+    #: Executions that finished during the grace period.
     finished_during_grace: int
+    #: Executions cancelled when the grace period ran out.
     cancelled: int
+    #: Executions stopped where they were (``resume_unfinished``), for the next server
+    #: started on the same data directory to resume.
+    left_to_resume: int = 0
+
+    @classmethod
+    def from_proto(cls, m: pb.ShutdownResponse) -> ShutdownResult:
+        return cls(m.finished_during_grace, m.cancelled, m.left_to_resume)
 
 
 @dataclass(frozen=True)

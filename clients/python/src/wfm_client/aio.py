@@ -19,8 +19,9 @@ import grpc
 import grpc.aio
 
 from . import _requests as rq
+from . import _wire
 from ._client import _ended_early, _same_token
-from ._errors import error_from_rpc
+from ._errors import WfmError, error_from_rpc
 from ._gen.workflow.v1 import workflow_service_pb2 as pb
 from ._gen.workflow.v1 import workflow_service_pb2_grpc as pb_grpc
 from ._types import (
@@ -61,16 +62,25 @@ class AsyncEventStream(AsyncIterator[Event]):
         try:
             msg = await self._call.read()
         except grpc.RpcError as e:
-            self._done = True
+            self._stop()
             raise error_from_rpc(e) from e
         if msg is grpc.aio.EOF:
             self._done = True
             raise StopAsyncIteration
-        event = Event.from_proto(msg.event)
+        try:
+            event = Event.from_proto(_wire.check(msg, "event").event)
+        except WfmError:
+            # Not decodable: end the call here rather than leave it running.
+            self._stop()
+            raise
         self.last_event = event
         if event.is_terminal:
             self._done = True
         return event
+
+    def _stop(self) -> None:
+        self._done = True
+        self._call.cancel()
 
     async def result(
         self, on_event: Callable[[Event], Awaitable[None] | None] | None = None
@@ -131,6 +141,8 @@ class AsyncClient:
         self._owns_channel = channel is None
         #: The generated stub (its methods return grpc.aio calls).
         self.stub = pb_grpc.WorkflowServiceStub(self._channel)
+        # What the methods below call (see Client._rpc).
+        self._rpc = _wire.make_callables(self._channel)
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -146,13 +158,14 @@ class AsyncClient:
 
     async def _unary(self, method: Callable[..., Any], request: Any, timeout: float | None) -> Any:
         try:
-            return await method(
+            resp = await method(
                 request,
                 timeout=self._settings.unary_timeout(timeout),
                 metadata=self._settings.call_metadata(),
             )
         except grpc.RpcError as e:
             raise error_from_rpc(e) from e
+        return _wire.check(resp, "response")
 
     def _stream(self, method: Callable[..., Any], request: Any, timeout: float | None) -> AsyncEventStream:
         call = method(request, timeout=timeout, metadata=self._settings.call_metadata())
@@ -174,15 +187,15 @@ class AsyncClient:
     ) -> RegisterResult:
         """A native ``type`` or a declarative ``definition`` (exactly one); see :meth:`wfm_client.Client.register`."""
         req = rq.register(name, type, definition, arguments, description, labels, max_concurrency)
-        resp = await self._unary(self.stub.Register, req, timeout)
+        resp = await self._unary(self._rpc.Register, req, timeout)
         return RegisterResult(Workflow.from_proto(resp.workflow), resp.created)
 
     async def unregister(self, name: str, *, timeout: float | None = None) -> int:
-        resp = await self._unary(self.stub.Unregister, pb.UnregisterRequest(name=name), timeout)
+        resp = await self._unary(self._rpc.Unregister, pb.UnregisterRequest(name=name), timeout)
         return int(resp.versions_removed)
 
     async def get(self, name: str, version: int = 0, *, timeout: float | None = None) -> Workflow:
-        resp = await self._unary(self.stub.Get, pb.GetRequest(name=name, version=version), timeout)
+        resp = await self._unary(self._rpc.Get, pb.GetRequest(name=name, version=version), timeout)
         return Workflow.from_proto(resp.workflow, tuple(resp.versions))
 
     async def list_page(
@@ -193,7 +206,7 @@ class AsyncClient:
         label_filter: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> Page[Workflow]:
-        resp = await self._unary(self.stub.List, rq.list_workflows(page_size, page_token, label_filter), timeout)
+        resp = await self._unary(self._rpc.List, rq.list_workflows(page_size, page_token, label_filter), timeout)
         return Page([Workflow.from_proto(w) for w in resp.workflows], resp.next_page_token)
 
     async def list(
@@ -231,7 +244,7 @@ class AsyncClient:
     ) -> AsyncEventStream:
         """``async for event in client.execute(...)`` (not awaited)."""
         req = rq.execute(name, input, version, metadata, request_id)
-        return self._stream(self.stub.Execute, req, timeout)
+        return self._stream(self._rpc.Execute, req, timeout)
 
     async def run(
         self,
@@ -261,12 +274,12 @@ class AsyncClient:
         timeout: float | None = None,
     ) -> StartExecutionResult:
         req = rq.start_execution(name, input, version, metadata, request_id)
-        resp = await self._unary(self.stub.StartExecution, req, timeout)
+        resp = await self._unary(self._rpc.StartExecution, req, timeout)
         return StartExecutionResult(resp.execution_id, resp.created)
 
     async def get_execution(self, execution_id: str, *, timeout: float | None = None) -> Execution:
         resp = await self._unary(
-            self.stub.GetExecution, pb.GetExecutionRequest(execution_id=execution_id), timeout
+            self._rpc.GetExecution, pb.GetExecutionRequest(execution_id=execution_id), timeout
         )
         return Execution.from_proto(resp.execution)
 
@@ -282,7 +295,7 @@ class AsyncClient:
         timeout: float | None = None,
     ) -> Page[Execution]:
         req = rq.list_executions(workflow_name, status, create_time_start, create_time_end, page_size, page_token)
-        resp = await self._unary(self.stub.ListExecutions, req, timeout)
+        resp = await self._unary(self._rpc.ListExecutions, req, timeout)
         return Page([Execution.from_proto(e) for e in resp.executions], resp.next_page_token)
 
     async def list_executions(
@@ -319,7 +332,7 @@ class AsyncClient:
     ) -> AsyncEventStream:
         """``async for event in client.watch_execution(id, after_sequence=n)`` (not awaited)."""
         req = pb.WatchExecutionRequest(execution_id=execution_id, after_sequence=after_sequence)
-        return self._stream(self.stub.WatchExecution, req, timeout)
+        return self._stream(self._rpc.WatchExecution, req, timeout)
 
     async def wait(
         self,
@@ -347,26 +360,31 @@ class AsyncClient:
         self, execution_id: str, reason: str = "", *, timeout: float | None = None
     ) -> ExecutionStatus:
         req = pb.CancelExecutionRequest(execution_id=execution_id, reason=reason)
-        resp = await self._unary(self.stub.CancelExecution, req, timeout)
+        resp = await self._unary(self._rpc.CancelExecution, req, timeout)
         return ExecutionStatus(resp.status)
 
     # -- server -------------------------------------------------------------------
 
     async def list_workflow_types(self, *, timeout: float | None = None) -> builtins.list[WorkflowType]:
-        resp = await self._unary(self.stub.ListWorkflowTypes, pb.ListWorkflowTypesRequest(), timeout)
+        resp = await self._unary(self._rpc.ListWorkflowTypes, pb.ListWorkflowTypesRequest(), timeout)
         return [WorkflowType.from_proto(t) for t in resp.workflow_types]
 
     async def list_tools(self, *, timeout: float | None = None) -> builtins.list[Tool]:
-        resp = await self._unary(self.stub.ListTools, pb.ListToolsRequest(), timeout)
+        resp = await self._unary(self._rpc.ListTools, pb.ListToolsRequest(), timeout)
         return [Tool.from_proto(t) for t in resp.tools]
 
     async def get_stats(self, workflow_name: str = "", *, timeout: float | None = None) -> Stats:
         """Per-workflow counts and p50/p99 durations (one workflow, or every registered one)."""
         req = pb.GetStatsRequest(workflow_name=workflow_name)
-        return Stats.from_proto(await self._unary(self.stub.GetStats, req, timeout))
+        return Stats.from_proto(await self._unary(self._rpc.GetStats, req, timeout))
 
     async def shutdown(
-        self, grace_period: _dt.timedelta | float | None = None, *, timeout: float | None = None
+        self,
+        grace_period: _dt.timedelta | float | None = None,
+        *,
+        resume_unfinished: bool | None = None,
+        timeout: float | None = None,
     ) -> ShutdownResult:
-        resp = await self._unary(self.stub.Shutdown, rq.shutdown(grace_period), timeout)
-        return ShutdownResult(resp.finished_during_grace, resp.cancelled)
+        """Stops the server gracefully; see :meth:`wfm_client.Client.shutdown`."""
+        resp = await self._unary(self._rpc.Shutdown, rq.shutdown(grace_period, resume_unfinished), timeout)
+        return ShutdownResult.from_proto(resp)
