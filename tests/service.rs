@@ -1093,3 +1093,49 @@ async fn the_cli_watching_after_the_last_event_says_how_the_execution_ended() {
         "{stderr}"
     );
 }
+
+/// A page size over the server's `limits.max_page_size` is lowered to it (AIP-158): full
+/// pages and a token for the rest, so a client written for one server's limit (the CLI
+/// asks for 50) works against a server configured lower.
+#[tokio::test]
+async fn a_page_size_over_the_maximum_gives_full_pages_of_the_maximum() {
+    use std::process::Command;
+    let server = Server::start_with(&[("WFM_LIMITS__MAX_PAGE_SIZE", "2")], &[]).await;
+    let mut c = server.client().await;
+    for name in ["a", "b", "c"] {
+        register(&mut c, name, "echo", json!({})).await;
+        execute(&mut c, name, json!({})).await;
+    }
+    let page = c
+        .list(proto::ListRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.workflows.len(), 2);
+    assert!(!page.next_page_token.is_empty());
+    let page = c
+        .list_executions(proto::ListExecutionsRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.executions.len(), 2);
+    assert!(!page.next_page_token.is_empty());
+
+    let executions = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["--server", &server.url(), "executions", "--json"])
+        .output()
+        .unwrap();
+    assert!(executions.status.success(), "{executions:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&executions.stdout).unwrap();
+    let count = listed
+        .as_array()
+        .or_else(|| listed["executions"].as_array())
+        .map(Vec::len);
+    assert_eq!(count, Some(3), "{listed}");
+}

@@ -123,7 +123,9 @@ pub fn execution_id(value: &str) -> Result<(), ManagerError> {
     })
 }
 
-/// A page size: 0 means `default`; negative is refused; above `max` is refused.
+/// A page size: 0 means `default`; negative is refused; above `max` is `max` (AIP-158: a
+/// caller asking for more than a server gives gets full pages and a token, so a client
+/// written for one server's limit works against another's).
 pub fn page_size(value: i32, default: usize, max: usize) -> Result<usize, ManagerError> {
     match value {
         0 => Ok(default.min(max)),
@@ -131,11 +133,7 @@ pub fn page_size(value: i32, default: usize, max: usize) -> Result<usize, Manage
             "page_size",
             format!("{v} is negative; use 0 for the default or 1 to {max}"),
         )),
-        v if v as usize > max => Err(ManagerError::invalid(
-            "page_size",
-            format!("{v} is over the maximum of {max} (limits.max_page_size)"),
-        )),
-        v => Ok(v as usize),
+        v => Ok((v as usize).min(max)),
     }
 }
 
@@ -155,6 +153,7 @@ mod tests {
     fn page_sizes() {
         assert_eq!(page_size(0, 50, 1000).unwrap(), 50);
         assert!(page_size(-1, 50, 1000).is_err());
-        assert!(page_size(1001, 50, 1000).is_err());
+        assert_eq!(page_size(1001, 50, 1000).unwrap(), 1000);
+        assert_eq!(page_size(0, 50, 5).unwrap(), 5);
     }
 }
