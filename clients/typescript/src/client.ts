@@ -2,8 +2,8 @@ import type * as http2 from "node:http2";
 import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type CallOptions, type Client, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { Code, DeadlineExceededError, UnavailableError, WfmError } from "./errors.js";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, DeadlineExceededError, InvalidArgumentError, UnavailableError, WfmError } from "./errors.js";
 import {
   ExecutionResultSchema,
   NativeSourceSchema,
@@ -27,6 +27,8 @@ import {
   type Stats,
   type Workflow,
 } from "./model.js";
+import { checkJsonObject } from "./json.js";
+import { callSignalInterceptor, WfmSessionManager } from "./transport.js";
 
 export interface WfmClientOptions {
   /** Sent as `authorization: Bearer <token>` on every call. */
@@ -54,6 +56,7 @@ export type RegisterInput = MessageInitShape<typeof RegisterRequestSchema>;
  * (`definitionSource` builds a declarative one).
  */
 export function nativeSource(type: string, args: JsonObject = {}): NonNullable<RegisterInput["source"]> {
+  checkJsonObject(args, "arguments");
   return { case: "native", value: create(NativeSourceSchema, { type, arguments: args }) };
 }
 
@@ -103,6 +106,28 @@ export interface ListExecutionsOptions {
   pageSize?: number;
 }
 
+export interface ShutdownOptions {
+  /** How long running executions may take to finish; unset: the server's configured grace period. */
+  gracePeriodMs?: number;
+  /**
+   * What happens to the executions still running when the grace period runs out: true stops
+   * them where they are, as a crash would, for the next server on the same data directory to
+   * resume (a completed step is never re-run); false cancels them. Unset: the server's
+   * configured `shutdown_unfinished`. With the in-memory store they are cancelled.
+   */
+  resumeUnfinished?: boolean;
+}
+
+/** What `shutdown()` resolves to. */
+export interface ShutdownResult {
+  /** Executions that finished during the grace period. */
+  finishedDuringGrace: number;
+  /** Executions cancelled when the grace period ran out. */
+  cancelled: number;
+  /** Executions stopped where they were, for the next server to resume. */
+  leftToResume: number;
+}
+
 export interface Page<T> {
   items: T[];
   /** Empty on the last page. */
@@ -119,7 +144,7 @@ export interface Page<T> {
 export class WfmClient {
   /** The generated Connect client, for anything the idiomatic layer does not cover. */
   readonly raw: Client<typeof WorkflowService>;
-  private readonly sessionManager: Http2SessionManager;
+  private readonly sessionManager: WfmSessionManager;
   private readonly defaultTimeoutMs: number | undefined;
   /** How many times close() was called: a call that sees it change was cancelled by its caller. */
   private closes = 0;
@@ -133,7 +158,7 @@ export class WfmClient {
       throw new WfmError(`tls was requested but the base URL is plaintext: ${baseUrl}`, Code.InvalidArgument);
     }
     const nodeOptions = typeof tls === "object" ? tls : {};
-    this.sessionManager = new Http2SessionManager(baseUrl, {}, nodeOptions);
+    this.sessionManager = new WfmSessionManager(baseUrl, {}, nodeOptions);
     this.defaultTimeoutMs = options.defaultTimeoutMs;
     const interceptors: Interceptor[] = [];
     if (token !== undefined && token !== "") {
@@ -143,6 +168,8 @@ export class WfmClient {
       });
     }
     interceptors.push(...(options.interceptors ?? []));
+    // Innermost: it hands the call's signal to the session manager (see transport.ts).
+    interceptors.push(callSignalInterceptor);
     const transport = createGrpcTransport({
       baseUrl,
       sessionManager: this.sessionManager,
@@ -162,6 +189,9 @@ export class WfmClient {
 
   /** Registers a workflow; identical content returns the existing version with `created: false`. */
   async register(input: RegisterInput, call?: CallOptions): Promise<{ workflow: Workflow; created: boolean }> {
+    if (input.source?.case === "native" && input.source.value.arguments !== undefined) {
+      checkJsonObject(input.source.value.arguments, "arguments");
+    }
     const res = await this.unary(call, () => this.raw.register(input, call));
     return { workflow: workflowFromPb(required(res.workflow, "workflow")), created: res.created };
   }
@@ -281,10 +311,16 @@ export class WfmClient {
   /**
    * Replays the events with a sequence number greater than `afterSequence`
    * (0 replays all), then follows the execution live until its terminal event.
+   * `afterSequence` is a non-negative integer (number or bigint); anything else throws an
+   * InvalidArgumentError from the iteration, before any call.
    */
   watch(executionId: string, afterSequence: number | bigint = 0, call?: CallOptions): AsyncIterable<ExecutionEvent> {
     return this.events(
-      (callOptions) => this.raw.watchExecution({ executionId, afterSequence: BigInt(afterSequence) }, callOptions),
+      (callOptions) =>
+        this.raw.watchExecution(
+          { executionId, afterSequence: sequenceNumber(afterSequence, "afterSequence") },
+          callOptions,
+        ),
       call,
     );
   }
@@ -308,15 +344,17 @@ export class WfmClient {
 
   /**
    * Stops the server gracefully. Running executions get `gracePeriodMs`
-   * (default: the server's configured grace period) before being cancelled.
+   * (default: the server's configured grace period) to finish; those still running then
+   * are cancelled, or, with `resumeUnfinished: true`, stopped where they are for the next
+   * server started on the same data directory to resume (unset: the server's configured
+   * `shutdown_unfinished`; the in-memory store always cancels).
    */
-  async shutdown(
-    options: { gracePeriodMs?: number } = {},
-    call?: CallOptions,
-  ): Promise<{ finishedDuringGrace: number; cancelled: number }> {
+  async shutdown(options: ShutdownOptions = {}, call?: CallOptions): Promise<ShutdownResult> {
     const gracePeriod = options.gracePeriodMs === undefined ? undefined : durationFromMs(options.gracePeriodMs);
-    const res = await this.unary(call, () => this.raw.shutdown({ gracePeriod }, call));
-    return { finishedDuringGrace: res.finishedDuringGrace, cancelled: res.cancelled };
+    const res = await this.unary(call, () =>
+      this.raw.shutdown({ gracePeriod, resumeUnfinished: options.resumeUnfinished }, call),
+    );
+    return { finishedDuringGrace: res.finishedDuringGrace, cancelled: res.cancelled, leftToResume: res.leftToResume };
   }
 
   // --- calls -----------------------------------------------------------------
@@ -333,7 +371,9 @@ export class WfmClient {
   /**
    * The events of a stream opened with a signal of its own. Leaving the loop early (`break`,
    * `return`, a throw in its body) ends the generator in `finally`, which aborts the call:
-   * the server closes the stream at once instead of keeping it until the execution ends.
+   * the server closes the stream at once instead of keeping it until the execution ends
+   * (and a stream the server had already ended, its last events unread, is destroyed:
+   * see WfmSessionManager in transport.ts).
    * The caller's own `signal`, when given, still aborts it too.
    *
    * The deadline (`timeoutMs`, else the client's `defaultTimeoutMs`) is a timer of ours,
@@ -384,7 +424,10 @@ export class WfmClient {
 
 // --- helpers -----------------------------------------------------------------
 
+/** The request of Execute / StartExecution; throws an InvalidArgumentError for an input or metadata that is not JSON. */
 function executeRequest(name: string, o: ExecuteOptions) {
+  if (o.input !== undefined) checkJsonObject(o.input, "input");
+  if (o.metadata !== undefined) checkJsonObject(o.metadata, "metadata");
   return {
     name,
     version: o.version ?? 0,
@@ -410,6 +453,19 @@ function callError(e: unknown, cancelledByCaller: boolean): WfmError {
     });
   }
   return err;
+}
+
+/** A sequence number (uint64) given as a number or a bigint; throws an InvalidArgumentError for anything else. */
+function sequenceNumber(value: number | bigint, what: string): bigint {
+  if (typeof value === "bigint" && value >= 0n && value <= 0xffff_ffff_ffff_ffffn) {
+    return value;
+  }
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) {
+    return BigInt(value);
+  }
+  throw new InvalidArgumentError(
+    `${what} must be a non-negative integer (a number or a bigint), got ${typeof value === "bigint" ? `${value}n` : String(value)}`,
+  );
 }
 
 /** The grpc-timeout header's value: at most 8 digits, then the unit. */

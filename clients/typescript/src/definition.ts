@@ -5,6 +5,7 @@
 import { fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import type { RegisterInput } from "./client.js";
 import { InvalidArgumentError } from "./errors.js";
+import { checkJson, checkJsonObject } from "./json.js";
 import { WorkflowDefinitionSchema, type WorkflowDefinition } from "./gen/workflow/v1/workflow_service_pb.js";
 
 /** A duration: milliseconds, or a string such as "500ms", "10s", "1m30s", "2h" (also "0.2s"). */
@@ -107,6 +108,13 @@ function definitionFromJson(definition: DefinitionInput): WorkflowDefinition {
   if (typeof definition !== "object" || definition === null || !Array.isArray(definition.steps)) {
     throw new InvalidArgumentError("definition: needs `steps`, a list of steps");
   }
+  for (const key of ["input_schema", "inputSchema"] as const) {
+    const schema = (definition as unknown as Record<string, unknown>)[key];
+    if (schema !== undefined) checkJsonObject(schema, key);
+  }
+  if (definition.output !== undefined) {
+    checkJson(definition.output, "output");
+  }
   const json = {
     ...definition,
     steps: definition.steps.map((step, i) => stepJson(step, `steps[${i}] (step '${String(step?.id ?? "")}')`)),
@@ -124,6 +132,15 @@ function stepJson(step: StepInput, where: string): object {
     throw new InvalidArgumentError(`${where}: a step must be an object`);
   }
   const out: Record<string, unknown> = { ...step };
+  // What goes into Struct fields must be JSON (undefined there is refused, not left out).
+  const tool: unknown = step.tool;
+  if (typeof tool === "object" && tool !== null && (tool as { arguments?: unknown }).arguments !== undefined) {
+    checkJsonObject((tool as { arguments?: unknown }).arguments, `${where}.tool.arguments`);
+  }
+  const workflow: unknown = step.workflow;
+  if (typeof workflow === "object" && workflow !== null && (workflow as { input?: unknown }).input !== undefined) {
+    checkJsonObject((workflow as { input?: unknown }).input, `${where}.workflow.input`);
+  }
   convertDuration(out, "timeout", where);
   const retry = out.retry;
   if (typeof retry === "object" && retry !== null && !Array.isArray(retry)) {

@@ -10,6 +10,8 @@ export {
   type ListOptions,
   type ListExecutionsOptions,
   type Page,
+  type ShutdownOptions,
+  type ShutdownResult,
 } from "./client.js";
 export {
   definitionSource,

@@ -1,6 +1,9 @@
 // End-to-end tests of WfmClient against real `wfm serve` processes (no mocks).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ConnectError } from "@connectrpc/connect";
 import {
@@ -304,6 +307,86 @@ describe("WfmClient against a real wfm server", () => {
     await rejectsWith(client.get("greet", 99), NotFoundError, Code.NotFound);
   });
 
+  it("refuses values that are not JSON in input, metadata and arguments, naming where, before any call", async () => {
+    const executionsOfGreet = async () => (await collect(client.listExecutions({ workflowName: "greet" }))).length;
+    const before = await executionsOfGreet();
+    for (const [bad, what] of [
+      [undefined, /undefined is not JSON/],
+      [10n, /the bigint 10n is not JSON/],
+      [new Date(0), /a Date is not JSON/],
+      [() => 1, /a function is not JSON/],
+      [Symbol("s"), /a symbol is not JSON/],
+      [new Map([["k", 1]]), /a Map is not JSON/],
+      [NaN, /NaN is not JSON/],
+    ] as const) {
+      const input = { a: { "b c": [1, bad] } } as never;
+      for (const attempt of [
+        client.run("greet", { input }),
+        collect(client.execute("greet", { input })),
+        client.startExecution("greet", { input }),
+      ]) {
+        const err = await rejectsWith(attempt, InvalidArgumentError, Code.InvalidArgument);
+        assert.ok(err.rawMessage.startsWith('input.a["b c"][1]: '), err.rawMessage);
+        assert.match(err.rawMessage, what);
+      }
+    }
+    const meta = await rejectsWith(
+      client.startExecution("greet", { input: {}, metadata: { when: new Date(0) } as never }),
+      InvalidArgumentError,
+      Code.InvalidArgument,
+    );
+    assert.match(meta.rawMessage, /^metadata\.when: a Date is not JSON/);
+    // Nothing reached the server: no execution was created.
+    assert.equal(await executionsOfGreet(), before);
+
+    // Workflow arguments, from nativeSource, a hand-made source and definitionSource.
+    assert.throws(
+      () => nativeSource("echo", { limit: 10n } as never),
+      (e: unknown) => e instanceof InvalidArgumentError && /^arguments\.limit: the bigint 10n/.test(e.rawMessage),
+    );
+    const reg = await rejectsWith(
+      client.register({
+        name: "not-json-args",
+        source: { case: "native", value: { type: "echo", arguments: { at: new Date(0) } as never } },
+      }),
+      InvalidArgumentError,
+      Code.InvalidArgument,
+    );
+    assert.match(reg.rawMessage, /^arguments\.at: a Date is not JSON/);
+    await rejectsWith(client.get("not-json-args"), NotFoundError, Code.NotFound);
+    assert.throws(
+      () =>
+        definitionSource({
+          steps: [{ id: "a", tool: { name: "sleep", arguments: { duration_ms: undefined } as never } }],
+        }),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError &&
+        e.rawMessage.startsWith("steps[0] (step 'a').tool.arguments.duration_ms: undefined is not JSON"),
+    );
+    assert.throws(
+      () => definitionSource({ steps: [{ id: "a", tool: { name: "sleep" } }], output: { n: 1n } as never }),
+      (e: unknown) => e instanceof InvalidArgumentError && /^output\.n: the bigint 1n/.test(e.rawMessage),
+    );
+
+    // JSON of any shape still goes through, null and objects without a prototype included.
+    const fine = { a: null, b: [true, 0.5, "x", [], {}], c: Object.assign(Object.create(null) as object, { d: 1 }) };
+    assert.deepEqual((await client.run("greet", { input: fine, metadata: { m: [null] } })).output, {
+      a: null,
+      b: [true, 0.5, "x", [], {}],
+      c: { d: 1 },
+    });
+  });
+
+  it("watch() refuses an afterSequence that is not a non-negative integer, before any call", async () => {
+    const { executionId } = await client.startExecution("greet", { input: { s: 1 } });
+    for (const bad of [1.5, -1, NaN, Infinity, 2 ** 64, -1n, 2n ** 64n, "3" as never]) {
+      const err = await rejectsWith(collect(client.watch(executionId, bad)), InvalidArgumentError, Code.InvalidArgument);
+      assert.match(err.rawMessage, /^afterSequence must be a non-negative integer \(a number or a bigint\), got /);
+    }
+    assert.deepEqual(sequences(await collect(client.watch(executionId, 3))), [4, 5]);
+    assert.deepEqual(sequences(await collect(client.watch(executionId, 3n))), [4, 5]);
+  });
+
   it("startExecution + watch from afterSequence 2 sees only the later events", async () => {
     await client.register({ name: "nap", source: nativeSource("sleep") });
     const { executionId, created } = await client.startExecution("nap", { input: { duration_ms: 300 } });
@@ -561,6 +644,7 @@ describe("shutdown", () => {
       const res = await client.shutdown({ gracePeriodMs: 200 });
       assert.equal(res.finishedDuringGrace, 0);
       assert.equal(res.cancelled, 1);
+      assert.equal(res.leftToResume, 0);
       let timer: NodeJS.Timeout | undefined;
       const exit = await Promise.race([
         server.exited,
@@ -572,6 +656,76 @@ describe("shutdown", () => {
     } finally {
       client.close();
       await server.stop();
+    }
+  });
+});
+
+describe("shutdown leaving executions to resume", () => {
+  /** Resolves with the server's exit, failing after 10 s. */
+  async function exitOf(server: WfmServer) {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      server.exited,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("wfm did not exit within 10 s")), 10_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  /** Starts a server on `dataDir` with a sleep of 1.5 s running in it. */
+  async function serverWithSleep(dataDir: string, env: Record<string, string> = {}) {
+    const server = await startServer(env, 20_000, [], dataDir);
+    const client = new WfmClient(server.url);
+    await client.register({ name: "nap", source: nativeSource("sleep") });
+    const { executionId } = await client.startExecution("nap", { input: { duration_ms: 1_500 } });
+    for await (const e of client.watch(executionId)) if (e.kind === "stepStarted") break;
+    return { server, client, executionId };
+  }
+
+  for (const [what, env, options] of [
+    ["resumeUnfinished: true", {}, { gracePeriodMs: 100, resumeUnfinished: true }],
+    [
+      "resumeUnfinished unset, on a server configured to resume",
+      { WFM_SHUTDOWN_UNFINISHED: "resume" },
+      { gracePeriodMs: 100 },
+    ],
+  ] as const) {
+    it(`${what}: leftToResume 1, and the next server on the data directory finishes it`, async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "wfm-ts-resume-"));
+      const opened: { server: WfmServer; client: WfmClient }[] = [];
+      try {
+        const first = await serverWithSleep(dataDir, env);
+        opened.push(first);
+        const res = await first.client.shutdown(options);
+        assert.deepEqual(res, { finishedDuringGrace: 0, cancelled: 0, leftToResume: 1 });
+        assert.deepEqual(await exitOf(first.server), { code: 0, signal: null }, first.server.stderr());
+
+        const server = await startServer({}, 20_000, [], dataDir);
+        const client = new WfmClient(server.url);
+        opened.push({ server, client });
+        const result = await client.wait(first.executionId, {}, { timeoutMs: 20_000 });
+        assert.equal(result.status, ExecutionStatus.COMPLETED, result.error);
+      } finally {
+        for (const { client, server } of opened) {
+          client.close();
+          await server.stop();
+        }
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it("resumeUnfinished: false cancels, even on a server configured to resume", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "wfm-ts-resume-"));
+    const { server, client } = await serverWithSleep(dataDir, { WFM_SHUTDOWN_UNFINISHED: "resume" });
+    try {
+      const res = await client.shutdown({ gracePeriodMs: 100, resumeUnfinished: false });
+      assert.deepEqual(res, { finishedDuringGrace: 0, cancelled: 1, leftToResume: 0 });
+      assert.deepEqual(await exitOf(server), { code: 0, signal: null }, server.stderr());
+    } finally {
+      client.close();
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
@@ -743,13 +897,16 @@ describe("streams and the process's lifetime", () => {
    * Runs `body` as an ES module in a child Node process, with `WfmClient` imported and the
    * server's URL in `process.argv[1]`; resolves with its exit code, output and lifetime.
    */
-  async function inChild(body: string): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  async function inChild(
+    body: string,
+    killAfterMs = 60_000,
+  ): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
     const index = new URL("../src/index.js", import.meta.url).href;
     const script = `import { WfmClient } from ${JSON.stringify(index)};\n${body}`;
     const started = Date.now();
     const child = spawn(process.execPath, ["--input-type=module", "-e", script, server.url], {
       stdio: ["ignore", "pipe", "pipe"],
-      timeout: 60_000,
+      timeout: killAfterMs,
     });
     let stdout = "";
     let stderr = "";
@@ -785,6 +942,47 @@ describe("streams and the process's lifetime", () => {
       assert.equal(code, 0, stderr);
       assert.equal(stdout.trim(), String(ExecutionStatus.COMPLETED));
       assert.ok(ms < 10_000, `the child process exited after ${ms} ms (the deadline was ${LONG} ms)`);
+    });
+  }
+
+  // The execution ends while the loop body awaits something; the loop is left after that,
+  // with the stream's last events and trailers received but never read.
+  const napThenBreak = `await new Promise((r) => setTimeout(r, 1000)); break;`;
+  const statusAfter = `console.log((await client.getExecution(id)).status);`;
+  for (const [what, body] of [
+    [
+      "execute()",
+      `const client = new WfmClient(process.argv[1]);
+       let id = "";
+       for await (const e of client.execute("sl", { input: { duration_ms: 100 } })) {
+         id = e.executionId;
+         if (e.kind === "started") { ${napThenBreak} }
+       }
+       ${statusAfter}`,
+    ],
+    [
+      "watch()",
+      `const client = new WfmClient(process.argv[1]);
+       const { executionId: id } = await client.startExecution("sl", { input: { duration_ms: 100 } });
+       for await (const e of client.watch(id)) if (e.kind === "started") { ${napThenBreak} }
+       ${statusAfter}`,
+    ],
+    [
+      "the raw Connect client's execute()",
+      `const client = new WfmClient(process.argv[1]);
+       let id = "";
+       for await (const res of client.raw.execute({ name: "sl", input: { duration_ms: 100 } })) {
+         id = res.event?.executionId ?? id;
+         if (res.event?.kind.case === "started") { ${napThenBreak} }
+       }
+       ${statusAfter}`,
+    ],
+  ] as const) {
+    it(`break out of ${what} after the execution ended during an await in the loop: Node exits at once`, async () => {
+      const { code, stdout, stderr, ms } = await inChild(body, 20_000);
+      assert.equal(code, 0, `the child process did not exit by itself within 20 s (killed); stderr: ${stderr}`);
+      assert.equal(stdout.trim(), String(ExecutionStatus.COMPLETED), "the execution ended before the break");
+      assert.ok(ms < 5_000, `the child process exited after ${ms} ms`);
     });
   }
 });

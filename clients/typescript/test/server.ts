@@ -19,7 +19,7 @@ export interface WfmServer {
   exited: Promise<Exit>;
   /** Everything the server wrote to stderr so far (its logs). */
   stderr(): string;
-  /** Kills the process if it still runs and removes its data directory. */
+  /** Kills the process if it still runs and removes its data directory (unless the caller gave it). */
   stop(): Promise<Exit>;
 }
 
@@ -45,12 +45,21 @@ export function wfmBin(): string {
   return bin;
 }
 
+/**
+ * Starts `wfm serve` on a free port. `dataDirOfCaller`: a data directory of the caller's,
+ * which `stop()` leaves in place (for a second server to reuse); by default a fresh one,
+ * removed by `stop()`.
+ */
 export async function startServer(
   env: Record<string, string> = {},
   startTimeoutMs = 20_000,
   args: string[] = [],
+  dataDirOfCaller?: string,
 ): Promise<WfmServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), "wfm-ts-test-"));
+  const dataDir = dataDirOfCaller ?? mkdtempSync(join(tmpdir(), "wfm-ts-test-"));
+  const removeDataDir = () => {
+    if (dataDirOfCaller === undefined) rmSync(dataDir, { recursive: true, force: true });
+  };
   // WFM_BIN is this harness's setting, not the server's: `wfm serve` reads every
   // WFM_* variable as configuration and refuses to start on an unknown key
   // ("unknown field: found `bin`"), so it must not reach the server.
@@ -89,7 +98,7 @@ export async function startServer(
     line = await firstLine;
   } catch (e) {
     child.kill("SIGKILL");
-    rmSync(dataDir, { recursive: true, force: true });
+    removeDataDir();
     throw e;
   }
   // Keep draining stdout so the server never blocks on a full pipe.
@@ -110,7 +119,7 @@ export async function startServer(
         child.kill("SIGKILL");
       }
       const exit = await exited;
-      rmSync(dataDir, { recursive: true, force: true });
+      removeDataDir();
       return exit;
     },
   };

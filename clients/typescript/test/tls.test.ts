@@ -7,7 +7,16 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Code, PermissionDeniedError, UnauthenticatedError, WfmClient, WfmError, nativeSource } from "../src/index.js";
+import {
+  Code,
+  PermissionDeniedError,
+  UnauthenticatedError,
+  UnavailableError,
+  WfmClient,
+  WfmError,
+  isUnavailable,
+  nativeSource,
+} from "../src/index.js";
 import { repoRoot, startServer, wfmBin, type WfmServer } from "./server.js";
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -78,6 +87,28 @@ describe("TLS and tokens", () => {
     const err = await rejection(reader.register({ name: "ts-tls-denied", source: nativeSource("echo") }));
     assert.ok(err instanceof PermissionDeniedError, String(err));
     assert.match((err as WfmError).rawMessage, /Register needs the admin role/);
+  });
+
+  it("a server certificate the client does not trust: UNAVAILABLE, as in Go and Python", async () => {
+    // tls: true trusts Node's default CAs only, not the throwaway CA of the test.
+    const untrusting = new WfmClient(`https://${address}`, { tls: true, token: token("admin") });
+    opened.push(untrusting);
+    for (const attempt of [untrusting.listTools(), names(untrusting)]) {
+      const err = await rejection(attempt);
+      assert.ok(err instanceof UnavailableError, String(err));
+      assert.ok(isUnavailable(err));
+      assert.equal(err.code, Code.Unavailable);
+      assert.match(err.rawMessage, /certificate/i);
+    }
+    let streamErr: unknown;
+    try {
+      for await (const _ of untrusting.execute("ts-tls-echo")) {
+        // nothing arrives
+      }
+    } catch (e) {
+      streamErr = e;
+    }
+    assert.ok(streamErr instanceof UnavailableError, String(streamErr));
   });
 
   it("an admin registers and executes over TLS", async () => {

@@ -1,0 +1,113 @@
+// The HTTP/2 connection of a WfmClient: connect-node's Http2SessionManager, with the
+// fixes this client needs around streams left early and connection failures.
+
+import { AsyncLocalStorage } from "node:async_hooks";
+import * as http2 from "node:http2";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Http2SessionManager } from "@connectrpc/connect-node";
+
+/** The AbortSignal of the call being made, from `callSignalInterceptor` to `WfmSessionManager.request`. */
+const callSignal = new AsyncLocalStorage<AbortSignal>();
+
+/**
+ * Must be the innermost interceptor: makes the call's signal (the one Connect hands to the
+ * HTTP client) known to `WfmSessionManager.request`, which opens the call's HTTP/2 stream.
+ */
+export const callSignalInterceptor: Interceptor = (next) => (req) => callSignal.run(req.signal, () => next(req));
+
+/**
+ * connect-node's session manager, with three changes:
+ *
+ * - Aborting a call destroys its HTTP/2 stream even when the server had already ended it.
+ *   Connect only resets streams that are still open: a stream whose last messages and
+ *   trailers arrived while nobody was reading (the loop body was awaiting something, then
+ *   `break`) stays undestroyed with its unread data, is never counted as closed, and keeps
+ *   the connection referenced, hence Node running, indefinitely.
+ *
+ * - The connection keeps Node running only while a stream waits for the server. A stream
+ *   the server has finished (its trailers are in) needs nothing more from the socket, even
+ *   if its messages are not all read yet: this covers the raw Connect client too, whose
+ *   response iterators cannot tell that a loop was left early.
+ *
+ * - A failure to establish the connection (refused, TLS handshake, certificate not trusted...)
+ *   is UNAVAILABLE, as the Go and Python clients report it, not INTERNAL.
+ */
+export class WfmSessionManager extends Http2SessionManager {
+  /** Per connection, the streams still waiting for the server to end them. */
+  private readonly waiting = new Map<http2.Http2Session, number>();
+
+  override async request(
+    method: string,
+    path: string,
+    headers: http2.OutgoingHttpHeaders,
+    options: Omit<http2.ClientSessionRequestOptions, "signal">,
+  ): Promise<http2.ClientHttp2Stream> {
+    const signal = callSignal.getStore();
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = await super.request(method, path, headers, options);
+    } catch (e) {
+      throw this.state() === "error" ? connectionError(e, this.authority) : e;
+    }
+    this.keepAliveWhileWaiting(stream);
+    if (signal) {
+      destroyOnAbort(stream, signal);
+    }
+    return stream;
+  }
+
+  private keepAliveWhileWaiting(stream: http2.ClientHttp2Stream): void {
+    const session = stream.session;
+    if (!session) {
+      return;
+    }
+    this.waiting.set(session, (this.waiting.get(session) ?? 0) + 1);
+    session.ref();
+    let ended = false;
+    const serverEnded = () => {
+      if (ended) return;
+      ended = true;
+      const left = (this.waiting.get(session) ?? 1) - 1;
+      if (left > 0) {
+        this.waiting.set(session, left);
+      } else {
+        this.waiting.delete(session);
+        if (!session.destroyed) session.unref();
+      }
+    };
+    // gRPC ends a response with trailers; a trailers-only response (an error at once)
+    // ends with its headers.
+    stream.once("trailers", serverEnded);
+    stream.once("response", (_headers: http2.IncomingHttpHeaders, flags: number) => {
+      if (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) serverEnded();
+    });
+    stream.once("close", serverEnded);
+  }
+}
+
+/**
+ * When the call is aborted (after Connect's own handler, which resets a stream still open),
+ * destroys a stream the server had already ended without error: Node keeps such a stream,
+ * and its unread data, until someone reads it to the end.
+ */
+function destroyOnAbort(stream: http2.ClientHttp2Stream, signal: AbortSignal): void {
+  const onAbort = () => {
+    if (stream.closed && !stream.destroyed && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR) {
+      stream.destroy();
+    }
+  };
+  if (signal.aborted) {
+    onAbort();
+    return;
+  }
+  signal.addEventListener("abort", onAbort, { once: true });
+  stream.once("close", () => signal.removeEventListener("abort", onAbort));
+}
+
+function connectionError(e: unknown, authority: string): unknown {
+  const ce = ConnectError.from(e);
+  if (ce.code === Code.Unavailable || ce.code === Code.Canceled) {
+    return e;
+  }
+  return new ConnectError(`cannot connect to ${authority}: ${ce.rawMessage}`, Code.Unavailable, ce.metadata, undefined, e);
+}
