@@ -63,6 +63,12 @@ pub async fn connect(url: &str, options: ConnectOptions) -> Result<Client, Clien
 /// One connection to `url`, for callers that put several services on it (the benchmark
 /// sends Health/Check and workflow calls over the same connections).
 pub async fn connect_channel(url: &str, options: ConnectOptions) -> Result<Channel, ClientError> {
+    if !url.contains("://") {
+        return Err(ClientError::Address(
+            url.into(),
+            format!("give its scheme: http://{url}, or https://{url} for a TLS server"),
+        ));
+    }
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| ClientError::Address(url.into(), e.to_string()))?;
     if url.starts_with("https://") {
@@ -78,7 +84,22 @@ pub async fn connect_channel(url: &str, options: ConnectOptions) -> Result<Chann
     endpoint
         .connect()
         .await
-        .map_err(|e| ClientError::Connect(url.into(), format!("{e:?}")))
+        .map_err(|e| ClientError::Connect(url.into(), causes(&e)))
+}
+
+/// An error and its causes, outermost first: tonic's own text ("transport error") says
+/// nothing of why.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text = format!("{text}: {inner_text}");
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 impl Bearer {

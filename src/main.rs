@@ -22,6 +22,7 @@ fn main() -> std::process::ExitCode {
         url: cli.server.clone(),
         token: cli.token.clone(),
         tls_ca: cli.tls_ca.clone(),
+        tls_identity: cli.tls_cert.clone().zip(cli.tls_key.clone()),
     };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let code = runtime.block_on(async {

@@ -383,6 +383,24 @@ async fn tls_and_mutual_tls() {
         Ok(mut c) => c.list(proto::ListRequest::default()).await.is_err(),
     };
     assert!(refused, "a client without a certificate must be refused");
+
+    // The CLI presents its certificate with --tls-cert and --tls-key.
+    let cli = |identity: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wfm"));
+        command.args(["--server", &url, "--tls-ca", &pki.path("ca.pem")]);
+        if identity {
+            command.args([
+                "--tls-cert",
+                &pki.path("client.pem"),
+                "--tls-key",
+                &pki.path("client.key"),
+            ]);
+        }
+        command.args(["list"]).output().unwrap()
+    };
+    let listed = cli(true);
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(!cli(false).status.success());
 }
 
 #[test]

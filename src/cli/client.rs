@@ -17,16 +17,21 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 fn connect_options(server: &Target) -> anyhow::Result<crate::client::ConnectOptions> {
+    let read = |flag: &str, path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("{flag} {}", path.display()))
+    };
     let ca_pem = match &server.tls_ca {
-        Some(path) => {
-            Some(std::fs::read(path).with_context(|| format!("--tls-ca {}", path.display()))?)
-        }
+        Some(path) => Some(read("--tls-ca", path)?),
+        None => None,
+    };
+    let identity = match &server.tls_identity {
+        Some((cert, key)) => Some((read("--tls-cert", cert)?, read("--tls-key", key)?)),
         None => None,
     };
     Ok(crate::client::ConnectOptions {
         token: server.token.clone(),
         ca_pem,
-        identity: None,
+        identity,
     })
 }
 

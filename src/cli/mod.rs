@@ -29,6 +29,12 @@ pub struct Cli {
     /// PEM CA certificate to trust for an https:// server.
     #[arg(long, global = true, env = "WFM_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate, for a server that requires one (mutual TLS); with --tls-key.
+    #[arg(long, global = true, env = "WFM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, global = true, env = "WFM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -38,6 +44,8 @@ pub struct Target {
     pub url: String,
     pub token: Option<String>,
     pub tls_ca: Option<PathBuf>,
+    /// Client certificate and key (mutual TLS).
+    pub tls_identity: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Subcommand)]
