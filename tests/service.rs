@@ -1139,3 +1139,45 @@ async fn a_page_size_over_the_maximum_gives_full_pages_of_the_maximum() {
         .map(Vec::len);
     assert_eq!(count, Some(3), "{listed}");
 }
+
+/// `wfm get NAME --json` of a declarative workflow gives its whole definition, in the
+/// shape of a definition file: registering it again is the same workflow (same version).
+#[tokio::test]
+async fn the_cli_shows_a_whole_definition_that_registers_as_the_same_workflow() {
+    use std::process::Command;
+    let server = Server::start().await;
+    let wfm = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_wfm"))
+            .args(["--server", &server.url()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fan-out.yaml");
+    wfm(&["register", "-f", example]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&wfm(&["get", "fan-out", "--json"])).unwrap();
+    let definition = &shown["definition"];
+    assert_eq!(
+        definition["steps"].as_array().map(Vec::len),
+        Some(3),
+        "{shown}"
+    );
+    assert_eq!(definition["steps"][0]["for_each"], "{{ input.numbers }}");
+    assert_eq!(definition["steps"][2]["depends_on"], json!(["total"]));
+
+    let mut file = definition.clone();
+    file["name"] = shown["name"].clone();
+    file["description"] = shown["description"].clone();
+    file["labels"] = shown["labels"].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exported.json");
+    std::fs::write(&path, file.to_string()).unwrap();
+    let again = wfm(&["register", "-f", path.to_str().unwrap()]);
+    assert!(again.contains("version 1"), "{again}");
+    let versions: serde_json::Value =
+        serde_json::from_str(&wfm(&["get", "fan-out", "--json"])).unwrap();
+    assert_eq!(versions["versions"], json!([1]));
+}

@@ -48,18 +48,24 @@ fn step_status_name(status: i32) -> String {
 }
 
 pub fn workflow(w: &proto::Workflow) -> Value {
-    let (type_name, arguments) = match &w.source {
-        Some(proto::workflow::Source::Native(n)) => (json!(n.r#type), opt_struct(&n.arguments)),
+    let (type_name, what, arguments) = match &w.source {
+        Some(proto::workflow::Source::Native(n)) => {
+            (json!(n.r#type), "arguments", opt_struct(&n.arguments))
+        }
+        // The whole definition, in the shape of a definition file (`wfm register -f`).
         Some(proto::workflow::Source::Definition(d)) => (
             json!("definition"),
-            json!({
-                "steps": d.steps.iter().map(|s| &s.id).collect::<Vec<_>>(),
-                "input_schema": opt_struct(&d.input_schema),
-            }),
+            "definition",
+            crate::api::convert_definition::definition_from_proto(d.clone())
+                .ok()
+                .and_then(|d| serde_json::to_value(d).ok())
+                .unwrap_or_else(
+                    || json!({"steps": d.steps.iter().map(|s| &s.id).collect::<Vec<_>>()}),
+                ),
         ),
-        None => (Value::Null, Value::Null),
+        None => (Value::Null, "arguments", Value::Null),
     };
-    json!({
+    let mut value = json!({
         "name": w.name,
         "version": w.version,
         "type": type_name,
@@ -67,8 +73,9 @@ pub fn workflow(w: &proto::Workflow) -> Value {
         "labels": w.labels,
         "max_concurrency": w.max_concurrency,
         "create_time": time(&w.create_time),
-        "arguments": arguments,
-    })
+    });
+    value[what] = arguments;
+    value
 }
 
 pub fn result(r: &proto::ExecutionResult) -> Value {
