@@ -229,6 +229,11 @@ impl Report {
             );
             if let Some(e) = &r.first_error {
                 println!("    first error: {e}");
+                if e.contains("limits.requests_per_second_per_token") {
+                    println!(
+                        "    (the server's rate limit refused calls: benchmark a server run with limits.requests_per_second_per_token = 0)"
+                    );
+                }
             }
         }
         if let Some(f) = &self.in_flight {
