@@ -51,7 +51,8 @@ pub fn definition(data: &[u8]) {
     let Ok(file) = DefinitionFile::parse(text, is_json) else {
         return;
     };
-    let Ok(request) = file.into_request(Some("fuzz".into()), String::new(), Vec::new(), 0) else {
+    let Ok(request) = file.into_request(Some("fuzz".into()), String::new(), Default::default(), 0)
+    else {
         return;
     };
     let Some(Source::Definition(proto)) = request.source else {

@@ -500,3 +500,49 @@ async fn a_server_that_cannot_serve_resumes_nothing() {
         .collect();
     assert_eq!(attempts, [1, 2], "only the server that serves resumes it");
 }
+
+/// SIGTERM waits out the grace period; a second signal stops the server at once, and the
+/// next start resumes what was running.
+#[tokio::test]
+async fn a_second_signal_stops_at_once_and_the_next_start_resumes() {
+    let mut server = Server::start_with(&[("WFM_SHUTDOWN_GRACE", "1h")], &[]).await;
+    let mut client = server.client().await;
+    register(&mut client, "nap", "sleep", json!({})).await;
+    let id = client
+        .start_execution(proto::StartExecutionRequest {
+            name: "nap".into(),
+            input: json_struct(json!({"duration_ms": 600_000})),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution_id;
+    drop(client);
+    server.signal("TERM");
+    // The first signal is being handled (a drain of up to an hour) before the second comes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(!status.success(), "{status:?}");
+    let dir = server.kill_keep_dir();
+
+    let server = Server::start_in(dir, &[], &[]);
+    let mut client = server.client().await;
+    client
+        .cancel_execution(proto::CancelExecutionRequest {
+            execution_id: id.clone(),
+            reason: "test over".into(),
+        })
+        .await
+        .unwrap();
+    let attempts: Vec<i32> = watch_all(&mut client, &id, 0)
+        .await
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(Kind::Started(s)) => Some(s.attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2]);
+}

@@ -253,7 +253,15 @@ async fn stop_on_signal(
         _ = signal() => {}
         _ = server_stop.cancelled() => return,
     }
-    tracing::warn!(grace = ?plan.grace, unfinished = ?plan.unfinished, "signal received: shutting down");
+    tracing::warn!(grace = ?plan.grace, unfinished = ?plan.unfinished, "signal received: shutting down (a second signal stops at once)");
+    // An operator who signals again does not want to wait out the grace period.
+    tokio::spawn(async {
+        signal().await;
+        tracing::warn!(
+            "second signal: stopping at once; what was still running resumes at the next start (durable store)"
+        );
+        std::process::exit(1);
+    });
     health
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;

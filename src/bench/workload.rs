@@ -82,7 +82,7 @@ fn ten_steps(name: &str, sequential: bool) -> anyhow::Result<proto::RegisterRequ
         })
         .collect();
     let file: DefinitionFile = serde_json::from_value(json!({ "name": name, "steps": steps }))?;
-    file.into_request(None, "wfm bench".into(), Vec::new(), 0)
+    file.into_request(None, "wfm bench".into(), Default::default(), 0)
 }
 
 fn native(name: &str, type_name: &str, arguments: Value) -> proto::RegisterRequest {

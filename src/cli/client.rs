@@ -10,6 +10,22 @@ use crate::proto;
 use super::Target;
 use crate::client::Client;
 
+/// The `--label` flags as a map; a key given twice is refused (one of its values would be
+/// dropped without a word).
+fn unique_labels(
+    labels: Vec<(String, String)>,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut map = std::collections::BTreeMap::new();
+    for (key, value) in labels {
+        if let Some(first) = map.insert(key.clone(), value.clone()) {
+            anyhow::bail!(
+                "--label {key} is given twice ({key}={first} and {key}={value}); give it once"
+            );
+        }
+    }
+    Ok(map)
+}
+
 pub fn parse_label(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -89,11 +105,11 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
         } => {
             let request = match (file, type_name) {
                 (Some(file), _) => super::definition_file::DefinitionFile::read(&file)?
-                    .into_request(name, description, labels, max_concurrency)?,
+                    .into_request(name, description, unique_labels(labels)?, max_concurrency)?,
                 (None, type_name) => proto::RegisterRequest {
                     name: name.unwrap_or_default(),
                     description,
-                    labels: labels.into_iter().collect(),
+                    labels: unique_labels(labels)?.into_iter().collect(),
                     max_concurrency,
                     source: Some(proto::register_request::Source::Native(
                         proto::NativeSource {
@@ -127,6 +143,7 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
             labels,
             json: as_json,
         } => {
+            let filter = unique_labels(labels)?;
             let mut client = connect(server).await?;
             let mut all = Vec::new();
             let mut page_token = String::new();
@@ -135,7 +152,7 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
                     .list(proto::ListRequest {
                         page_size: 0,
                         page_token,
-                        label_filter: labels.iter().cloned().collect(),
+                        label_filter: filter.clone().into_iter().collect(),
                     })
                     .await?
                     .into_inner();
@@ -148,7 +165,7 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
             if as_json {
                 print_json(&Value::Array(all.iter().map(json::workflow).collect()));
             } else {
-                display::workflow_table(&all);
+                display::workflow_table(&all, !filter.is_empty());
             }
         }
         Command::Stats {

@@ -58,7 +58,7 @@ impl DefinitionFile {
         self,
         name: Option<String>,
         description: String,
-        labels: Vec<(String, String)>,
+        labels: BTreeMap<String, String>,
         max_concurrency: i32,
     ) -> anyhow::Result<proto::RegisterRequest> {
         let Some(name) = name.or(self.name) else {

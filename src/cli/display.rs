@@ -9,9 +9,16 @@ use tokio_stream::StreamExt;
 use super::json;
 use crate::proto::{self, execution_event::Kind};
 
-pub fn workflow_table(workflows: &[proto::Workflow]) {
+pub fn workflow_table(workflows: &[proto::Workflow], filtered: bool) {
     if workflows.is_empty() {
-        println!("no workflows registered");
+        println!(
+            "{}",
+            if filtered {
+                "no workflow has every label given"
+            } else {
+                "no workflows registered"
+            }
+        );
         return;
     }
     println!(

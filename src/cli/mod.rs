@@ -221,7 +221,7 @@ pub enum Command {
     /// Shuts the server down gracefully.
     Shutdown {
         /// Grace period for running executions, e.g. 10s (default: the server's).
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = duration)]
         grace: Option<std::time::Duration>,
         /// Leave what is still running after the grace period for the next server on the
         /// same data directory to resume, instead of cancelling it (an upgrade).
@@ -237,4 +237,11 @@ pub enum Command {
 /// Runs a client subcommand; returns the process exit code.
 pub async fn run_client(server: &Target, command: Command) -> anyhow::Result<i32> {
     client::run(server, command).await
+}
+
+/// A duration flag; humantime's own message ("expected number at 0") does not say what a
+/// duration looks like.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("'{text}' is not a duration ({e}); give one like 30s, 2m or 1h30m"))
 }

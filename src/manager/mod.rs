@@ -276,6 +276,8 @@ impl WorkflowManager {
         label_filter: &BTreeMap<String, String>,
     ) -> Result<(Vec<WorkflowRecord>, String), ManagerError> {
         let size = validate::page_size(page_size, DEFAULT_PAGE_SIZE, self.limits.max_page_size)?;
+        // A key no label can have would match nothing, silently: say what is wrong with it.
+        validate::labels("label_filter", label_filter)?;
         let after = if page_token.is_empty() {
             None
         } else {

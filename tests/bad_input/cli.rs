@@ -88,6 +88,21 @@ async fn duplicated_keys_are_refused_before_anything_is_sent() {
             "step 'a' has both `tool` and `workflow`; give exactly one",
         ),
         (
+            "a label given twice",
+            vec![
+                "register".into(),
+                "--type".into(),
+                "echo".into(),
+                "--name".into(),
+                "dup".into(),
+                "--label".into(),
+                "team=a".into(),
+                "--label".into(),
+                "team=b".into(),
+            ],
+            "--label team is given twice (team=a and team=b); give it once",
+        ),
+        (
             "JSON input repeating a key",
             vec![
                 "run".into(),
@@ -131,5 +146,5 @@ async fn duplicated_keys_are_refused_before_anything_is_sent() {
         "name: fine\nsteps:\n  - id: a\n    tool: {name: sleep, arguments: {duration_ms: 1}}\n",
     );
     wfm(&server, &["register", "-f", &ok]).expect("a clean definition registers");
-    assert_eq!(m.cases, 6);
+    assert_eq!(m.cases, 7);
 }

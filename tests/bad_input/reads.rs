@@ -128,6 +128,17 @@ async fn bad_reads_and_removals_name_the_problem_and_change_nothing() {
         assert_eq!(page.workflows.len(), 1, "page_size {size}");
     }
     m.check(
+        "List filter on a key no label can have",
+        c.list(proto::ListRequest {
+            label_filter: [("Bad Key".to_string(), "1".to_string())].into(),
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "label_filter: label key 'Bad Key' must be",
+    )
+    .await;
+    m.check(
         "List foreign token",
         c.list(list(1, "zz-not-a-token")).await,
         Code::InvalidArgument,
@@ -356,7 +367,7 @@ async fn bad_reads_and_removals_name_the_problem_and_change_nothing() {
         "is over the maximum of 1day",
     )
     .await;
-    assert_eq!(m.cases, 35);
+    assert_eq!(m.cases, 36);
 
     // Still serving after all of that.
     assert_eq!(

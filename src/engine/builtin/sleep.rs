@@ -93,7 +93,7 @@ impl Workflow for SleepWorkflow {
 pub fn workflow_type() -> WorkflowType {
     WorkflowType {
         name: "sleep",
-        description: "Waits input.duration_ms milliseconds (or the default_duration_ms argument) in one step named 'sleep', or in input.steps sequential steps named 'sleep-1'..'sleep-N'.",
+        description: "Waits input.duration_ms milliseconds (or the default_duration_ms argument) in one step named 'sleep'; with input.steps, in that many sequential steps named 'sleep-1'..'sleep-N', each waiting that long.",
         arguments_schema: json!({"type": "object", "additionalProperties": false,
             "properties": {"default_duration_ms": {"type": "integer", "minimum": 0, "default": 1000}}}),
         factory: |tools: Arc<ToolManager>, args: &Value| {
