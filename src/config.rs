@@ -9,6 +9,8 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+/// The longest grace period a shutdown may give running executions.
+pub const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -298,6 +300,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.shutdown_grace > MAX_SHUTDOWN_GRACE {
+            return Err(format!(
+                "shutdown_grace must be at most {} (the longest a Shutdown may wait)",
+                humantime::format_duration(MAX_SHUTDOWN_GRACE)
+            ));
+        }
         let l = &self.limits;
         let positive = [
             ("limits.max_message_bytes", l.max_message_bytes),
@@ -408,6 +416,10 @@ mod tests {
                 (
                     "[tools]\nhttp_timeout = \"0s\"\n",
                     "tools.http_timeout must be more than 0",
+                ),
+                (
+                    "shutdown_grace = \"100d\"\n",
+                    "shutdown_grace must be at most 1day",
                 ),
             ] {
                 jail.create_file("z.toml", file)?;

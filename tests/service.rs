@@ -1181,3 +1181,77 @@ async fn the_cli_shows_a_whole_definition_that_registers_as_the_same_workflow() 
         serde_json::from_str(&wfm(&["get", "fan-out", "--json"])).unwrap();
     assert_eq!(versions["versions"], json!([1]));
 }
+
+/// `--input @- --metadata @-`: standard input can be read once; the second flag says so
+/// instead of failing as if its JSON were invalid.
+#[tokio::test]
+async fn the_cli_reads_standard_input_for_one_flag_only() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let server = Server::start().await;
+    let mut c = server.client().await;
+    register(&mut c, "echo", "echo", json!({})).await;
+    let mut run = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["--server", &server.url(), "run", "echo", "--input", "@-"])
+        .args(["--metadata", "@-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    run.stdin.take().unwrap().write_all(b"{\"a\": 1}").unwrap();
+    let output = run.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--metadata @-: standard input is read once, by another flag already"),
+        "{stderr}"
+    );
+}
+
+/// A `wfm run` whose stream the server ends before the execution does (a shutdown that
+/// leaves it to resume) says how to follow on: `wfm watch ID --after N`.
+#[tokio::test]
+async fn the_cli_says_how_to_follow_on_when_its_stream_breaks_off() {
+    use std::process::{Command, Stdio};
+    let mut server = Server::start_with(
+        &[
+            ("WFM_SHUTDOWN_GRACE", "200ms"),
+            ("WFM_SHUTDOWN_UNFINISHED", "resume"),
+        ],
+        &[],
+    )
+    .await;
+    let mut c = server.client().await;
+    register(&mut c, "nap", "sleep", json!({})).await;
+    let cli = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["--server", &server.url(), "run", "nap", "--input"])
+        .arg(r#"{"duration_ms": 60000}"#)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the run is in its step.
+    let id = loop {
+        let page = c
+            .list_executions(proto::ListExecutionsRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        if let Some(e) = page.executions.first()
+            && e.last_sequence >= 3
+        {
+            break e.id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    server.signal("TERM");
+    let output = cli.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("to follow on from here: wfm watch {id} --after ")),
+        "{stderr}"
+    );
+    assert!(server.wait_exit(Duration::from_secs(15)).success());
+}

@@ -40,7 +40,7 @@ pub enum ServeError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} (listen): {source}")]
     Bind {
         addr: String,
         source: std::io::Error,
@@ -99,6 +99,11 @@ pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Resu
         Some(config.datasets_dir()),
         config.tools.max_dataset_bytes,
     );
+    for (name, path) in &config.datasets {
+        if !path.is_file() {
+            tracing::warn!(dataset = %name, path = %path.display(), "configured dataset file not found: read_dataset of it fails until it is there");
+        }
+    }
     builtin::register_all(&tools, Arc::new(datasets), config.tools.http_timeout);
     if !config.mcp_servers.is_empty() {
         let connected = crate::tools::mcp::connect_all(&tools, &config.mcp_servers).await;

@@ -18,7 +18,7 @@ use crate::store::ExecutionFilter;
 use crate::telemetry::{rpc, stats};
 
 /// Longest grace period Shutdown takes: a stop that waits for days is a mistake.
-const MAX_GRACE: Duration = Duration::from_secs(24 * 3600);
+const MAX_GRACE: Duration = crate::config::MAX_SHUTDOWN_GRACE;
 /// After the service stopped, how long a stream may still take to deliver its last events.
 const STREAM_DRAIN: Duration = Duration::from_secs(2);
 

@@ -58,9 +58,15 @@ async fn connect(server: &Target) -> anyhow::Result<Client> {
 /// A JSON object given inline, or as `@FILE` (`@-`: standard input) when it is too large
 /// for a command line.
 fn json_object(flag: &str, text: &str) -> anyhow::Result<prost_types::Struct> {
+    static STDIN_READ: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let read;
     let text = match text.strip_prefix('@') {
         Some("-") => {
+            if STDIN_READ.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                bail!(
+                    "{flag} @-: standard input is read once, by another flag already; give one of them as @FILE"
+                );
+            }
             read = std::io::read_to_string(std::io::stdin())
                 .with_context(|| format!("{flag} @-: cannot read standard input"))?;
             read.as_str()

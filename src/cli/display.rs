@@ -149,10 +149,23 @@ where
 {
     let mut view = LiveView::new(!as_json && std::io::stderr().is_terminal());
     let mut code = None;
+    let mut seen: Option<(String, i64)> = None;
     while let Some(item) = stream.next().await {
-        let Some(event) = event_of(item?) else {
+        let item = match item {
+            Ok(item) => item,
+            Err(status) => {
+                // The stream broke off (the server stopping, a slow reader cut off): the
+                // events continue where it stopped.
+                if let Some((id, sequence)) = &seen {
+                    eprintln!("to follow on from here: wfm watch {id} --after {sequence}");
+                }
+                return Err(status.into());
+            }
+        };
+        let Some(event) = event_of(item) else {
             continue;
         };
+        seen = Some((event.execution_id.clone(), event.sequence));
         if as_json {
             println!("{}", json::event(&event));
         } else {
