@@ -367,8 +367,10 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
                 .await?
                 .list_workflow_types(proto::ListWorkflowTypesRequest {})
                 .await?;
-            for t in r.into_inner().workflow_types {
-                println!("{:<16} {}", t.name, t.description);
+            let types = r.into_inner().workflow_types;
+            let width = types.iter().map(|t| t.name.len()).max().unwrap_or(0);
+            for t in types {
+                println!("{:<width$}  {}", t.name, t.description);
             }
         }
         Command::Tools => {
@@ -376,8 +378,15 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
                 .await?
                 .list_tools(proto::ListToolsRequest {})
                 .await?;
-            for t in r.into_inner().tools {
-                println!("{:<24} {:<10} {}", t.name, t.server, t.description);
+            let tools = r.into_inner().tools;
+            // Columns as wide as their longest entry: MCP tool names run long.
+            let name_width = tools.iter().map(|t| t.name.len()).max().unwrap_or(0);
+            let server_width = tools.iter().map(|t| t.server.len()).max().unwrap_or(0);
+            for t in tools {
+                println!(
+                    "{:<name_width$}  {:<server_width$}  {}",
+                    t.name, t.server, t.description
+                );
             }
         }
         Command::Shutdown {
