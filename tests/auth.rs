@@ -420,6 +420,50 @@ fn an_open_server_is_not_exposed_beyond_loopback() {
     assert!(stderr.contains("--insecure"), "{stderr}");
 }
 
+/// With auth off, only the user running wfm may call it: another user of the machine reaches
+/// loopback too, and is turned away. Needs root, to run a client as
+/// another user; CI runs as root.
+#[tokio::test]
+async fn with_auth_off_another_user_of_the_machine_is_refused() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid takes nothing and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: running a client as another user needs root");
+        return;
+    }
+    let server = Server::start().await;
+    let as_nobody = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wfm"))
+            .args(["--server", &server.url()])
+            .args(args)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["register", "--type", "echo", "--name", "intruder"][..],
+        &["shutdown"],
+        &["list"],
+    ] {
+        let output = as_nobody(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}: {output:?}");
+        assert!(
+            stderr.contains("PermissionDenied: auth is off (no tokens configured), so only the user running wfm may call it; this caller is another user (uid 65534)"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Nothing changed, and the server still serves the user running it.
+    let mut client = server.client().await;
+    let listed = client
+        .list(proto::ListRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.workflows.is_empty(), "{listed:?}");
+}
+
 /// A tokens file is the operator asking for auth: an empty one (a provisioning step that
 /// failed) must not start a server with auth off.
 #[test]

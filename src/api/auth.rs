@@ -245,6 +245,20 @@ pub fn create_token(id: &str, role: Role) -> Result<(String, TokenEntry), String
     Ok((token, entry))
 }
 
+/// The uid of a loopback caller that is not the user running wfm, if this is one.
+fn other_user<B>(request: &http::Request<B>) -> Option<u32> {
+    use super::local_peer::PeerInfo;
+    let extensions = request.extensions();
+    extensions
+        .get::<PeerInfo>()
+        .or_else(|| {
+            extensions
+                .get::<tonic::transport::server::TlsConnectInfo<PeerInfo>>()
+                .map(|tls| tls.get_ref())
+        })
+        .and_then(|peer| peer.other_user)
+}
+
 /// The tower layer that checks every request before it reaches a service.
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -288,6 +302,17 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if !self.auth.enabled()
+            && request.uri().path().starts_with(GUARDED)
+            && let Some(uid) = other_user(&request)
+        {
+            let status = Status::permission_denied(format!(
+                "auth is off (no tokens configured), so only the user running wfm may call it; \
+                 this caller is another user (uid {uid}): configure [auth] tokens to let other users in"
+            ));
+            tracing::warn!(target: "audit", caller = "anonymous", uid, path = request.uri().path(), code = ?status.code(), "refused");
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
         match self.auth.check(request.uri().path(), request.headers()) {
             Ok(caller) => {
                 let method = request

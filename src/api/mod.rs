@@ -4,6 +4,7 @@ pub mod auth;
 pub mod convert;
 pub mod convert_definition;
 mod decode_errors;
+mod local_peer;
 mod observe;
 mod outbox;
 pub mod rate_limit;
@@ -71,6 +72,8 @@ pub struct Listening {
 pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Result<(), ServeError> {
     let auth = security::authenticator(&config).map_err(ServeError::Security)?;
     security::check_exposure(&config, &auth).map_err(ServeError::Security)?;
+    // Without tokens, only the user running wfm may call it (see `local_peer`).
+    let only_this_user = !auth.enabled();
     // TLS and the port before anything else: a server that cannot serve must fail before it
     // has resumed (and so re-run) a single unfinished execution.
     let mut builder = tonic::transport::Server::builder()
@@ -211,8 +214,7 @@ pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Resu
         .add_service(reflection_v1alpha)
         .add_service(workflow_service)
         .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY, a streamed event can wait ~40 ms behind Nagle's algorithm.
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            local_peer::incoming(listener, only_this_user),
             server_stop.clone().cancelled_owned(),
         );
     tokio::pin!(server);

@@ -36,9 +36,9 @@ pub fn check_exposure(config: &Config, auth: &Authenticator) -> Result<(), Strin
         return Ok(());
     }
     if config.listen.ip().is_loopback() {
-        tracing::warn!(
+        tracing::info!(
             listen = %config.listen,
-            "auth is off (no tokens configured): every user of this machine can register, run and shut down workflows; configure [auth] tokens to restrict it"
+            "auth is off (no tokens configured): only the user running wfm may call it; configure [auth] tokens to let other users in"
         );
         return Ok(());
     }
