@@ -48,7 +48,13 @@ pub fn incoming(
 ) -> impl Stream<Item = io::Result<PeerStream>> {
     let me = check_owner.then(effective_uid);
     futures_util::stream::unfold(listener, move |listener| async move {
-        let accepted = listener.accept().await.and_then(|(stream, peer)| {
+        let accepted = listener.accept().await;
+        if let Err(e) = &accepted {
+            // Out of file descriptors, say: the next accept would fail at once too.
+            tracing::warn!(error = %e, "cannot accept a connection");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let accepted = accepted.and_then(|(stream, peer)| {
             stream.set_nodelay(true)?;
             let other_user = match (me, stream.local_addr()) {
                 (Some(me), Ok(local)) if peer.ip().is_loopback() => {
