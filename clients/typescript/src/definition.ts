@@ -2,11 +2,18 @@
 // examples/ (what `wfm register -f` reads): snake_case field names, JSON values for
 // arguments, input_schema and output, durations as "500ms" / "10s" / "1m30s".
 
-import { fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { fromJson, isMessage, toJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { DurationSchema, ValueSchema, type Duration } from "@bufbuild/protobuf/wkt";
 import type { RegisterInput } from "./client.js";
 import { InvalidArgumentError } from "./errors.js";
 import { checkJson, checkJsonObject } from "./json.js";
-import { WorkflowDefinitionSchema, type WorkflowDefinition } from "./gen/workflow/v1/workflow_service_pb.js";
+import {
+  WorkflowDefinitionSchema,
+  type RetryPolicy,
+  type Step,
+  type Workflow as PbWorkflow,
+  type WorkflowDefinition,
+} from "./gen/workflow/v1/workflow_service_pb.js";
 
 /** A duration: milliseconds, or a string such as "500ms", "10s", "1m30s", "2h" (also "0.2s"). */
 export type DurationInput = number | string;
@@ -102,6 +109,85 @@ export function definitionFile(file: DefinitionFile): RegisterInput {
     maxConcurrency: max_concurrency ?? 0,
     source: definitionSource(definition),
   };
+}
+
+/**
+ * The definition of a registered declarative workflow as the plain object
+ * `definitionSource()` takes (the shape of a definition file, without `name`,
+ * `description`, `labels` and `max_concurrency`), or `undefined` for a native workflow.
+ * Takes what `get()`, `list()` or `register()` return (their `definition` field is this
+ * already), its `source`, or a `WorkflowDefinition` message (e.g. from `raw`).
+ *
+ * Fields left at their default are omitted; durations are strings with one unit
+ * ("200ms", "5s", "90s"). `definitionSource(definitionOf(w)!)` registered under the same
+ * name gives back the same version (`created: false`).
+ */
+export function definitionOf(
+  workflow: { source: PbWorkflow["source"] } | PbWorkflow["source"] | WorkflowDefinition,
+): DefinitionInput | undefined {
+  if (isMessage(workflow, WorkflowDefinitionSchema)) {
+    return definitionToJson(workflow);
+  }
+  const source = "source" in workflow ? workflow.source : workflow;
+  return source.case === "definition" ? definitionToJson(source.value) : undefined;
+}
+
+/** A WorkflowDefinition as a DefinitionInput, without default values (as Python's definition_to_dict). */
+export function definitionToJson(m: WorkflowDefinition): DefinitionInput {
+  const out: DefinitionInput = { steps: m.steps.map(stepToJson) };
+  if (m.inputSchema !== undefined) out.input_schema = structuredClone(m.inputSchema);
+  if (m.output !== undefined) out.output = toJson(ValueSchema, m.output);
+  return out;
+}
+
+function stepToJson(s: Step): StepInput {
+  const out: StepInput = { id: s.id };
+  if (s.dependsOn.length > 0) out.depends_on = [...s.dependsOn];
+  const action = s.action;
+  if (action.case === "tool") {
+    out.tool = { name: action.value.name };
+    if (action.value.arguments !== undefined) out.tool.arguments = structuredClone(action.value.arguments);
+  } else if (action.case === "workflow") {
+    out.workflow = { name: action.value.name };
+    if (action.value.version) out.workflow.version = action.value.version;
+    if (action.value.input !== undefined) out.workflow.input = structuredClone(action.value.input);
+  }
+  if (s.when) out.when = s.when;
+  if (s.forEach) out.for_each = s.forEach;
+  if (s.maxParallel) out.max_parallel = s.maxParallel;
+  if (s.retry !== undefined) out.retry = retryToJson(s.retry);
+  if (s.timeout !== undefined) out.timeout = formatDuration(s.timeout);
+  if (s.continueOnError) out.continue_on_error = true;
+  return out;
+}
+
+function retryToJson(r: RetryPolicy): RetryInput {
+  const out: RetryInput = {};
+  if (r.initialInterval !== undefined) out.initial_interval = formatDuration(r.initialInterval);
+  if (r.backoffCoefficient) out.backoff_coefficient = r.backoffCoefficient;
+  if (r.maximumInterval !== undefined) out.maximum_interval = formatDuration(r.maximumInterval);
+  if (r.maximumAttempts) out.maximum_attempts = r.maximumAttempts;
+  if (r.nonRetryableErrorTypes.length > 0) out.non_retryable_error_types = [...r.nonRetryableErrorTypes];
+  return out;
+}
+
+const FORMAT_UNITS: [string, bigint][] = [
+  ["h", 3_600_000_000_000n],
+  ["m", 60_000_000_000n],
+  ["s", 1_000_000_000n],
+  ["ms", 1_000_000n],
+  ["us", 1_000n],
+];
+
+/** A Duration as one whole number and the largest unit that keeps it whole: "200ms", "5s", "2m" ("0s" for zero). */
+function formatDuration(d: Duration): string {
+  const nanos = d.seconds * 1_000_000_000n + BigInt(d.nanos);
+  if (nanos === 0n) return "0s";
+  if (nanos < 0n) return toJson(DurationSchema, d) as string; // the proto JSON form ("-1.5s")
+  for (const [unit, per] of FORMAT_UNITS) {
+    if (nanos % per === 0n) return `${nanos / per}${unit}`;
+  }
+  return `${nanos}ns`;
 }
 
 function definitionFromJson(definition: DefinitionInput): WorkflowDefinition {

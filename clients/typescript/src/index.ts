@@ -16,6 +16,7 @@ export {
 export {
   definitionSource,
   definitionFile,
+  definitionOf,
   type DefinitionInput,
   type DefinitionFile,
   type StepInput,

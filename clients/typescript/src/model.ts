@@ -17,6 +17,7 @@ import {
   type Workflow as PbWorkflow,
   type WorkflowStats as PbWorkflowStats,
 } from "./gen/workflow/v1/workflow_service_pb.js";
+import { definitionOf, type DefinitionInput } from "./definition.js";
 
 export { ExecutionStatus, StepStatus };
 
@@ -33,6 +34,11 @@ export interface Workflow {
   maxConcurrency: number;
   createTime: Date | undefined;
   source: WorkflowSource;
+  /**
+   * A declarative workflow's definition as the plain object `definitionSource()` takes
+   * (see `definitionOf`), without default values; `undefined` for a native workflow.
+   */
+  definition: DefinitionInput | undefined;
 }
 
 /** The outcome of one step. */
@@ -157,6 +163,7 @@ export function workflowFromPb(w: PbWorkflow): Workflow {
     maxConcurrency: w.maxConcurrency,
     createTime: date(w.createTime),
     source: w.source,
+    definition: definitionOf(w.source),
   };
 }
 

@@ -17,6 +17,7 @@ import {
   WfmClient,
   WfmError,
   definitionFile,
+  definitionOf,
   definitionSource,
   hasCode,
   isCancelled,
@@ -103,6 +104,8 @@ describe("WfmClient against a real wfm server", () => {
     assert.ok(first.workflow.createTime instanceof Date);
     assert.equal(first.workflow.source.case, "native");
     assert.equal(first.workflow.source.value?.type, "echo");
+    assert.equal(first.workflow.definition, undefined);
+    assert.equal(definitionOf(first.workflow), undefined);
 
     const again = await client.register({
       name: "greet",
@@ -813,6 +816,118 @@ describe("declarative workflows from plain objects", () => {
 
     // Identical content: the same version.
     assert.equal((await client.register(definitionFile(fanOut))).created, false);
+  });
+
+  it("reads fan-out's definition back as the plain object definitionSource takes, and re-registers it as the same version", async () => {
+    const registered = await client.register(definitionFile(fanOut));
+    const { name, description, labels, max_concurrency, ...expected } = fanOut;
+    assert.equal(max_concurrency, undefined);
+    // The file's definition has no default values, so it comes back exactly, durations as strings.
+    assert.deepEqual(registered.workflow.definition, expected);
+
+    const { workflow } = await client.get("fan-out");
+    assert.equal(workflow.version, registered.workflow.version);
+    const definition = workflow.definition;
+    assert.ok(definition !== undefined);
+    assert.deepEqual(definition, expected);
+    assert.deepEqual(definitionOf(workflow), definition);
+    assert.deepEqual(definitionOf(workflow.source), definition);
+    if (workflow.source.case === "definition") assert.deepEqual(definitionOf(workflow.source.value), definition);
+    // Field by field: snake_case keys, plain values, no defaults.
+    const [square, total, celebrate] = definition.steps;
+    assert.equal(square?.for_each, "{{ input.numbers }}");
+    assert.equal(square?.max_parallel, 3);
+    assert.deepEqual(square?.retry, { maximum_attempts: 3, initial_interval: "200ms" });
+    assert.equal(square?.timeout, "5s");
+    assert.deepEqual(square?.tool, { name: "json_transform", arguments: { data: "{{ item }}", expression: "data * data" } });
+    assert.ok(!("depends_on" in square!) && !("when" in square!) && !("continue_on_error" in square!));
+    assert.deepEqual(total?.depends_on, ["square"]);
+    assert.ok(!("retry" in total!) && !("timeout" in total!) && !("for_each" in total!) && !("max_parallel" in total!));
+    assert.deepEqual(celebrate?.depends_on, ["total"]);
+    assert.equal(celebrate?.when, "steps.total.output > (input.threshold | default(10))");
+    assert.deepEqual(definition.input_schema, fanOut.input_schema);
+    assert.deepEqual(definition.output, fanOut.output);
+    // JSON-serialisable as it is (what a YAML/JSON file would hold).
+    assert.deepEqual(JSON.parse(JSON.stringify(definition)), definition);
+
+    // Round trip: the same content under the same name is the same version.
+    const again = await client.register({
+      name: workflow.name,
+      description: workflow.description,
+      labels: workflow.labels,
+      maxConcurrency: workflow.maxConcurrency,
+      source: definitionSource(definition),
+    });
+    assert.equal(again.created, false);
+    assert.equal(again.workflow.version, workflow.version);
+
+    // list() gives the same view.
+    let listed: Workflow | undefined;
+    for await (const w of client.list()) if (w.name === "fan-out") listed = w;
+    assert.deepEqual(listed?.definition, expected);
+  });
+
+  it("definitionOf gives back every field, durations in their largest whole unit, a child workflow and a scalar output", () => {
+    const source = definitionSource({
+      steps: [
+        {
+          id: "a",
+          tool: { name: "sleep" },
+          timeout: 90_000,
+          retry: {
+            initial_interval: "0.25s",
+            backoff_coefficient: 1.5,
+            maximum_interval: "1m 30s",
+            maximum_attempts: 5,
+            non_retryable_error_types: ["InvalidArguments"],
+          },
+          continue_on_error: true,
+        },
+        {
+          id: "b",
+          depends_on: ["a"],
+          workflow: { name: "child", version: 2, input: { x: "{{ steps.a.output }}", n: [1, null, true] } },
+          for_each: "{{ input.items }}",
+          max_parallel: 2,
+          when: "input.go",
+          timeout: "1500us",
+        },
+        { id: "c", workflow: { name: "latest" }, timeout: "2h", retry: {} },
+      ],
+      output: "{{ steps.b.output }}",
+    });
+    assert.deepEqual(definitionOf(source), {
+      steps: [
+        {
+          id: "a",
+          tool: { name: "sleep" },
+          timeout: "90s",
+          retry: {
+            initial_interval: "250ms",
+            backoff_coefficient: 1.5,
+            maximum_interval: "90s",
+            maximum_attempts: 5,
+            non_retryable_error_types: ["InvalidArguments"],
+          },
+          continue_on_error: true,
+        },
+        {
+          id: "b",
+          depends_on: ["a"],
+          workflow: { name: "child", version: 2, input: { x: "{{ steps.a.output }}", n: [1, null, true] } },
+          for_each: "{{ input.items }}",
+          max_parallel: 2,
+          when: "input.go",
+          timeout: "1500us",
+        },
+        { id: "c", workflow: { name: "latest" }, timeout: "2h", retry: {} },
+      ],
+      output: "{{ steps.b.output }}",
+    });
+    // What it gives is accepted by definitionSource as it is, to the same message.
+    const again = definitionSource(definitionOf(source)!);
+    assert.deepEqual(definitionOf(again), definitionOf(source));
+    assert.equal(definitionOf({ case: undefined }), undefined);
   });
 
   it("registers a definitionSource whose output is a plain string template", async () => {
