@@ -483,21 +483,7 @@ async fn a_server_that_cannot_serve_resumes_nothing() {
 
     let server = Server::start_in(dir, &[], &[]);
     let mut client = server.client().await;
-    client
-        .cancel_execution(proto::CancelExecutionRequest {
-            execution_id: id.clone(),
-            reason: "test over".into(),
-        })
-        .await
-        .unwrap();
-    let attempts: Vec<i32> = watch_all(&mut client, &id, 0)
-        .await
-        .iter()
-        .filter_map(|e| match &e.kind {
-            Some(Kind::Started(s)) => Some(s.attempt),
-            _ => None,
-        })
-        .collect();
+    let attempts = cancel_and_list_attempts(&mut client, &id).await;
     assert_eq!(attempts, [1, 2], "only the server that serves resumes it");
 }
 
@@ -529,20 +515,26 @@ async fn a_second_signal_stops_at_once_and_the_next_start_resumes() {
 
     let server = Server::start_in(dir, &[], &[]);
     let mut client = server.client().await;
+    let attempts = cancel_and_list_attempts(&mut client, &id).await;
+    assert_eq!(attempts, [1, 2]);
+}
+
+/// Cancels a resumed execution (the test is over) and gives the attempts its Started
+/// events counted.
+async fn cancel_and_list_attempts(client: &mut Client, id: &str) -> Vec<i32> {
     client
         .cancel_execution(proto::CancelExecutionRequest {
-            execution_id: id.clone(),
+            execution_id: id.to_string(),
             reason: "test over".into(),
         })
         .await
         .unwrap();
-    let attempts: Vec<i32> = watch_all(&mut client, &id, 0)
+    watch_all(client, id, 0)
         .await
         .iter()
         .filter_map(|e| match &e.kind {
             Some(Kind::Started(s)) => Some(s.attempt),
             _ => None,
         })
-        .collect();
-    assert_eq!(attempts, [1, 2]);
+        .collect()
 }
