@@ -637,6 +637,43 @@ async fn for_each_over_a_non_list_fails_the_step_at_run_time() {
     );
 }
 
+/// A for_each item that fails for good reports the attempts it used, as a plain step does.
+#[tokio::test]
+async fn a_for_each_item_failing_for_good_reports_its_attempts() {
+    let (url, requests) = flaky_http(100).await;
+    let server = Server::start("");
+    let mut c = server.client().await;
+    let yaml = format!(
+        r#"
+steps:
+  - id: each
+    for_each: "{{{{ input.items }}}}"
+    tool: {{name: http_request, arguments: {{url: "{url}"}}}}
+    retry: {{maximum_attempts: 3, initial_interval: 10ms}}
+"#
+    );
+    register(&mut c, "fe-retry", &yaml).await.unwrap();
+    let events = execute(&mut c, "fe-retry", json!({"items": [1]}))
+        .await
+        .unwrap();
+    let each = step_lines(&events, "each");
+    assert_eq!(each.len(), 4, "{each:#?}");
+    assert!(
+        each[1].starts_with("progress each: item 0: attempt 1 failed"),
+        "{each:#?}"
+    );
+    assert!(
+        each[2].starts_with("progress each: item 0: attempt 2 failed"),
+        "{each:#?}"
+    );
+    assert!(
+        each[3].starts_with("failed each 3: ToolFailed: item 0: "),
+        "{each:#?}"
+    );
+    assert_eq!(step_result(&result(&events), "each").attempts, 3);
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
 // ---- bad definitions: each refused with the right code, naming the step and problem ----
 
 async fn refused(yaml: &str) -> tonic::Status {

@@ -164,8 +164,9 @@ async fn for_each(
                     )
                     .await?;
                 }
-                Err(error) => {
+                Err((error, attempts)) => {
                     items_cancel.cancel();
+                    attempts_used = attempts_used.max(attempts);
                     failure = Some(StepError::new(
                         error.kind,
                         format!("item {index}: {}", error.message),
@@ -258,7 +259,7 @@ async fn one_item(
     context: &Value,
     index: usize,
     cancel: &CancellationToken,
-) -> Result<(Value, u32), StepError> {
+) -> Result<(Value, u32), (StepError, u32)> {
     let (max, policy) = policy(step);
     let mut attempt = 1;
     loop {
@@ -266,16 +267,17 @@ async fn one_item(
             Ok(output) => return Ok((output, attempt)),
             Err(error) => {
                 if !will_retry(&error, attempt, max, policy) || cancel.is_cancelled() {
-                    return Err(error);
+                    return Err((error, attempt));
                 }
                 ctx.progress(
                     &step.id,
                     format!("item {index}: attempt {attempt} failed ({error}); retrying"),
                     None,
                 )
-                .await?;
+                .await
+                .map_err(|e| (e.into(), attempt))?;
                 if !back_off(policy, attempt, cancel).await {
-                    return Err(StepError::cancelled());
+                    return Err((StepError::cancelled(), attempt));
                 }
                 attempt += 1;
             }
