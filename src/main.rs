@@ -119,6 +119,7 @@ async fn serve(
             return 2;
         }
     };
+    let json_logs = matches!(config.log.format, LogFormat::Json);
     let result = wfm::api::serve(config, |listening| {
         // Lines on stdout that scripts and tests can wait for; the gRPC one comes first.
         println!("wfm listening on {}", listening.grpc);
@@ -127,15 +128,16 @@ async fn serve(
         }
     })
     .await;
-    telemetry.shutdown();
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
+    // Said once: as a JSON record where logs go to a collector, else as one plain line.
+    if let Err(e) = &result {
+        if json_logs {
             tracing::error!(error = %e, "wfm could not serve");
+        } else {
             eprintln!("wfm: {e}");
-            1
         }
     }
+    telemetry.shutdown();
+    if result.is_ok() { 0 } else { 1 }
 }
 
 /// Prints a new token on the first line and its tokens-file line on the second.
