@@ -17,6 +17,11 @@ pub struct ChildRequest {
     /// The execution running the step, recorded as the child's parent.
     pub parent_execution_id: String,
     pub step_id: String,
+    /// The for_each item the step runs for, if any.
+    pub item_index: Option<u64>,
+    /// The step's attempt (from 1), so a retry starts a new child and a rerun of the same
+    /// attempt after a restart finds the child it started before.
+    pub attempt: u32,
 }
 
 /// Runs child executions on behalf of declarative steps.

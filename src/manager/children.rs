@@ -18,20 +18,31 @@ pub(crate) struct Children {
 }
 
 impl WorkflowManager {
-    /// Levels of executions from the root down to `id`, `id` included.
+    /// Levels of executions from the root down to `id`, `id` included. Live executions
+    /// answer first: a child starting its own child at once is not in the store yet.
     async fn depth_of(&self, id: &str) -> usize {
         let mut depth = 1;
         let mut current = id.to_string();
         while depth <= self.limits.max_workflow_depth {
-            match self.store.get_execution(&current).await {
-                Ok(Some(record)) => match record.parent_execution_id {
-                    Some(parent) => {
-                        depth += 1;
-                        current = parent;
-                    }
-                    None => break,
+            let live_parent = self
+                .live
+                .lock()
+                .expect("live executions lock")
+                .get(current.as_str())
+                .map(|live| live.parent.clone());
+            let parent = match live_parent {
+                Some(parent) => parent.map(|p| p.to_string()),
+                None => match self.store.get_execution(&current).await {
+                    Ok(Some(record)) => record.parent_execution_id,
+                    _ => None,
                 },
-                _ => break,
+            };
+            match parent {
+                Some(parent) => {
+                    depth += 1;
+                    current = parent;
+                }
+                None => break,
             }
         }
         depth
@@ -80,59 +91,70 @@ impl Children {
                 "child workflow '{name}' would run {depth} levels deep; limits.max_workflow_depth is {max}"
             ));
         }
-        let spec = StartSpec {
-            name: name.clone(),
-            version: i32::try_from(request.version).unwrap_or(i32::MAX),
-            input: request.input,
-            metadata: json!({
-                "parent_execution_id": request.parent_execution_id,
-                "parent_step_id": request.step_id,
-            }),
-            request_id: String::new(),
-            parent_execution_id: Some(request.parent_execution_id),
-        };
-        let (id, _) = manager
-            .start(spec)
+        // The step's attempt names its child: the same attempt run again after a restart
+        // finds the child it started and follows it, instead of starting a second one.
+        let request_id = child_request_id(&request);
+        let existing = manager
+            .store
+            .find_by_request_id(&request_id)
             .await
             .map_err(|e| format!("child workflow '{name}' could not start: {e}"))?;
-        // Follow the child before anything else can happen to it.
+        let (id, seen_through) = match existing {
+            Some(child) => {
+                // Resumed by recovery if it was running: cancelled with this step from now.
+                let live = manager
+                    .live
+                    .lock()
+                    .expect("live executions lock")
+                    .get(child.id.as_str())
+                    .cloned();
+                if let Some(live) = live {
+                    cancel_with_step(cancel, &live);
+                }
+                let _ = progress
+                    .send(format!(
+                        "child execution {} of workflow '{name}' started before the restart; following it",
+                        child.id
+                    ))
+                    .await;
+                (child.id, child.last_sequence)
+            }
+            None => {
+                let spec = StartSpec {
+                    name: name.clone(),
+                    version: i32::try_from(request.version).unwrap_or(i32::MAX),
+                    input: request.input,
+                    metadata: json!({
+                        "parent_execution_id": request.parent_execution_id,
+                        "parent_step_id": request.step_id,
+                    }),
+                    request_id,
+                    parent_execution_id: Some(request.parent_execution_id),
+                };
+                let (id, _) = manager
+                    .start_child(spec, cancel)
+                    .await
+                    .map_err(|e| format!("child workflow '{name}' could not start: {e}"))?;
+                let _ = progress
+                    .send(format!("child execution {id} of workflow '{name}' started"))
+                    .await;
+                (id, 0)
+            }
+        };
         let mut watcher = manager
             .watch(&id, 0)
             .await
             .map_err(|e| format!("child execution {id} cannot be followed: {e}"))?;
-        let finished = manager
-            .live
-            .lock()
-            .expect("live executions lock")
-            .get(id.as_str())
-            .map(|l| l.finished.clone());
-        if let Some(finished) = finished {
-            // Cancels the child when the step is cancelled, fails or times out, even once
-            // this future is gone; ends with the child.
-            let manager = manager.clone();
-            let id = id.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => {
-                        if !finished.is_cancelled() {
-                            let _ = manager.cancel(&id, "its parent step was cancelled").await;
-                        }
-                    }
-                    _ = finished.cancelled() => {}
-                }
-            });
-        }
-        let _ = progress
-            .send(format!("child execution {id} of workflow '{name}' started"))
-            .await;
         loop {
             let event = match watcher.next().await {
                 Ok(Some(event)) => event,
                 Ok(None) => return Err(format!("child execution {id} ended without a result")),
                 Err(e) => return Err(format!("child execution {id} cannot be followed: {e}")),
             };
-            if let Some(text) = describe(&event.kind) {
+            // Events the parent reported before a restart are not reported twice.
+            if event.sequence > seen_through
+                && let Some(text) = describe(&event.kind)
+            {
                 let _ = progress.send(format!("child {name} ({id}): {text}")).await;
             }
             match &event.kind {
@@ -180,16 +202,42 @@ fn describe(kind: &EventKind) -> Option<String> {
     })
 }
 
-/// A child execution is cancelled with its parent execution, whatever the parent's step was
-/// doing when that came: its own link (above) is made only once the step follows the child,
-/// and a step cancelled while it waited for the child's start to be durable never makes it.
-pub(super) fn cancel_with_parent(parent: &LiveExecution, child: &Arc<LiveExecution>) {
-    let (parent, child) = (parent.cancel.clone(), child.clone());
+/// The idempotency key of the child a step's attempt starts (at most 116 bytes: a step id
+/// has at most 64).
+fn child_request_id(request: &ChildRequest) -> String {
+    let item = request
+        .item_index
+        .map_or_else(|| "-".to_string(), |i| i.to_string());
+    format!(
+        "child/{}/{}/{item}/{}",
+        request.parent_execution_id, request.step_id, request.attempt
+    )
+}
+
+/// A child execution is cancelled when the step that runs it is cancelled, fails or times
+/// out, even once that step's future is gone; the link ends with the child.
+pub(super) fn cancel_with_step(step: CancellationToken, child: &Arc<LiveExecution>) {
+    let child = child.clone();
     tokio::spawn(async move {
         tokio::select! {
             biased;
             _ = child.finished.cancelled() => {}
-            _ = parent.cancelled() => child.cancel_with("its parent execution was cancelled".into()),
+            _ = step.cancelled() => child.cancel_with("its parent step was cancelled".into()),
+        }
+    });
+}
+
+/// A child execution is cancelled with its parent execution, and does not outlive it: a
+/// child resumed after a restart before its parent has no step linked to it yet.
+pub(super) fn cancel_with_parent(parent: &LiveExecution, child: &Arc<LiveExecution>) {
+    let (cancelled, ended) = (parent.cancel.clone(), parent.finished.clone());
+    let child = child.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            biased;
+            _ = child.finished.cancelled() => {}
+            _ = cancelled.cancelled() => child.cancel_with("its parent execution was cancelled".into()),
+            _ = ended.cancelled() => child.cancel_with("its parent execution ended".into()),
         }
     });
 }

@@ -10,6 +10,7 @@ use std::{
 use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
@@ -30,6 +31,8 @@ const CANCEL_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub(super) struct Resume {
     pub attempt: u32,
+    /// Its Accepted event is in its history already (it was queued, or it ran).
+    pub accepted: bool,
     pub completed_steps: Vec<StepResult>,
 }
 
@@ -50,7 +53,20 @@ impl WorkflowManager {
     /// Starts an execution and returns its id once it is durable; `false` when `request_id`
     /// matched an execution that already exists, whose id is returned instead.
     pub async fn start(self: &Arc<Self>, spec: StartSpec) -> Result<(String, bool), ManagerError> {
-        self.start_following(spec)
+        self.start_following(spec, None)
+            .await
+            .map(|(id, created, _)| (id, created))
+    }
+
+    /// Starts a child execution cancelled with `step` (the parent step that runs it) from
+    /// the moment it exists: a step dropped while the start was on its way leaves no
+    /// child running.
+    pub(super) async fn start_child(
+        self: &Arc<Self>,
+        spec: StartSpec,
+        step: CancellationToken,
+    ) -> Result<(String, bool), ManagerError> {
+        self.start_following(spec, Some(step))
             .await
             .map(|(id, created, _)| (id, created))
     }
@@ -60,7 +76,7 @@ impl WorkflowManager {
         self: &Arc<Self>,
         spec: StartSpec,
     ) -> Result<super::Watcher, ManagerError> {
-        match self.start_following(spec).await? {
+        match self.start_following(spec, None).await? {
             (id, _, Some(follower)) => {
                 Ok(super::Watcher::from_start(self.store.clone(), id, follower))
             }
@@ -72,6 +88,7 @@ impl WorkflowManager {
     async fn start_following(
         self: &Arc<Self>,
         spec: StartSpec,
+        cancel_with: Option<CancellationToken>,
     ) -> Result<(String, bool, Option<broadcast::Receiver<Arc<Event>>>), ManagerError> {
         self.ensure_accepting("executions")?;
         validate::name("name", &spec.name)?;
@@ -91,10 +108,7 @@ impl WorkflowManager {
                 ));
             }
         }
-        let workflow = self
-            .registry
-            .get(&spec.name, version)
-            .ok_or_else(|| self.workflow_not_found(&spec.name, version))?;
+        let workflow = self.resolve(&spec.name, version)?;
         workflow
             .instance
             .validate_input(&spec.input)
@@ -157,6 +171,9 @@ impl WorkflowManager {
         };
         let (live, follower) =
             self.spawn_execution(record, Some(workflow), admission, Resume::default(), true);
+        if let Some(step) = cancel_with {
+            super::children::cancel_with_step(step, &live);
+        }
         live.durable(1).await.map_err(ManagerError::Internal)?;
         Ok((id, true, Some(follower)))
     }
@@ -175,6 +192,7 @@ impl WorkflowManager {
         let id: Arc<str> = record.id.as_str().into();
         let (live, follower) = LiveExecution::start(
             id.clone(),
+            record.parent_execution_id.as_deref().map(Arc::from),
             record.last_sequence,
             self.limits.max_events_per_execution,
             self.store.clone(),
@@ -200,7 +218,11 @@ impl WorkflowManager {
             record.workflow_version,
         );
         let (manager, task_live) = (self.clone(), live.clone());
+        let recovered = (!create).then(|| self.recovered.clone());
         let task = async move {
+            if let Some(recovered) = recovered {
+                recovered.cancelled().await;
+            }
             manager
                 .run(task_live, workflow, admission, record, resume)
                 .await
@@ -222,7 +244,7 @@ impl WorkflowManager {
         resume: Resume,
     ) {
         let started = Instant::now();
-        let mut observer = ExecutionObserver::started(&record.workflow_name);
+        let mut observer = ExecutionObserver::started(&record.workflow_name, record.create_time);
         let outcome = match &workflow {
             Some(workflow) => {
                 self.drive(&live, workflow, admission, &mut record, resume)
@@ -257,7 +279,7 @@ impl WorkflowManager {
         record: &mut ExecutionRecord,
         resume: Resume,
     ) -> Result<EventKind, String> {
-        if resume.attempt <= 1 {
+        if !resume.accepted {
             live.emit(EventKind::Accepted {
                 workflow_name: record.workflow_name.clone(),
                 workflow_version: record.workflow_version,
@@ -279,7 +301,7 @@ impl WorkflowManager {
                     _ = live.cancel.cancelled() => {
                         let reason = live.cancel_reason();
                         return Ok(EventKind::Cancelled {
-                            result: ExecutionResult::summarize(Vec::new(), Duration::ZERO, Value::Null, Some(reason.clone())),
+                            result: ExecutionResult::summarize(Vec::new(), Duration::ZERO, Value::Null, Some(format!("cancelled: {reason}"))),
                             reason,
                         });
                     }
@@ -287,7 +309,8 @@ impl WorkflowManager {
             }
         });
         record.status = ExecutionStatus::Running;
-        record.start_time = Some(SystemTime::now());
+        // When it first started: a resumed execution keeps it, and its time counts from it.
+        let first_start = *record.start_time.get_or_insert_with(SystemTime::now);
         live.save(record, false)?;
         live.emit(EventKind::Started {
             attempt: resume.attempt.max(1),
@@ -307,7 +330,6 @@ impl WorkflowManager {
         .with_children(Arc::new(super::children::Children {
             manager: self.clone(),
         }));
-        let started = Instant::now();
         let outcome = AssertUnwindSafe(workflow.instance.execute(&ctx, record.input.clone()))
             .catch_unwind()
             .await
@@ -318,7 +340,10 @@ impl WorkflowManager {
                 )))
             });
         let summary = |output: Value, error: Option<String>| {
-            ExecutionResult::summarize(ctx.step_results(), started.elapsed(), output, error)
+            let took = SystemTime::now()
+                .duration_since(first_start)
+                .unwrap_or_default();
+            ExecutionResult::summarize(ctx.step_results(), took, output, error)
         };
         Ok(match outcome {
             Ok(output) => EventKind::Completed {

@@ -59,6 +59,8 @@ struct Queue {
 pub(crate) struct LiveExecution {
     /// Shared with each of its events.
     pub id: Arc<str>,
+    /// The execution that started it as a step's child, if any.
+    pub parent: Option<Arc<str>>,
     pub cancel: CancellationToken,
     cancel_reason: Mutex<Option<String>>,
     /// Cancelled when the execution has reached its terminal state.
@@ -89,6 +91,7 @@ impl LiveExecution {
     /// follower subscribed before any event can be published.
     pub fn start(
         id: Arc<str>,
+        parent: Option<Arc<str>>,
         last_sequence: u64,
         max_events: u64,
         store: Arc<dyn Store>,
@@ -96,6 +99,7 @@ impl LiveExecution {
         let (events, first_follower) = broadcast::channel(LIVE_EVENT_BUFFER);
         let live = Arc::new_cyclic(|me| LiveExecution {
             id,
+            parent,
             cancel: CancellationToken::new(),
             cancel_reason: Mutex::new(None),
             finished: CancellationToken::new(),

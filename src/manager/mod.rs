@@ -63,6 +63,11 @@ pub struct WorkflowManager {
     store: Arc<dyn Store>,
     limits: Limits,
     registry: Registry,
+    /// Stored versions this server could not restore (name, then version, then why): their
+    /// numbers are never handed out again, and calls naming them say why they are missing.
+    unrestored: Mutex<BTreeMap<String, BTreeMap<u32, String>>>,
+    /// Some version could not be restored: without any, runs do not look at the map.
+    any_unrestored: AtomicBool,
     /// Serializes registrations so a version number is never handed out twice.
     register_lock: tokio::sync::Mutex<()>,
     /// Serializes starts that carry a request_id, so concurrent retries find each other.
@@ -73,6 +78,9 @@ pub struct WorkflowManager {
     tasks: TaskTracker,
     /// Cancelled once shutdown has finished: open streams end on it.
     stopped: CancellationToken,
+    /// Cancelled once recovery has made every unfinished execution live: resumed ones wait
+    /// for it, so a parent resuming its step finds the child it started, live.
+    recovered: CancellationToken,
     shutdown_report: tokio::sync::OnceCell<ShutdownReport>,
 }
 
@@ -93,6 +101,8 @@ impl WorkflowManager {
             store,
             limits,
             registry: Registry::default(),
+            unrestored: Mutex::default(),
+            any_unrestored: AtomicBool::new(false),
             register_lock: tokio::sync::Mutex::new(()),
             request_lock: tokio::sync::Mutex::new(()),
             live: Mutex::new(HashMap::new()),
@@ -100,6 +110,7 @@ impl WorkflowManager {
             accepting: AtomicBool::new(true),
             tasks: TaskTracker::new(),
             stopped: CancellationToken::new(),
+            recovered: CancellationToken::new(),
             shutdown_report: tokio::sync::OnceCell::new(),
         }
     }
@@ -160,9 +171,14 @@ impl WorkflowManager {
 
         let _guard = self.register_lock.lock().await;
         let latest = self.registry.latest(&name);
+        let stored_latest = self.unrestored_latest(&name).unwrap_or(0);
         let mut record = WorkflowRecord {
             name: name.clone(),
-            version: latest.as_ref().map_or(1, |w| w.record.version + 1),
+            version: latest
+                .as_ref()
+                .map_or(0, |w| w.record.version)
+                .max(stored_latest)
+                + 1,
             description: spec.description,
             labels: spec.labels,
             max_concurrency,
@@ -174,7 +190,10 @@ impl WorkflowManager {
         {
             return Ok((latest.record.clone(), false));
         }
-        if latest.is_none() && self.registry.count() >= self.limits.max_workflows {
+        if latest.is_none()
+            && stored_latest == 0
+            && self.registry.count() >= self.limits.max_workflows
+        {
             return Err(ManagerError::ResourceExhausted {
                 limit: "limits.max_workflows",
                 value: self.limits.max_workflows.to_string(),
@@ -232,17 +251,31 @@ impl WorkflowManager {
             )));
         }
         let removed = self.registry.remove(name);
-        if removed.is_empty() {
+        let unrestored = self
+            .unrestored
+            .lock()
+            .expect("unrestored lock")
+            .get(name)
+            .map_or(0, BTreeMap::len);
+        if removed.is_empty() && unrestored == 0 {
             return Err(self.workflow_not_found(name, 0));
         }
         self.store.delete_workflow(name).await?;
+        self.unrestored
+            .lock()
+            .expect("unrestored lock")
+            .remove(name);
         for w in &removed {
             if let Err(e) = w.instance.shutdown().await {
                 tracing::warn!(workflow = name, version = w.record.version, error = %e, "shutdown hook failed");
             }
         }
-        tracing::info!(workflow = name, versions = removed.len(), "unregistered");
-        Ok(removed.len())
+        tracing::info!(
+            workflow = name,
+            versions = removed.len() + unrestored,
+            "unregistered"
+        );
+        Ok(removed.len() + unrestored)
     }
 
     /// A registered workflow of another name with a step that runs `name`, described.
@@ -301,10 +334,7 @@ impl WorkflowManager {
     ) -> Result<(WorkflowRecord, Vec<u32>), ManagerError> {
         validate::name("name", name)?;
         let version = check_version(version)?;
-        let workflow = self
-            .registry
-            .get(name, version)
-            .ok_or_else(|| self.workflow_not_found(name, version))?;
+        let workflow = self.resolve(name, version)?;
         Ok((workflow.record.clone(), self.registry.versions(name)))
     }
 
@@ -363,7 +393,62 @@ impl WorkflowManager {
         })
     }
 
+    /// A registered version (0: the latest) to read or run. The latest is one this server
+    /// could not restore when a higher version is among those: not silently an older one.
+    fn resolve(&self, name: &str, version: u32) -> Result<Arc<RegisteredWorkflow>, ManagerError> {
+        let workflow = self.registry.get(name, version);
+        if let Some(stored_latest) = self.unrestored_latest(name) {
+            let unrestored = match &workflow {
+                None => true,
+                Some(w) => version == 0 && stored_latest > w.record.version,
+            };
+            if unrestored {
+                return Err(self.workflow_not_found(name, version));
+            }
+        }
+        workflow.ok_or_else(|| self.workflow_not_found(name, version))
+    }
+
+    /// The highest version of `name` this server could not restore, if any.
+    fn unrestored_latest(&self, name: &str) -> Option<u32> {
+        if !self
+            .any_unrestored
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
+        let unrestored = self.unrestored.lock().expect("unrestored lock");
+        unrestored.get(name)?.keys().next_back().copied()
+    }
+
+    /// Records a stored version that could not be restored at start, and why.
+    pub(super) fn not_restored(&self, name: &str, version: u32, why: String) {
+        self.any_unrestored
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.unrestored
+            .lock()
+            .expect("unrestored lock")
+            .entry(name.to_string())
+            .or_default()
+            .insert(version, why);
+    }
+
     fn workflow_not_found(&self, name: &str, version: u32) -> ManagerError {
+        let why = {
+            let unrestored = self.unrestored.lock().expect("unrestored lock");
+            unrestored
+                .get(name)
+                .and_then(|versions| match version {
+                    0 => versions.iter().next_back(),
+                    v => versions.get_key_value(&v),
+                })
+                .map(|(v, why)| (*v, why.clone()))
+        };
+        if let Some((stored, why)) = why {
+            return ManagerError::FailedPrecondition(format!(
+                "workflow '{name}' version {stored} is stored but this server could not restore it when it started: {why}; fix that and restart, or unregister '{name}' to remove every version"
+            ));
+        }
         if version > 0 && self.registry.latest(name).is_some() {
             let versions = self.registry.versions(name);
             return ManagerError::NotFound(format!(

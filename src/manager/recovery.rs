@@ -21,6 +21,8 @@ impl WorkflowManager {
     /// Loads every workflow version and resumes every unfinished execution.
     pub async fn recover(self: &Arc<Self>) -> Result<RecoveryReport, ManagerError> {
         let mut report = RecoveryReport::default();
+        // Resumed executions run once they are all live, however this ends.
+        let _all_live = self.recovered.clone().drop_guard();
         // A declarative workflow validates against the workflows it runs, which may come
         // later in the store's order: retry what failed until a pass restores nothing more.
         let mut pending = self.store.load_workflows().await?;
@@ -39,6 +41,7 @@ impl WorkflowManager {
             if failed.is_empty() || report.workflows == restored_before {
                 for (record, e) in &failed {
                     report.workflows_failed += 1;
+                    self.not_restored(&record.name, record.version, e.clone());
                     tracing::error!(workflow = %record.name, version = record.version, error = %e, "workflow could not be restored; its executions will fail");
                 }
                 break;
@@ -86,7 +89,7 @@ impl WorkflowManager {
     }
 
     fn resume(self: &Arc<Self>, execution: ExecutionRecord, events: Vec<Event>) {
-        let (attempts, completed_steps) = replay(events);
+        let (accepted, attempts, completed_steps) = replay(events);
         let workflow = self
             .registry
             .get(&execution.workflow_name, execution.workflow_version);
@@ -104,6 +107,7 @@ impl WorkflowManager {
             admission,
             Resume {
                 attempt: attempts + 1,
+                accepted,
                 completed_steps,
             },
             false,
@@ -119,13 +123,15 @@ impl WorkflowManager {
     }
 }
 
-/// How many times the execution started, and the steps it completed, from its events.
-fn replay(events: Vec<Event>) -> (u32, Vec<StepResult>) {
-    let mut attempts = 0;
+/// Whether the execution was accepted, how many times it started, and the steps it
+/// completed, from its events.
+fn replay(events: Vec<Event>) -> (bool, u32, Vec<StepResult>) {
+    let (mut accepted, mut attempts) = (false, 0);
     let mut completed: HashMap<String, StepResult> = HashMap::new();
     let mut order = Vec::new();
     for event in events {
         match event.kind {
+            EventKind::Accepted { .. } => accepted = true,
             EventKind::Started { .. } => attempts += 1,
             EventKind::StepCompleted {
                 step_id,
@@ -152,5 +158,5 @@ fn replay(events: Vec<Event>) -> (u32, Vec<StepResult>) {
         .into_iter()
         .filter_map(|id| completed.remove(&id))
         .collect();
-    (attempts, steps)
+    (accepted, attempts, steps)
 }

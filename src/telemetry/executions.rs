@@ -93,15 +93,19 @@ pub struct ExecutionObserver {
 }
 
 impl ExecutionObserver {
-    /// An execution of `workflow` was accepted (or resumed).
-    pub fn started(workflow: &str) -> Self {
+    /// An execution of `workflow` accepted at `accepted` runs (new, or resumed after a
+    /// restart: its duration still counts from its acceptance).
+    pub fn started(workflow: &str, accepted: std::time::SystemTime) -> Self {
+        let waited = accepted.elapsed().unwrap_or_default();
         let workflow = self::workflow(workflow);
         workflow.started.increment(1);
         workflow.counts.started.fetch_add(1, Ordering::Relaxed);
         workflow.counts.running.fetch_add(1, Ordering::Relaxed);
         ExecutionObserver {
             workflow,
-            since: Instant::now(),
+            since: Instant::now()
+                .checked_sub(waited)
+                .unwrap_or_else(Instant::now),
             ended: false,
         }
     }

@@ -20,9 +20,10 @@ pub(super) async fn attempt(
     step: &Step,
     ctx: &ExecutionContext,
     context: &Value,
+    attempt: u32,
     cancel: &CancellationToken,
 ) -> Result<Value, StepError> {
-    let work = perform(step, ctx, context, cancel);
+    let work = perform(step, ctx, context, attempt, cancel);
     let timed = async {
         match step.timeout {
             Some(limit) => tokio::time::timeout(limit, work)
@@ -41,6 +42,7 @@ async fn perform(
     step: &Step,
     ctx: &ExecutionContext,
     context: &Value,
+    attempt: u32,
     cancel: &CancellationToken,
 ) -> Result<Value, StepError> {
     match step.action() {
@@ -56,6 +58,10 @@ async fn perform(
                 input,
                 parent_execution_id: ctx.execution_id().to_string(),
                 step_id: step.id.clone(),
+                item_index: (!step.for_each.is_empty())
+                    .then(|| context.get("index").and_then(Value::as_u64))
+                    .flatten(),
+                attempt,
             };
             child(step, ctx, request, cancel).await
         }

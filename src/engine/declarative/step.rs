@@ -81,7 +81,7 @@ async fn single(
     let mut attempt = 1;
     loop {
         ctx.step_started(&step.id, attempt).await?;
-        match action::attempt(step, ctx, context, cancel).await {
+        match action::attempt(step, ctx, context, attempt, cancel).await {
             Ok(output) => {
                 ctx.step_completed(&step.id, output.clone(), started.elapsed(), attempt)
                     .await?;
@@ -263,7 +263,7 @@ async fn one_item(
     let (max, policy) = policy(step);
     let mut attempt = 1;
     loop {
-        match action::attempt(step, ctx, context, cancel).await {
+        match action::attempt(step, ctx, context, attempt, cancel).await {
             Ok(output) => return Ok((output, attempt)),
             Err(error) => {
                 if !will_retry(&error, attempt, max, policy) || cancel.is_cancelled() {

@@ -1,0 +1,366 @@
+//! What a restart must not change, against the real `wfm` binary killed with SIGKILL: a
+//! parent's step finds the child it started instead of starting a second one, a stored
+//! workflow version the server cannot restore is neither lost nor its number reused, and a
+//! resumed execution keeps its first start and its single Accepted event. Also: children
+//! never outlive the step that started them, and the depth limit holds whatever the timing.
+
+mod decl_harness;
+
+use std::time::{Duration, Instant};
+
+use decl_harness::*;
+use serde_json::json;
+use tonic::Code;
+use wfm::api::convert::json_to_struct;
+use wfm::proto::{self, execution_event::Kind};
+
+async fn executions_of(c: &mut Client, workflow: &str) -> Vec<proto::Execution> {
+    c.list_executions(proto::ListExecutionsRequest {
+        workflow_name: workflow.into(),
+        page_size: 100,
+        ..Default::default()
+    })
+    .await
+    .expect("list executions")
+    .into_inner()
+    .executions
+}
+
+async fn start(c: &mut Client, name: &str, input: serde_json::Value) -> String {
+    c.start_execution(proto::StartExecutionRequest {
+        name: name.into(),
+        input: Some(json_to_struct(&input)),
+        ..Default::default()
+    })
+    .await
+    .expect("start")
+    .into_inner()
+    .execution_id
+}
+
+async fn get(c: &mut Client, id: &str) -> proto::Execution {
+    c.get_execution(proto::GetExecutionRequest {
+        execution_id: id.into(),
+    })
+    .await
+    .expect("get execution")
+    .into_inner()
+    .execution
+    .expect("execution")
+}
+
+/// Waits until `check` holds for the execution, or panics after 30 s.
+async fn wait_for(
+    c: &mut Client,
+    id: &str,
+    check: impl Fn(&proto::Execution) -> bool,
+) -> proto::Execution {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let execution = get(c, id).await;
+        if check(&execution) {
+            return execution;
+        }
+        assert!(Instant::now() < deadline, "waited 30 s: {execution:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn events_of(c: &mut Client, id: &str) -> Vec<proto::ExecutionEvent> {
+    let mut stream = c
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.into(),
+            after_sequence: 0,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(r) = tokio::time::timeout(Duration::from_secs(60), stream.message())
+        .await
+        .expect("ended within 60 s")
+        .expect("stream")
+    {
+        events.push(r.event.expect("event"));
+    }
+    events
+}
+
+fn ended(e: &proto::Execution) -> bool {
+    e.status >= proto::ExecutionStatus::Completed as i32
+}
+
+#[tokio::test]
+async fn a_resumed_parent_follows_the_child_it_started_instead_of_starting_another() {
+    let mut server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "kid",
+        "steps:\n  - {id: nap, tool: {name: sleep, arguments: {duration_ms: 1500}}}\n",
+    )
+    .await
+    .unwrap();
+    register(
+        &mut c,
+        "mom",
+        "steps:\n  - {id: kid, workflow: {name: kid}}\noutput: \"{{ steps.kid.output }}\"\n",
+    )
+    .await
+    .unwrap();
+    let parent = start(&mut c, "mom", json!({})).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while executions_of(&mut c, "kid").await.is_empty() {
+        assert!(Instant::now() < deadline, "the child never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill_and_restart();
+    let mut c = server.client().await;
+    let done = wait_for(&mut c, &parent, ended).await;
+    assert_eq!(
+        done.status,
+        proto::ExecutionStatus::Completed as i32,
+        "{done:?}"
+    );
+
+    let children = executions_of(&mut c, "kid").await;
+    assert_eq!(
+        children.len(),
+        1,
+        "one child, resumed, not a second one: {children:#?}"
+    );
+    assert_eq!(children[0].parent_execution_id, parent);
+    assert_eq!(children[0].status, proto::ExecutionStatus::Completed as i32);
+    let progress = lines(&events_of(&mut c, &parent).await);
+    let follows = format!(
+        "progress kid: child execution {} of workflow 'kid' started before the restart; following it",
+        children[0].id
+    );
+    assert!(progress.contains(&follows), "{progress:#?}");
+}
+
+#[tokio::test]
+async fn children_still_starting_when_a_sibling_item_fails_are_cancelled() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "child",
+        "input_schema: {type: object, required: [n], properties: {n: {type: integer}}}\nsteps:\n  - {id: nap, tool: {name: sleep, arguments: {duration_ms: 3000}}}\n",
+    )
+    .await
+    .unwrap();
+    register(
+        &mut c,
+        "parent",
+        "steps:\n  - {id: kids, for_each: \"{{ input.ns }}\", workflow: {name: child, input: {n: \"{{ item }}\"}}}\n",
+    )
+    .await
+    .unwrap();
+    // The last item fails at once, while the others are on their way to start (or not yet:
+    // runs repeat until some child had started).
+    let mut seen = 0;
+    for _ in 0..20 {
+        let events = execute(&mut c, "parent", json!({"ns": [1, 2, 3, 4, 5, 6, 7, "x"]}))
+            .await
+            .unwrap();
+        let parent = events[0].execution_id.clone();
+        assert!(
+            lines(&events).last().unwrap().starts_with("run failed: "),
+            "{:#?}",
+            lines(&events)
+        );
+        // Every child that started ends cancelled with the step, well before its 3 s nap.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let children: Vec<_> = executions_of(&mut c, "child")
+                .await
+                .into_iter()
+                .filter(|child| child.parent_execution_id == parent)
+                .collect();
+            if children.iter().all(ended) {
+                for child in &children {
+                    assert_eq!(
+                        child.status,
+                        proto::ExecutionStatus::Cancelled as i32,
+                        "{children:#?}"
+                    );
+                }
+                seen += children.len();
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "children outlived their failed parent step: {children:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if seen > 0 {
+            return;
+        }
+    }
+    panic!("no child started in 20 runs: the test shows nothing");
+}
+
+#[tokio::test]
+async fn the_depth_limit_holds_when_each_child_starts_its_child_at_once() {
+    let server = Server::start("[limits]\nmax_workflow_depth = 2\n");
+    let mut c = server.client().await;
+    let leaf = "steps:\n  - {id: s, tool: {name: sleep, arguments: {duration_ms: 1}}}\n";
+    register(&mut c, "middle", leaf).await.unwrap();
+    register(
+        &mut c,
+        "top",
+        "steps:\n  - {id: s, workflow: {name: middle}}\n",
+    )
+    .await
+    .unwrap();
+    // Each registration alone is within 2 levels; together, top runs 3 levels deep.
+    register(&mut c, "bottom", leaf).await.unwrap();
+    register(
+        &mut c,
+        "middle",
+        "steps:\n  - {id: s, workflow: {name: bottom}}\n",
+    )
+    .await
+    .unwrap();
+    let events = execute(&mut c, "top", json!({})).await.unwrap();
+    let last = lines(&events).last().unwrap().clone();
+    assert!(
+        last.starts_with("run failed: ")
+            && last.contains(
+                "child workflow 'bottom' would run 3 levels deep; limits.max_workflow_depth is 2"
+            ),
+        "{:#?}",
+        lines(&events)
+    );
+    assert!(executions_of(&mut c, "bottom").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_version_the_server_cannot_restore_is_kept_and_its_number_not_reused() {
+    let mut server = Server::start("");
+    let mut c = server.client().await;
+    let three = "steps:\n  - {id: a, tool: {name: json_transform, arguments: {data: 1, expression: data}}}\n  - {id: b, tool: {name: json_transform, arguments: {data: 2, expression: data}}}\n  - {id: c, tool: {name: json_transform, arguments: {data: 3, expression: data}}}\n";
+    register(&mut c, "three", three).await.unwrap();
+    register(&mut c, "gone", three).await.unwrap();
+    let config = server.dir.path().join("wfm.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    // A lower limit on restart: the stored 3-step definitions no longer validate.
+    std::fs::write(
+        &config,
+        format!("[limits]\nmax_steps_per_workflow = 2\n{original}"),
+    )
+    .unwrap();
+    server.kill_and_restart();
+    let mut c = server.client().await;
+
+    let get = |version: i32| proto::GetRequest {
+        name: "three".into(),
+        version,
+    };
+    let refused = c.get(get(0)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("workflow 'three' version 1 is stored but this server could not restore it")
+            && refused.message().contains("max_steps_per_workflow"),
+        "{}",
+        refused.message()
+    );
+    let refused = execute(&mut c, "three", json!({})).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+
+    // A new definition under the same name is the next version: version 1 stays as stored.
+    let one = "steps:\n  - {id: a, tool: {name: json_transform, arguments: {data: 1, expression: data}}}\n";
+    let registered = register(&mut c, "three", one).await.unwrap();
+    assert_eq!(registered.version, 2);
+    assert_eq!(
+        c.get(get(0))
+            .await
+            .unwrap()
+            .into_inner()
+            .workflow
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        c.get(get(1)).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    // A workflow with no version restored can still be removed.
+    let removed = c
+        .unregister(proto::UnregisterRequest {
+            name: "gone".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(removed.versions_removed, 1);
+
+    std::fs::write(&config, original).unwrap();
+    server.kill_and_restart();
+    let mut c = server.client().await;
+    let got = c.get(get(1)).await.unwrap().into_inner();
+    assert_eq!(got.versions, vec![1, 2]);
+    let steps = match got.workflow.unwrap().source {
+        Some(proto::workflow::Source::Definition(d)) => d.steps.len(),
+        other => panic!("not a definition: {other:?}"),
+    };
+    assert_eq!(steps, 3, "version 1 is the definition first registered");
+    let gone = c
+        .get(proto::GetRequest {
+            name: "gone".into(),
+            version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_resumed_execution_keeps_its_first_start_and_one_accepted_event() {
+    let mut server = Server::start("[limits]\nmax_concurrent_executions = 1\n");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "naps",
+        "steps:\n  - {id: a, tool: {name: sleep, arguments: {duration_ms: 700}}}\n  - {id: b, depends_on: [a], tool: {name: sleep, arguments: {duration_ms: 700}}}\n",
+    )
+    .await
+    .unwrap();
+    let first = start(&mut c, "naps", json!({})).await;
+    let queued = start(&mut c, "naps", json!({})).await;
+    let before = wait_for(&mut c, &first, |e| e.last_sequence >= 5).await;
+    let started = before.start_time.expect("started");
+    assert_eq!(
+        get(&mut c, &queued).await.status,
+        proto::ExecutionStatus::Queued as i32
+    );
+    server.kill_and_restart();
+    let mut c = server.client().await;
+    let after = wait_for(&mut c, &first, ended).await;
+    assert_eq!(after.start_time, Some(started), "the first start is kept");
+    let took = after.result.expect("result").execution_time.expect("time");
+    let end = after.end_time.expect("ended");
+    let since_start =
+        (end.seconds - started.seconds) as f64 + f64::from(end.nanos - started.nanos) / 1e9;
+    let took = took.seconds as f64 + f64::from(took.nanos) / 1e9;
+    assert!(
+        (took - since_start).abs() < 0.05,
+        "execution_time {took} s counts from the first start: {since_start} s"
+    );
+
+    wait_for(&mut c, &queued, ended).await;
+    let accepted = events_of(&mut c, &queued)
+        .await
+        .iter()
+        .filter(|e| matches!(e.kind, Some(Kind::Accepted(_))))
+        .count();
+    assert_eq!(
+        accepted, 1,
+        "a queued execution resumed is not accepted twice"
+    );
+}
