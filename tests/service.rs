@@ -1209,6 +1209,33 @@ async fn the_cli_reads_standard_input_for_one_flag_only() {
     );
 }
 
+/// An integer a double cannot hold would arrive changed: the CLI refuses it, says where it
+/// is and what to send instead, and starts nothing.
+#[tokio::test]
+async fn the_cli_refuses_integers_that_would_arrive_changed() {
+    let server = Server::start().await;
+    let mut c = server.client().await;
+    register(&mut c, "echo", "echo", json!({})).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["--server", &server.url(), "start", "echo", "--input"])
+        .arg(r#"{"ids": [1, 9007199254740993]}"#)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--input: 9007199254740993 at /ids/1 is beyond ±2^53")
+            && stderr.contains("send it as a string"),
+        "{stderr}"
+    );
+    let listed = c
+        .list_executions(proto::ListExecutionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.executions.is_empty(), "{listed:?}");
+}
+
 /// A `wfm run` whose stream the server ends before the execution does (a shutdown that
 /// leaves it to resume) says how to follow on: `wfm watch ID --after N`.
 #[tokio::test]

@@ -84,6 +84,11 @@ fn json_object(flag: &str, text: &str) -> anyhow::Result<prost_types::Struct> {
     if !value.is_object() {
         bail!("{flag} must be a JSON object, like '{{\"key\": 1}}'");
     }
+    if let Some((path, number)) = super::exact_numbers::first_inexact(&value) {
+        bail!(
+            "{flag}: {number} at {path} is beyond ±2^53: JSON numbers travel as doubles and it would arrive changed; send it as a string"
+        );
+    }
     Ok(convert::json_to_struct(&value))
 }
 

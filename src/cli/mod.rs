@@ -3,6 +3,7 @@
 mod client;
 pub mod definition_file;
 mod display;
+mod exact_numbers;
 mod json;
 mod unique_keys;
 
