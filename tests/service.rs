@@ -880,6 +880,97 @@ async fn shutdown_cancels_after_the_grace_period_and_exits_zero() {
     assert!(server.wait_exit(Duration::from_secs(15)).success());
 }
 
+/// A second Shutdown joins the first and may only tighten it: asking 1 s behind a first
+/// 30 s grace ends the drain after about 1 s (it used to wait out the 30 s), and asking
+/// to resume applies to what outlasts it. Both calls get the same report.
+#[tokio::test]
+async fn a_later_shutdown_shortens_the_drain_and_can_leave_work_to_resume() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let grace = |seconds| Some(prost_types::Duration { seconds, nanos: 0 });
+    let mut server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "nap", "sleep", json!({})).await;
+    let mut long = client
+        .execute(execute_request("nap", json!({"duration_ms": 60000})))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = long
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .event
+        .unwrap()
+        .execution_id;
+    while label(&long.message().await.unwrap().unwrap().event.unwrap()) != "step_started:sleep" {}
+
+    let mut c = client.clone();
+    let first = tokio::spawn(async move {
+        c.shutdown(proto::ShutdownRequest {
+            grace_period: grace(30),
+            ..Default::default()
+        })
+        .await
+    });
+    let mut health = HealthClient::new(server.channel().await);
+    while health
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        != ServingStatus::NotServing as i32
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let asked = std::time::Instant::now();
+    let second = client
+        .shutdown(proto::ShutdownRequest {
+            grace_period: grace(1),
+            resume_unfinished: Some(true),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let took = asked.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "the second Shutdown took {took:?}"
+    );
+    assert_eq!(
+        (
+            second.finished_during_grace,
+            second.cancelled,
+            second.left_to_resume
+        ),
+        (0, 0, 1)
+    );
+    let first = first.await.unwrap().unwrap().into_inner();
+    assert_eq!(first, second, "both calls get the same report");
+    assert!(server.wait_exit(Duration::from_secs(15)).success());
+
+    // Left to resume, not cancelled: the next server on the directory takes it up.
+    let server = Server::start_in(server.kill_keep_dir(), &[], &[]);
+    let execution = server
+        .client()
+        .await
+        .get_execution(proto::GetExecutionRequest { execution_id: id })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution
+        .unwrap();
+    assert_ne!(
+        execution.status,
+        proto::ExecutionStatus::Cancelled as i32,
+        "{execution:?}"
+    );
+}
+
 #[tokio::test]
 async fn sigterm_takes_the_same_path() {
     let mut server = Server::start_with(&[("WFM_SHUTDOWN_GRACE", "200ms")], &[]).await;

@@ -34,6 +34,8 @@ pub struct Service {
     default_shutdown: ShutdownPlan,
     /// Cancelled to stop the server once the manager has shut down.
     server_stop: CancellationToken,
+    /// The shutdowns asked so far, shared with the signal handler.
+    shutdown_asked: Arc<super::ShutdownAsked>,
 }
 
 impl Service {
@@ -42,12 +44,14 @@ impl Service {
         health: tonic_health::server::HealthReporter,
         default_shutdown: ShutdownPlan,
         server_stop: CancellationToken,
+        shutdown_asked: Arc<super::ShutdownAsked>,
     ) -> Self {
         Service {
             manager,
             health,
             default_shutdown,
             server_stop,
+            shutdown_asked,
         }
     }
 
@@ -519,7 +523,7 @@ impl WorkflowService for Service {
             .await;
         let report = self
             .manager
-            .shutdown(ShutdownPlan { grace, unfinished })
+            .shutdown(&self.shutdown_asked, ShutdownPlan { grace, unfinished })
             .await;
         self.server_stop.cancel();
         Ok(Response::new(proto::ShutdownResponse {
