@@ -239,6 +239,42 @@ async fn an_mcp_tool_error_fails_the_step_with_the_servers_message() {
     assert!(!result(&events).success);
 }
 
+/// An MCP tool that refuses its arguments (JSON-RPC invalid params, -32602) fails the step
+/// as InvalidArguments, as a built-in tool's bad arguments do, so a retry policy listing
+/// `InvalidArguments` as non-retryable stops at once; it used to be ToolFailed, retried.
+/// server-everything answers it as an error result reading "MCP error -32602: …".
+#[tokio::test]
+async fn an_mcp_tool_refusing_its_arguments_is_invalid_arguments() {
+    let server = Server::start(&config());
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "bad-sum",
+        r#"
+steps:
+  - id: add
+    tool: {name: everything.get-sum, arguments: {a: "{{ input.a }}", b: 1}}
+    retry: {maximum_attempts: 3, initial_interval: 10ms, non_retryable_error_types: [InvalidArguments]}
+"#,
+    )
+    .await
+    .unwrap();
+    let events = execute(&mut c, "bad-sum", json!({"a": "x"})).await.unwrap();
+    let add = step_lines(&events, "add");
+    assert_eq!(add.len(), 2, "one attempt, not retried: {add:#?}");
+    assert!(
+        add[1].starts_with(
+            "failed add 1: InvalidArguments: tool 'everything.get-sum': invalid arguments: "
+        ),
+        "{add:#?}"
+    );
+    assert!(
+        add[1].contains("expected number"),
+        "the server's reason: {add:#?}"
+    );
+    assert!(!result(&events).success);
+}
+
 /// The pids of the processes `parent` started whose command line contains `needle`.
 fn children_matching(parent: u32, needle: &str) -> Vec<u32> {
     let mut found = Vec::new();

@@ -56,10 +56,13 @@ steps:
 
     let events = execute(&mut c, "big", json!({"n": 5000})).await.unwrap();
     let lines = lines(&events);
-    let failed = format!(
-        "failed blow_up 1: step 'blow_up' output is 5002 bytes as JSON; limits.max_output_bytes is {LIMIT}"
+    // Typed like every other step error, in the event and in the step's result.
+    let error = format!(
+        "OutputTooLarge: step 'blow_up' output is 5002 bytes as JSON; limits.max_output_bytes is {LIMIT}"
     );
+    let failed = format!("failed blow_up 1: {error}");
     assert!(lines.contains(&failed), "{lines:#?}");
+    assert_eq!(step_result(&result(&events), "blow_up").error, error);
     assert!(
         !lines.contains(&"completed blow_up".to_string()),
         "{lines:#?}"

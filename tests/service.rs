@@ -880,6 +880,97 @@ async fn shutdown_cancels_after_the_grace_period_and_exits_zero() {
     assert!(server.wait_exit(Duration::from_secs(15)).success());
 }
 
+/// A second Shutdown joins the first and may only tighten it: asking 1 s behind a first
+/// 30 s grace ends the drain after about 1 s (it used to wait out the 30 s), and asking
+/// to resume applies to what outlasts it. Both calls get the same report.
+#[tokio::test]
+async fn a_later_shutdown_shortens_the_drain_and_can_leave_work_to_resume() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let grace = |seconds| Some(prost_types::Duration { seconds, nanos: 0 });
+    let mut server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "nap", "sleep", json!({})).await;
+    let mut long = client
+        .execute(execute_request("nap", json!({"duration_ms": 60000})))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = long
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .event
+        .unwrap()
+        .execution_id;
+    while label(&long.message().await.unwrap().unwrap().event.unwrap()) != "step_started:sleep" {}
+
+    let mut c = client.clone();
+    let first = tokio::spawn(async move {
+        c.shutdown(proto::ShutdownRequest {
+            grace_period: grace(30),
+            ..Default::default()
+        })
+        .await
+    });
+    let mut health = HealthClient::new(server.channel().await);
+    while health
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        != ServingStatus::NotServing as i32
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let asked = std::time::Instant::now();
+    let second = client
+        .shutdown(proto::ShutdownRequest {
+            grace_period: grace(1),
+            resume_unfinished: Some(true),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let took = asked.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "the second Shutdown took {took:?}"
+    );
+    assert_eq!(
+        (
+            second.finished_during_grace,
+            second.cancelled,
+            second.left_to_resume
+        ),
+        (0, 0, 1)
+    );
+    let first = first.await.unwrap().unwrap().into_inner();
+    assert_eq!(first, second, "both calls get the same report");
+    assert!(server.wait_exit(Duration::from_secs(15)).success());
+
+    // Left to resume, not cancelled: the next server on the directory takes it up.
+    let server = Server::start_in(server.kill_keep_dir(), &[], &[]);
+    let execution = server
+        .client()
+        .await
+        .get_execution(proto::GetExecutionRequest { execution_id: id })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution
+        .unwrap();
+    assert_ne!(
+        execution.status,
+        proto::ExecutionStatus::Cancelled as i32,
+        "{execution:?}"
+    );
+}
+
 #[tokio::test]
 async fn sigterm_takes_the_same_path() {
     let mut server = Server::start_with(&[("WFM_SHUTDOWN_GRACE", "200ms")], &[]).await;
@@ -1281,4 +1372,155 @@ async fn the_cli_says_how_to_follow_on_when_its_stream_breaks_off() {
         "{stderr}"
     );
     assert!(server.wait_exit(Duration::from_secs(15)).success());
+}
+
+/// Every item the server accepted stays listable: a List or ListExecutions page stops
+/// before the item that would take it past `limits.max_message_bytes` and continues with
+/// a token. With the default limits, five executions of 900 kB inputs (each under
+/// `limits.max_input_bytes`) used to make the default page 4.5 MB, which tonic refused
+/// to send (OUT_OF_RANGE "encoded message length too large"), for the API and the CLI.
+#[tokio::test]
+async fn large_items_are_listed_in_pages_that_fit_the_message_limit() {
+    use prost::Message;
+    use std::process::Command;
+    const MAX_MESSAGE: usize = 4 << 20;
+    let server = Server::start().await;
+    let mut c = server.client().await;
+    register(&mut c, "echo", "echo", json!({})).await;
+    let big = "x".repeat(900_000);
+    for i in 0..5 {
+        c.start_execution(proto::StartExecutionRequest {
+            name: "echo".into(),
+            input: json_struct(json!({"i": i, "pad": big})),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let mut ids = Vec::new();
+    let mut pages = 0;
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_executions(proto::ListExecutionsRequest {
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect("a page that fits the message limit")
+            .into_inner();
+        assert!(!page.executions.is_empty(), "a page holds at least one");
+        assert!(page.encoded_len() <= MAX_MESSAGE);
+        pages += 1;
+        ids.extend(page.executions.into_iter().map(|e| e.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert!(pages > 1, "cut by size into {pages} page(s)");
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((ids.len(), unique.len()), (5, 5), "{ids:?}");
+
+    let executions = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["--server", &server.url(), "executions", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        executions.status.success(),
+        "{}",
+        String::from_utf8_lossy(&executions.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&executions.stdout).unwrap();
+    let count = listed
+        .as_array()
+        .or_else(|| listed["executions"].as_array())
+        .map(Vec::len);
+    assert_eq!(count, Some(5));
+
+    // Workflows too: definitions carrying large arguments.
+    for i in 0..5 {
+        c.register(proto::RegisterRequest {
+            name: format!("big-{i}"),
+            source: Some(proto::register_request::Source::Definition(
+                proto::WorkflowDefinition {
+                    steps: vec![proto::Step {
+                        id: "a".into(),
+                        action: Some(proto::step::Action::Tool(proto::ToolAction {
+                            name: "json_transform".into(),
+                            arguments: json_struct(json!({"data": big, "expression": "data"})),
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let mut names = Vec::new();
+    let mut pages = 0;
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list(proto::ListRequest {
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect("a page that fits the message limit")
+            .into_inner();
+        assert!(page.encoded_len() <= MAX_MESSAGE);
+        pages += 1;
+        names.extend(page.workflows.into_iter().map(|w| w.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert!(pages > 1, "cut by size into {pages} page(s)");
+    assert_eq!(names, ["big-0", "big-1", "big-2", "big-3", "big-4", "echo"]);
+    let list = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["--server", &server.url(), "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+}
+
+/// One execution too large for a response on its own (an echo of 45 kB: its input, output
+/// and step output add up past `limits.max_message_bytes`, 100 kB here, though each was
+/// under it) is refused naming the limit to raise, not with tonic's encoder message.
+#[tokio::test]
+async fn an_execution_too_large_for_any_page_names_the_message_limit() {
+    let server = Server::start_with(&[("WFM_LIMITS__MAX_MESSAGE_BYTES", "100000")], &[]).await;
+    let mut c = server.client().await;
+    register(&mut c, "echo", "echo", json!({})).await;
+    let events = execute(&mut c, "echo", json!({ "pad": "x".repeat(45_000) })).await;
+    assert_eq!(labels(&events).last().unwrap(), "completed");
+    let id = events[0].execution_id.clone();
+    let err = c
+        .list_executions(proto::ListExecutionsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange);
+    assert!(
+        err.message().starts_with(&format!(
+            "limits.max_message_bytes is 100000: execution '{id}' alone is "
+        )),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.message().contains("raise the limit"),
+        "{}",
+        err.message()
+    );
 }

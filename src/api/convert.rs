@@ -10,39 +10,96 @@ use crate::manager::ManagerError;
 use crate::proto::{self, execution_event as pe};
 use crate::store::{ExecutionRecord, ExecutionStatus, WorkflowRecord, WorkflowSource};
 
-/// Deepest nesting accepted in a Struct (input, metadata, arguments).
-pub const MAX_JSON_DEPTH: usize = 64;
+/// Deepest JSON accepted in input, metadata and native arguments, in levels of objects and
+/// arrays (`{"a": [1]}` is two): what prost decodes there. It decodes at most 100 nested
+/// messages, and each JSON object costs three (Struct, its map entry, Value), each array
+/// two (ListValue, Value); input is one message down, so 1 + 3 × 33 − 1 = 99 fits, 34
+/// objects do not. Deeper objects stop at prost's limit, whose error `decode_errors.rs`
+/// rewrites to name this one; this check refuses the rest (arrays, which cost less).
+/// The tests below pin both numbers to prost's limit.
+pub const MAX_JSON_DEPTH: usize = 33;
+/// The same in a definition (step arguments, a child's input, input_schema, output): a
+/// step's arguments sit three messages deeper (WorkflowDefinition, Step, ToolAction), which
+/// costs one JSON level, and a GetResponse reading them back (4 + 1 + 3 × 32 − 1 = 100)
+/// still decodes.
+pub const MAX_DEFINITION_JSON_DEPTH: usize = 32;
 
-/// A Struct to a JSON object; NaN and infinities are refused, naming the path.
+/// A Struct to a JSON object (input, metadata, native arguments); NaN and infinities and
+/// nesting past `MAX_JSON_DEPTH` are refused, naming the path.
 pub fn struct_to_json(field: &str, s: Option<Struct>) -> Result<Value, ManagerError> {
+    struct_to_json_within(field, s, MAX_JSON_DEPTH)
+}
+
+/// `struct_to_json` with another nesting limit (`MAX_DEFINITION_JSON_DEPTH`).
+pub fn struct_to_json_within(
+    field: &str,
+    s: Option<Struct>,
+    max_depth: usize,
+) -> Result<Value, ManagerError> {
     match s {
         None => Ok(Value::Object(Map::new())),
-        Some(s) => struct_fields(field, s, 1),
+        Some(s) => struct_fields(field, s, Nesting::top(max_depth).inside()),
     }
 }
 
-fn struct_fields(path: &str, s: Struct, depth: usize) -> Result<Value, ManagerError> {
+/// Where a conversion is: the level of the object or array it is in (0: none), and the
+/// deepest level allowed.
+#[derive(Clone, Copy)]
+struct Nesting {
+    depth: usize,
+    max: usize,
+}
+
+impl Nesting {
+    fn top(max: usize) -> Self {
+        Nesting { depth: 0, max }
+    }
+
+    fn inside(self) -> Self {
+        Nesting {
+            depth: self.depth + 1,
+            ..self
+        }
+    }
+
+    fn check(self, path: &str) -> Result<(), ManagerError> {
+        if self.depth > self.max {
+            return Err(ManagerError::invalid(
+                path,
+                format!(
+                    "nests deeper than {} levels of objects and arrays, the JSON nesting limit; flatten it",
+                    self.max
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `at`: this object's level.
+fn struct_fields(path: &str, s: Struct, at: Nesting) -> Result<Value, ManagerError> {
+    at.check(path)?;
     let mut map = Map::new();
     for (k, v) in s.fields {
         let child = format!("{path}.{k}");
-        let value = value_to_json(&child, v, depth + 1)?;
+        let value = value_to_json(&child, v, at)?;
         map.insert(k, value);
     }
     Ok(Value::Object(map))
 }
 
-/// A protobuf Value to JSON; NaN and infinities are refused, naming the path.
-pub fn value_to_json_checked(path: &str, v: prost_types::Value) -> Result<Value, ManagerError> {
-    value_to_json(path, v, 1)
+/// A protobuf Value to JSON; NaN and infinities and nesting past `max_depth` are refused,
+/// naming the path.
+pub fn value_to_json_checked(
+    path: &str,
+    v: prost_types::Value,
+    max_depth: usize,
+) -> Result<Value, ManagerError> {
+    value_to_json(path, v, Nesting::top(max_depth))
 }
 
-fn value_to_json(path: &str, v: prost_types::Value, depth: usize) -> Result<Value, ManagerError> {
-    if depth > MAX_JSON_DEPTH {
-        return Err(ManagerError::invalid(
-            path,
-            format!("nests deeper than {MAX_JSON_DEPTH} levels"),
-        ));
-    }
+/// `at`: the level of the object or array holding the value.
+fn value_to_json(path: &str, v: prost_types::Value, at: Nesting) -> Result<Value, ManagerError> {
     Ok(match v.kind {
         None | Some(Kind::NullValue(0)) => Value::Null,
         Some(Kind::NullValue(n)) => {
@@ -59,14 +116,18 @@ fn value_to_json(path: &str, v: prost_types::Value, depth: usize) -> Result<Valu
                 format!("{n} is not a JSON number (NaN and infinities are not allowed)"),
             )
         })?,
-        Some(Kind::StructValue(s)) => struct_fields(path, s, depth)?,
-        Some(Kind::ListValue(l)) => Value::Array(
-            l.values
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| value_to_json(&format!("{path}[{i}]"), v, depth + 1))
-                .collect::<Result<_, _>>()?,
-        ),
+        Some(Kind::StructValue(s)) => struct_fields(path, s, at.inside())?,
+        Some(Kind::ListValue(l)) => {
+            let at = at.inside();
+            at.check(path)?;
+            Value::Array(
+                l.values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| value_to_json(&format!("{path}[{i}]"), v, at))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
     })
 }
 
@@ -400,13 +461,118 @@ mod tests {
         };
         let err = struct_to_json("input", Some(nan)).unwrap_err().to_string();
         assert!(err.starts_with("input.x:"), "{err}");
+    }
+
+    /// `levels` objects, one inside the other, around a number.
+    fn deep_object(levels: usize) -> Value {
         let mut deep = json!(1);
-        for _ in 0..80 {
+        for _ in 0..levels {
             deep = json!({ "n": deep });
         }
-        let err = struct_to_json("input", Some(json_to_struct(&deep)))
+        deep
+    }
+
+    #[test]
+    fn nesting_is_counted_in_levels_of_objects_and_arrays() {
+        let at_limit = deep_object(MAX_JSON_DEPTH);
+        assert!(struct_to_json("input", Some(json_to_struct(&at_limit))).is_ok());
+        let err = struct_to_json(
+            "input",
+            Some(json_to_struct(&deep_object(MAX_JSON_DEPTH + 1))),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("nests deeper than 33 levels of objects and arrays"),
+            "{err}"
+        );
+        // Arrays count as levels too: an object holding 32 arrays is 33 levels.
+        let mut arrays = json!(1);
+        for _ in 0..MAX_JSON_DEPTH - 1 {
+            arrays = json!([arrays]);
+        }
+        assert!(struct_to_json("input", Some(json_to_struct(&json!({ "a": arrays })))).is_ok());
+        let err = struct_to_json("input", Some(json_to_struct(&json!({ "a": [arrays] }))))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("deeper than 64"), "{err}");
+        assert!(err.starts_with("input.a[0]"), "{err}");
+        // A definition allows one level less; a bare Value (a definition's output) starts
+        // counting at its first object or array.
+        let definition = deep_object(MAX_DEFINITION_JSON_DEPTH);
+        let within = |v: &Value| {
+            struct_to_json_within(
+                "arguments",
+                Some(json_to_struct(v)),
+                MAX_DEFINITION_JSON_DEPTH,
+            )
+        };
+        assert!(within(&definition).is_ok());
+        assert!(within(&json!({ "n": definition })).is_err());
+        let output = |v: &Value| {
+            value_to_json_checked("output", json_to_value(v), MAX_DEFINITION_JSON_DEPTH)
+        };
+        assert!(output(&definition).is_ok());
+        assert!(output(&json!([definition])).is_err());
+    }
+
+    /// The limits are prost's, where the JSON is sent: objects at the limit decode (and a
+    /// definition's read back in a GetResponse too), one level deeper they do not.
+    #[test]
+    fn the_limits_are_what_prost_decodes() {
+        use prost::Message;
+        fn decodes<M: Message + Default>(m: &M) -> bool {
+            M::decode(m.encode_to_vec().as_slice()).is_ok()
+        }
+        let input = |v: &Value| {
+            decodes(&proto::StartExecutionRequest {
+                metadata: Some(json_to_struct(v)),
+                ..Default::default()
+            })
+        };
+        let native = |v: &Value| {
+            decodes(&proto::RegisterRequest {
+                source: Some(proto::register_request::Source::Native(
+                    proto::NativeSource {
+                        r#type: "t".into(),
+                        arguments: Some(json_to_struct(v)),
+                    },
+                )),
+                ..Default::default()
+            })
+        };
+        let definition = |v: &Value| proto::WorkflowDefinition {
+            steps: vec![proto::Step {
+                action: Some(proto::step::Action::Tool(proto::ToolAction {
+                    name: "t".into(),
+                    arguments: Some(json_to_struct(v)),
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let registered = |v: &Value| {
+            decodes(&proto::RegisterRequest {
+                source: Some(proto::register_request::Source::Definition(definition(v))),
+                ..Default::default()
+            })
+        };
+        let read_back = |v: &Value| {
+            decodes(&proto::GetResponse {
+                workflow: Some(proto::Workflow {
+                    source: Some(proto::workflow::Source::Definition(definition(v))),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        };
+        let (at, past) = (deep_object(MAX_JSON_DEPTH), deep_object(MAX_JSON_DEPTH + 1));
+        assert!(input(&at) && native(&at));
+        assert!(!input(&past) && !native(&past));
+        let (at, past) = (
+            deep_object(MAX_DEFINITION_JSON_DEPTH),
+            deep_object(MAX_DEFINITION_JSON_DEPTH + 1),
+        );
+        assert!(registered(&at) && read_back(&at));
+        assert!(!registered(&past));
     }
 }

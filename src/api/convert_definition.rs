@@ -5,7 +5,8 @@ use crate::manager::ManagerError;
 use crate::proto;
 
 use super::convert::{
-    duration, json_to_struct, json_to_value, std_duration, struct_to_json, value_to_json_checked,
+    MAX_DEFINITION_JSON_DEPTH as MAX_DEPTH, duration, json_to_struct, json_to_value, std_duration,
+    struct_to_json_within, value_to_json_checked,
 };
 
 /// A WorkflowDefinition message to the domain definition; what cannot be represented
@@ -21,11 +22,11 @@ pub fn definition_from_proto(d: proto::WorkflowDefinition) -> Result<Definition,
         steps,
         input_schema: d
             .input_schema
-            .map(|s| struct_to_json("definition.input_schema", Some(s)))
+            .map(|s| struct_to_json_within("definition.input_schema", Some(s), MAX_DEPTH))
             .transpose()?,
         output: d
             .output
-            .map(|v| value_to_json_checked("definition.output", v))
+            .map(|v| value_to_json_checked("definition.output", v, MAX_DEPTH))
             .transpose()?,
     })
 }
@@ -47,7 +48,7 @@ fn step_from_proto(i: usize, s: proto::Step) -> Result<Step, ManagerError> {
                 name: t.name,
                 arguments: t
                     .arguments
-                    .map(|a| struct_to_json(&field("tool.arguments"), Some(a)))
+                    .map(|a| struct_to_json_within(&field("tool.arguments"), Some(a), MAX_DEPTH))
                     .transpose()?
                     .unwrap_or_default(),
             }),
@@ -60,7 +61,7 @@ fn step_from_proto(i: usize, s: proto::Step) -> Result<Step, ManagerError> {
                 name: w.name,
                 input: w
                     .input
-                    .map(|a| struct_to_json(&field("workflow.input"), Some(a)))
+                    .map(|a| struct_to_json_within(&field("workflow.input"), Some(a), MAX_DEPTH))
                     .transpose()?
                     .unwrap_or_default(),
             }),

@@ -19,6 +19,9 @@ use crate::telemetry::{rpc, stats};
 
 /// Longest grace period Shutdown takes: a stop that waits for days is a mistake.
 const MAX_GRACE: Duration = crate::config::MAX_SHUTDOWN_GRACE;
+/// Room a List or ListExecutions page keeps, within `limits.max_message_bytes`, for what
+/// is not an item: the page token (at most 256 bytes, a workflow name in hex) and its tag.
+const PAGE_ROOM: usize = 1024;
 /// After the service stopped, how long a stream may still take to deliver its last events.
 const STREAM_DRAIN: Duration = Duration::from_secs(2);
 
@@ -31,6 +34,8 @@ pub struct Service {
     default_shutdown: ShutdownPlan,
     /// Cancelled to stop the server once the manager has shut down.
     server_stop: CancellationToken,
+    /// The shutdowns asked so far, shared with the signal handler.
+    shutdown_asked: Arc<super::ShutdownAsked>,
 }
 
 impl Service {
@@ -39,13 +44,53 @@ impl Service {
         health: tonic_health::server::HealthReporter,
         default_shutdown: ShutdownPlan,
         server_stop: CancellationToken,
+        shutdown_asked: Arc<super::ShutdownAsked>,
     ) -> Self {
         Service {
             manager,
             health,
             default_shutdown,
             server_stop,
+            shutdown_asked,
         }
+    }
+
+    /// Cuts a page short where the next item would take the response past
+    /// `limits.max_message_bytes`: tonic would refuse to send it at all, so a few large
+    /// items (executions with big inputs) would make a whole listing unreadable. A page cut
+    /// short continues with a token after its last item (`token_after(kept)`); its first
+    /// item is always sent, unless it alone is too large, which is an error naming the limit.
+    fn fit_page<T: prost::Message>(
+        &self,
+        mut items: Vec<T>,
+        next: String,
+        token_after: impl Fn(usize) -> String,
+        describe: impl Fn(usize) -> String,
+    ) -> Result<(Vec<T>, String), ManagerError> {
+        let max = self.manager.limits().max_message_bytes;
+        let budget = max.saturating_sub(PAGE_ROOM);
+        let mut used = 0;
+        for (i, item) in items.iter().enumerate() {
+            // The item as a field of the response: its tag, its length, then itself.
+            let len = prost::encoding::message::encoded_len(1, item);
+            if used + len <= budget {
+                used += len;
+                continue;
+            }
+            if i == 0 {
+                return Err(ManagerError::OutOfRange {
+                    limit: "limits.max_message_bytes",
+                    value: max.to_string(),
+                    detail: format!(
+                        "{} alone is {len} bytes encoded, too large for one response; raise the limit to list it",
+                        describe(0)
+                    ),
+                });
+            }
+            items.truncate(i);
+            return Ok((items, token_after(i)));
+        }
+        Ok((items, next))
     }
 
     fn stream<R: Send + 'static>(
@@ -151,6 +196,12 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// The List page token after the workflow `name`: the manager's, the name in hex
+/// (`manager::encode_token`).
+fn workflow_page_token(name: &str) -> String {
+    name.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
 fn labels(map: std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
     map.into_iter().collect()
 }
@@ -228,9 +279,15 @@ impl WorkflowService for Service {
         let (page, next) =
             self.manager
                 .list(r.page_size, &r.page_token, &labels(r.label_filter))?;
+        let (workflows, next_page_token) = self.fit_page(
+            page.iter().map(convert::workflow).collect(),
+            next,
+            |kept| workflow_page_token(&page[kept - 1].name),
+            |first| format!("workflow '{}'", page[first].name),
+        )?;
         Ok(Response::new(proto::ListResponse {
-            workflows: page.iter().map(convert::workflow).collect(),
-            next_page_token: next,
+            workflows,
+            next_page_token,
         }))
     }
 
@@ -332,9 +389,16 @@ impl WorkflowService for Service {
             .manager
             .list_executions(&filter, r.page_size, &r.page_token)
             .await?;
+        // The manager's page token is the id of the last execution of the page.
+        let (executions, next_page_token) = self.fit_page(
+            page.iter().map(convert::execution).collect(),
+            next,
+            |kept| page[kept - 1].id.clone(),
+            |first| format!("execution '{}'", page[first].id),
+        )?;
         Ok(Response::new(proto::ListExecutionsResponse {
-            executions: page.iter().map(convert::execution).collect(),
-            next_page_token: next,
+            executions,
+            next_page_token,
         }))
     }
 
@@ -459,7 +523,7 @@ impl WorkflowService for Service {
             .await;
         let report = self
             .manager
-            .shutdown(ShutdownPlan { grace, unfinished })
+            .shutdown(&self.shutdown_asked, ShutdownPlan { grace, unfinished })
             .await;
         self.server_stop.cancel();
         Ok(Response::new(proto::ShutdownResponse {

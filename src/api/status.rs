@@ -12,6 +12,7 @@ impl From<ManagerError> for Status {
             ManagerError::AlreadyExists(_) => Code::AlreadyExists,
             ManagerError::FailedPrecondition(_) => Code::FailedPrecondition,
             ManagerError::ResourceExhausted { .. } => Code::ResourceExhausted,
+            ManagerError::OutOfRange { .. } => Code::OutOfRange,
             ManagerError::Unavailable(_) => Code::Unavailable,
             ManagerError::Internal(_) => Code::Internal,
         };

@@ -261,7 +261,14 @@ impl ExecutionContext {
                 let error = format!(
                     "step '{step_id}' output is {size} bytes as JSON; limits.max_output_bytes is {max}"
                 );
-                self.step_failed(step_id, error.clone(), duration, attempts, false)
+                // The event and the step's result carry the error type, as every other step
+                // error does (a retry policy names it); the error returned gets it from the
+                // declarative step, which adds the type itself.
+                let typed = format!(
+                    "{}: {error}",
+                    super::declarative::StepErrorKind::OutputTooLarge.name()
+                );
+                self.step_failed(step_id, typed, duration, attempts, false)
                     .await?;
                 return Err(WorkflowError::OutputTooLarge(error));
             }

@@ -20,6 +20,13 @@ pub enum ManagerError {
         value: String,
         detail: String,
     },
+    /// An answer would be over a size limit (`limits.max_message_bytes`).
+    #[error("{limit} is {value}: {detail}")]
+    OutOfRange {
+        limit: &'static str,
+        value: String,
+        detail: String,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::WorkflowManager;
 
 /// Waiting for cancelled executions to end, after the grace period.
@@ -47,24 +49,68 @@ pub struct ShutdownReport {
     pub left_to_resume: usize,
 }
 
+/// Every shutdown asked of one manager so far, merged: when the drain ends (the earliest
+/// deadline asked) and the plan in force then. `None` until the first request. One per
+/// manager, shared by everything that may ask (the Shutdown RPC, SIGTERM and Ctrl-C).
+pub type ShutdownAsked = tokio::sync::watch::Sender<Option<(Instant, ShutdownPlan)>>;
+
+/// `plan`, asked now with the drain ending at `deadline`, merged into what was asked before:
+/// the earlier deadline wins, with its grace period (the one named when executions are
+/// cancelled); and what outlasts it is left to resume if any request asked for that, since
+/// an execution left to resume can still be cancelled later, while a cancelled one is gone.
+fn merge(
+    asked: Option<(Instant, ShutdownPlan)>,
+    deadline: Instant,
+    plan: ShutdownPlan,
+) -> (Instant, ShutdownPlan) {
+    let Some((earlier_deadline, earlier)) = asked else {
+        return (deadline, plan);
+    };
+    let (deadline, grace) = if deadline < earlier_deadline {
+        (deadline, plan.grace)
+    } else {
+        (earlier_deadline, earlier.grace)
+    };
+    let unfinished = if plan.unfinished == Unfinished::Resume {
+        Unfinished::Resume
+    } else {
+        earlier.unfinished
+    };
+    (deadline, ShutdownPlan { grace, unfinished })
+}
+
 impl WorkflowManager {
-    /// Shuts down once; later calls wait for the first and get the same report.
-    pub async fn shutdown(&self, plan: ShutdownPlan) -> ShutdownReport {
-        *self.shutdown_report.get_or_init(|| self.drain(plan)).await
+    /// Shuts down once. The first call drains; a later one (another Shutdown, a signal)
+    /// joins it and may only tighten it (see `merge`): a shorter grace period ends the
+    /// drain sooner, and `Resume` applies. Every call gets the same report. Every caller
+    /// passes the same `asked`: the drain follows it for requests that come later.
+    pub async fn shutdown(&self, asked: &ShutdownAsked, plan: ShutdownPlan) -> ShutdownReport {
+        let deadline = Instant::now() + plan.grace;
+        asked.send_if_modified(|current| {
+            let merged = Some(merge(*current, deadline, plan));
+            let changed = merged != *current;
+            *current = merged;
+            changed
+        });
+        *self
+            .shutdown_report
+            .get_or_init(|| self.drain(asked.subscribe()))
+            .await
     }
 
-    async fn drain(&self, ShutdownPlan { grace, unfinished }: ShutdownPlan) -> ShutdownReport {
+    async fn drain(
+        &self,
+        mut asked: tokio::sync::watch::Receiver<Option<(Instant, ShutdownPlan)>>,
+    ) -> ShutdownReport {
         self.accepting
             .store(false, std::sync::atomic::Ordering::SeqCst);
         let running_at_start = self.live_executions().len();
-        tracing::info!(running = running_at_start, grace = ?grace, "shutting down: draining executions");
+        let (_, first) = (*asked.borrow_and_update()).expect("a shutdown was asked");
+        tracing::info!(running = running_at_start, grace = ?first.grace, "shutting down: draining executions");
         self.tasks.close();
         let (mut cancelled, mut left_to_resume) = (0, 0);
-        if tokio::time::timeout(grace, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            (cancelled, left_to_resume) = self.end_what_is_left(grace, unfinished);
+        if let Some(plan) = self.wait_within_grace(&mut asked).await {
+            (cancelled, left_to_resume) = self.end_what_is_left(plan.grace, plan.unfinished);
             if tokio::time::timeout(CANCEL_DRAIN, self.tasks.wait())
                 .await
                 .is_err()
@@ -93,6 +139,32 @@ impl WorkflowManager {
             "manager stopped"
         );
         report
+    }
+
+    /// Waits for the executions to end until the deadline asked, which a later request
+    /// may bring forward. `None` when they all ended; else the plan in force at the deadline.
+    async fn wait_within_grace(
+        &self,
+        asked: &mut tokio::sync::watch::Receiver<Option<(Instant, ShutdownPlan)>>,
+    ) -> Option<ShutdownPlan> {
+        loop {
+            let (deadline, _) = (*asked.borrow_and_update()).expect("a shutdown was asked");
+            tokio::select! {
+                _ = self.tasks.wait() => return None,
+                _ = tokio::time::sleep_until(deadline) => {
+                    return asked.borrow().map(|(_, plan)| plan);
+                }
+                Ok(()) = asked.changed() => {
+                    let (deadline, plan) = (*asked.borrow()).expect("a shutdown was asked");
+                    tracing::warn!(
+                        grace = ?plan.grace,
+                        ends_in = ?deadline.saturating_duration_since(Instant::now()),
+                        unfinished = ?plan.unfinished,
+                        "shutdown asked again: draining as the requests so far ask together"
+                    );
+                }
+            }
+        }
     }
 
     /// Cancels the executions still live after the grace period, or, for `Resume` on a
@@ -125,5 +197,61 @@ impl WorkflowManager {
             ));
         }
         (left.len(), 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(secs: u64, unfinished: Unfinished) -> ShutdownPlan {
+        ShutdownPlan {
+            grace: Duration::from_secs(secs),
+            unfinished,
+        }
+    }
+
+    #[test]
+    fn a_later_request_only_tightens_the_shutdown() {
+        let t0 = Instant::now();
+        let first = merge(
+            None,
+            t0 + Duration::from_secs(30),
+            plan(30, Unfinished::Cancel),
+        );
+        assert_eq!(
+            first,
+            (t0 + Duration::from_secs(30), plan(30, Unfinished::Cancel))
+        );
+        // Sooner: its deadline and grace win.
+        let sooner = merge(
+            Some(first),
+            t0 + Duration::from_secs(2),
+            plan(1, Unfinished::Cancel),
+        );
+        assert_eq!(
+            sooner,
+            (t0 + Duration::from_secs(2), plan(1, Unfinished::Cancel))
+        );
+        // Later: the deadline stays, but asking to resume applies.
+        let resume = merge(
+            Some(sooner),
+            t0 + Duration::from_secs(90),
+            plan(60, Unfinished::Resume),
+        );
+        assert_eq!(
+            resume,
+            (t0 + Duration::from_secs(2), plan(1, Unfinished::Resume))
+        );
+        // Once asked, resume is not undone by a request that does not ask for it.
+        let cancel = merge(
+            Some(resume),
+            t0 + Duration::from_secs(1),
+            plan(0, Unfinished::Cancel),
+        );
+        assert_eq!(
+            cancel,
+            (t0 + Duration::from_secs(1), plan(0, Unfinished::Resume))
+        );
     }
 }

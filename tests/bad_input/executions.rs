@@ -117,7 +117,7 @@ async fn bad_executions_start_nothing() {
             "input nested past prost's limit",
             execute_request("echo", json!({"deep": deep_list(70)})),
             Code::InvalidArgument,
-            "ExecuteRequest.input: recursion limit reached",
+            "the request nests too deeply to decode (ExecuteRequest.input: protobuf's recursion limit): JSON may nest at most 33 levels",
         ),
         (
             "request_id too long",
@@ -200,4 +200,126 @@ async fn bad_executions_start_nothing() {
     )
     .await;
     assert_eq!(m.cases, 21);
+}
+
+/// `levels` objects, one inside the other, around a string.
+fn deep_object(levels: usize) -> serde_json::Value {
+    let mut deep = json!("bottom");
+    for _ in 0..levels {
+        deep = json!({ "n": deep });
+    }
+    deep
+}
+
+/// The JSON nesting limits docs/configuration.md states (33 levels in input, metadata and
+/// native arguments, 32 in a definition) are the ones that apply. JSON at the limit is
+/// taken and reads back (GetExecution, Get); past it, it is refused naming the limit,
+/// whether the server's check or protobuf decoding stops it. Decoding used to answer only
+/// "recursion limit reached", from 34 levels, while the documented limit was 64.
+#[tokio::test]
+async fn the_json_nesting_limit_is_the_documented_one() {
+    let server = Server::start().await;
+    let mut c = server.client().await;
+    // noop: an echo's deep output would travel deeper still in its events.
+    register(&mut c, "noop", "noop", json!({})).await;
+
+    let at_limit = deep_object(33);
+    let id = c
+        .start_execution(proto::StartExecutionRequest {
+            name: "noop".into(),
+            input: json_struct(at_limit.clone()),
+            metadata: json_struct(at_limit.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("input at the limit")
+        .into_inner()
+        .execution_id;
+    let execution = c
+        .get_execution(proto::GetExecutionRequest { execution_id: id })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution
+        .unwrap();
+    assert_eq!(
+        wfm::api::convert::struct_to_json_lossy(execution.input.as_ref().unwrap()),
+        at_limit
+    );
+    let tool_step = |data: serde_json::Value| proto::RegisterRequest {
+        name: "deep-arguments".into(),
+        source: Some(proto::register_request::Source::Definition(
+            proto::WorkflowDefinition {
+                steps: vec![proto::Step {
+                    id: "a".into(),
+                    action: Some(proto::step::Action::Tool(proto::ToolAction {
+                        name: "json_transform".into(),
+                        arguments: json_struct(json!({"expression": "data", "data": data})),
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    // The arguments object is a level of its own: 32 in all.
+    c.register(tool_step(deep_object(31))).await.unwrap();
+    c.get(proto::GetRequest {
+        name: "deep-arguments".into(),
+        version: 0,
+    })
+    .await
+    .expect("a definition at the limit reads back");
+
+    let refused = [
+        (
+            "input past what protobuf decodes",
+            c.start_execution(proto::StartExecutionRequest {
+                name: "noop".into(),
+                input: json_struct(deep_object(34)),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+            "the request nests too deeply to decode (StartExecutionRequest.input: protobuf's recursion limit): JSON may nest at most 33 levels of objects and arrays in input, metadata and native arguments, 32 in a definition; flatten it",
+        ),
+        (
+            "arrays in metadata past the limit",
+            c.start_execution(proto::StartExecutionRequest {
+                name: "noop".into(),
+                metadata: json_struct(json!({ "a": super::deep_list(33) })),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+            "metadata.a[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: nests deeper than 33 levels of objects and arrays, the JSON nesting limit; flatten it",
+        ),
+        (
+            "step arguments past what protobuf decodes",
+            c.register(tool_step(deep_object(32))).await.map(|_| ()),
+            "ToolAction.arguments: protobuf's recursion limit): JSON may nest at most 33 levels of objects and arrays in input, metadata and native arguments, 32 in a definition",
+        ),
+        (
+            "arrays in step arguments past the limit",
+            c.register(tool_step(super::deep_list(32)))
+                .await
+                .map(|_| ()),
+            "(step 'a').tool.arguments.data[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: nests deeper than 32 levels of objects and arrays, the JSON nesting limit; flatten it",
+        ),
+    ];
+    for (case, answer, says) in refused {
+        let err = answer.expect_err(case);
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "{case}: {}",
+            err.message()
+        );
+        assert!(
+            err.message().contains(says),
+            "{case}: {:?} should say {says:?}",
+            err.message()
+        );
+    }
 }

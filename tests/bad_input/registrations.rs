@@ -221,7 +221,7 @@ async fn bad_native_registrations_register_nothing() {
             "deeply nested arguments",
             native_request("x", "echo", json!({"deep": deep_list(70)})),
             Code::InvalidArgument,
-            "recursion limit reached",
+            "may nest at most 33 levels of objects and arrays",
         ),
         (
             "NaN in arguments",

@@ -13,7 +13,7 @@ use std::{
 
 use rmcp::{
     ClientHandler, RoleClient, ServiceError, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult, ContentBlock},
+    model::{CallToolRequestParams, CallToolResult, ContentBlock, ErrorCode},
     service::{ClientInitializeError, NotificationContext, Peer, RunningService},
     transport::{
         StreamableHttpClientTransport, TokioChildProcess,
@@ -182,7 +182,7 @@ impl Connection {
                     ),
                 })
             }
-            Err(ServiceError::McpError(e)) => Err(ToolError::failed(qualified, e.message)),
+            Err(ServiceError::McpError(e)) => Err(call_error(qualified, e.code, e.message)),
             Err(e) => Err(ToolError::failed(qualified, e)),
         }
     }
@@ -336,6 +336,18 @@ fn cause_of(error: ClientInitializeError) -> String {
 
 /// Structured content when the server gives it, else the text content; an MCP tool
 /// error becomes a tool failure carrying the server's message.
+/// A JSON-RPC error of a tool call, classed as a built-in tool's error would be, so a
+/// step's retry policy can tell them apart: invalid params (-32602) are the arguments'
+/// fault (`InvalidArguments`, which retrying does not fix), and method not found (-32601)
+/// means the server has no such tool (`NotFound`). Anything else: the tool failed.
+fn call_error(tool: &str, code: ErrorCode, message: impl std::fmt::Display) -> ToolError {
+    match code {
+        ErrorCode::INVALID_PARAMS => ToolError::invalid(tool, message),
+        ErrorCode::METHOD_NOT_FOUND => ToolError::NotFound(tool.to_string()),
+        _ => ToolError::failed(tool, message),
+    }
+}
+
 fn result_value(tool: &str, result: CallToolResult) -> Result<Value, ToolError> {
     let text = result
         .content
@@ -347,12 +359,23 @@ fn result_value(tool: &str, result: CallToolResult) -> Result<Value, ToolError> 
         .collect::<Vec<_>>()
         .join("\n");
     if result.is_error == Some(true) {
-        let message = if text.is_empty() {
-            "the MCP tool reported an error without a message".to_string()
-        } else {
-            text
-        };
-        return Err(ToolError::failed(tool, message));
+        if text.is_empty() {
+            return Err(ToolError::failed(
+                tool,
+                "the MCP tool reported an error without a message",
+            ));
+        }
+        // The TypeScript SDK (the reference servers) answers a JSON-RPC error raised in a
+        // tool call, its own argument validation included, as an error result reading
+        // "MCP error <code>: <message>": class it by its code too.
+        if let Some((code, message)) = text
+            .strip_prefix("MCP error ")
+            .and_then(|rest| rest.split_once(": "))
+            && let Ok(code) = code.parse()
+        {
+            return Err(call_error(tool, ErrorCode(code), message));
+        }
+        return Err(ToolError::failed(tool, text));
     }
     if let Some(structured) = result.structured_content {
         return Ok(structured);
@@ -361,4 +384,37 @@ fn result_value(tool: &str, result: CallToolResult) -> Result<Value, ToolError> 
         return Ok(Value::String(text));
     }
     Ok(serde_json::to_value(&result.content).unwrap_or(Value::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_result(text: &str) -> ToolError {
+        result_value("s.t", CallToolResult::error(vec![ContentBlock::text(text)])).unwrap_err()
+    }
+
+    #[test]
+    fn tool_errors_are_classed_by_their_json_rpc_code() {
+        assert_eq!(
+            error_result("MCP error -32602: Input validation error: expected number at a"),
+            ToolError::invalid("s.t", "Input validation error: expected number at a")
+        );
+        assert_eq!(
+            error_result("MCP error -32601: Method not found"),
+            ToolError::NotFound("s.t".into())
+        );
+        assert_eq!(
+            error_result("MCP error -32603: boom"),
+            ToolError::failed("s.t", "boom")
+        );
+        assert_eq!(
+            error_result("the disk is full"),
+            ToolError::failed("s.t", "the disk is full")
+        );
+        assert_eq!(
+            call_error("s.t", ErrorCode::INVALID_PARAMS, "bad"),
+            ToolError::invalid("s.t", "bad")
+        );
+    }
 }
