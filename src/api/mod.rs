@@ -164,13 +164,11 @@ pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Resu
         .build_v1alpha()?;
 
     let server_stop = CancellationToken::new();
-    let shutdown_asked = Arc::new(ShutdownAsked::new(None));
     let service = Service::new(
         manager.clone(),
         health.clone(),
         ShutdownPlan::from(&config),
         server_stop.clone(),
-        shutdown_asked.clone(),
     );
     let max = config.limits.max_message_bytes;
     let workflow_service = WorkflowServiceServer::new(service)
@@ -192,7 +190,6 @@ pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Resu
         health,
         ShutdownPlan::from(&config),
         server_stop.clone(),
-        shutdown_asked,
     ));
 
     let layers = tower::ServiceBuilder::new()
@@ -252,17 +249,12 @@ async fn purge_periodically(manager: Arc<WorkflowManager>, retention: Duration) 
     }
 }
 
-/// The shutdowns asked of the manager so far (see `WorkflowManager::shutdown`), shared by
-/// the Shutdown RPC and the signal handler so that a later request tightens the drain.
-type ShutdownAsked = tokio::sync::watch::Sender<Option<(tokio::time::Instant, ShutdownPlan)>>;
-
 /// SIGTERM and Ctrl-C take the same path as the Shutdown RPC.
 async fn stop_on_signal(
     manager: Arc<WorkflowManager>,
     health: tonic_health::server::HealthReporter,
     plan: ShutdownPlan,
     server_stop: CancellationToken,
-    shutdown_asked: Arc<ShutdownAsked>,
 ) {
     tokio::select! {
         _ = signal() => {}
@@ -283,7 +275,7 @@ async fn stop_on_signal(
     health
         .set_not_serving::<WorkflowServiceServer<Service>>()
         .await;
-    manager.shutdown(&shutdown_asked, plan).await;
+    manager.shutdown(plan).await;
     server_stop.cancel();
 }
 

@@ -34,8 +34,6 @@ pub struct Service {
     default_shutdown: ShutdownPlan,
     /// Cancelled to stop the server once the manager has shut down.
     server_stop: CancellationToken,
-    /// The shutdowns asked so far, shared with the signal handler.
-    shutdown_asked: Arc<super::ShutdownAsked>,
 }
 
 impl Service {
@@ -44,14 +42,12 @@ impl Service {
         health: tonic_health::server::HealthReporter,
         default_shutdown: ShutdownPlan,
         server_stop: CancellationToken,
-        shutdown_asked: Arc<super::ShutdownAsked>,
     ) -> Self {
         Service {
             manager,
             health,
             default_shutdown,
             server_stop,
-            shutdown_asked,
         }
     }
 
@@ -196,12 +192,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// The List page token after the workflow `name`: the manager's, the name in hex
-/// (`manager::encode_token`).
-fn workflow_page_token(name: &str) -> String {
-    name.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
 fn labels(map: std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
     map.into_iter().collect()
 }
@@ -282,7 +272,7 @@ impl WorkflowService for Service {
         let (workflows, next_page_token) = self.fit_page(
             page.iter().map(convert::workflow).collect(),
             next,
-            |kept| workflow_page_token(&page[kept - 1].name),
+            |kept| crate::manager::workflow_page_token(&page[kept - 1].name),
             |first| format!("workflow '{}'", page[first].name),
         )?;
         Ok(Response::new(proto::ListResponse {
@@ -523,7 +513,7 @@ impl WorkflowService for Service {
             .await;
         let report = self
             .manager
-            .shutdown(&self.shutdown_asked, ShutdownPlan { grace, unfinished })
+            .shutdown(ShutdownPlan { grace, unfinished })
             .await;
         self.server_stop.cancel();
         Ok(Response::new(proto::ShutdownResponse {

@@ -50,8 +50,8 @@ pub struct ShutdownReport {
 }
 
 /// Every shutdown asked of one manager so far, merged: when the drain ends (the earliest
-/// deadline asked) and the plan in force then. `None` until the first request. One per
-/// manager, shared by everything that may ask (the Shutdown RPC, SIGTERM and Ctrl-C).
+/// deadline asked) and the plan in force then. `None` until the first request (the
+/// Shutdown RPC, SIGTERM or Ctrl-C).
 pub type ShutdownAsked = tokio::sync::watch::Sender<Option<(Instant, ShutdownPlan)>>;
 
 /// `plan`, asked now with the drain ending at `deadline`, merged into what was asked before:
@@ -82,10 +82,10 @@ fn merge(
 impl WorkflowManager {
     /// Shuts down once. The first call drains; a later one (another Shutdown, a signal)
     /// joins it and may only tighten it (see `merge`): a shorter grace period ends the
-    /// drain sooner, and `Resume` applies. Every call gets the same report. Every caller
-    /// passes the same `asked`: the drain follows it for requests that come later.
-    pub async fn shutdown(&self, asked: &ShutdownAsked, plan: ShutdownPlan) -> ShutdownReport {
+    /// drain sooner, and `Resume` applies. Every call gets the same report.
+    pub async fn shutdown(&self, plan: ShutdownPlan) -> ShutdownReport {
         let deadline = Instant::now() + plan.grace;
+        let asked = &self.shutdown_asked;
         asked.send_if_modified(|current| {
             let merged = Some(merge(*current, deadline, plan));
             let changed = merged != *current;

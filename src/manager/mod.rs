@@ -82,6 +82,8 @@ pub struct WorkflowManager {
     /// for it, so a parent resuming its step finds the child it started, live.
     recovered: CancellationToken,
     shutdown_report: tokio::sync::OnceCell<ShutdownReport>,
+    /// The shutdowns asked so far, merged; the drain follows later ones.
+    shutdown_asked: lifecycle::ShutdownAsked,
 }
 
 impl WorkflowManager {
@@ -112,6 +114,7 @@ impl WorkflowManager {
             stopped: CancellationToken::new(),
             recovered: CancellationToken::new(),
             shutdown_report: tokio::sync::OnceCell::new(),
+            shutdown_asked: lifecycle::ShutdownAsked::new(None),
         }
     }
 
@@ -476,6 +479,11 @@ fn check_version(version: i32) -> Result<u32, ManagerError> {
             format!("{version} is negative; use 0 for the latest or a version from 1"),
         )
     })
+}
+
+/// The List page token that continues after the workflow `name` (opaque to clients).
+pub fn workflow_page_token(name: &str) -> String {
+    encode_token(name)
 }
 
 fn encode_token(key: &str) -> String {
