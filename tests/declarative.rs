@@ -746,6 +746,67 @@ async fn refuses_bad_templates() {
     assert!(m.contains("step 'w': when does not parse"), "{m}");
 }
 
+/// Text around `{{ }}` renders to a string: as a condition it was always true.
+#[tokio::test]
+async fn refuses_a_when_or_for_each_with_text_around_its_braces() {
+    let s = refused(
+        "steps:\n  - {id: gate, when: \"{{ input.count }} > 3\", tool: {name: sleep}}\n  - {id: each, for_each: \"[{{ input.items }}]\", tool: {name: sleep}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    assert!(
+        m.contains("step 'gate': when '{{ input.count }} > 3' has text around its {{ }}"),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"write the whole condition inside one {{ }}, like "{{ input.count > 3 }}", or as a bare expression"#),
+        "{m}"
+    );
+    assert!(
+        m.contains("step 'each': for_each '[{{ input.items }}]' has text around its {{ }}"),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"write the whole list expression inside one {{ }}, like "{{ input.items }}""#),
+        "{m}"
+    );
+}
+
+/// A definition stored before registration refused such a `when` still loads at start,
+/// and its step fails rather than running on a condition that is always true.
+#[tokio::test]
+async fn a_stored_when_with_text_around_its_braces_loads_and_fails_its_step() {
+    let mut server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "old",
+        "steps:\n  - {id: gate, when: \"{{ input.count > 3 }}\", tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+    )
+    .await
+    .unwrap();
+    server.kill_edit_and_restart(|data| {
+        let db = rusqlite::Connection::open(data.join("wfm.db")).unwrap();
+        let changed = db
+            .execute(
+                "UPDATE workflows SET record = replace(record, '{{ input.count > 3 }}', '{{ input.count }} > 3')",
+                [],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    });
+    let mut c = server.client().await;
+    let events = execute(&mut c, "old", json!({"count": 1})).await.unwrap();
+    let gate = step_lines(&events, "gate");
+    assert_eq!(gate.len(), 1, "{gate:#?}");
+    assert!(
+        gate[0].starts_with("failed gate 0: when: TemplateError: expression '{{ input.count }} > 3': text around {{ }} renders to a string"),
+        "{gate:#?}"
+    );
+    assert!(!result(&events).success);
+}
+
 #[tokio::test]
 async fn refuses_templates_reading_steps_they_do_not_depend_on() {
     let s = refused(

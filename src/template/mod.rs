@@ -191,12 +191,31 @@ pub fn render_string(text: &str, context: &Value) -> Result<Value, TemplateError
     }
 }
 
+/// Why a condition or list expression with text around its `{{ }}` is refused: it would
+/// render to a string, so a condition would always be true and a list never a list.
+const TEXT_AROUND_EXPRESSION: &str = "text around {{ }} renders to a string, not the expression's value: write the whole expression inside one {{ }}, like \"{{ input.count > 3 }}\", or as a bare expression";
+
+/// Whether a condition or list expression has text around its `{{ }}` (or uses `{% %}`),
+/// which [`eval`] and [`check_expression`] refuse.
+pub fn has_text_around(text: &str) -> bool {
+    matches!(form(text), Form::Template(_))
+}
+
 /// Evaluates a condition or list expression, written bare (`input.n > 2`) or as one
-/// `{{ expression }}`.
+/// `{{ expression }}`. Text around `{{ }}` is an error, not a string: definitions stored
+/// before registration refused it still load, and fail the step here instead.
 pub fn eval(text: &str, context: &Value) -> Result<Value, TemplateError> {
     match form(text) {
         Form::Literal => eval_expression(text, context),
-        _ => render_string(text, context),
+        Form::Expression(e) => eval_expression(e, context),
+        Form::Template(_) => Err(text_around(text)),
+    }
+}
+
+fn text_around(text: &str) -> TemplateError {
+    TemplateError {
+        expression: text.to_string(),
+        reason: TEXT_AROUND_EXPRESSION.to_string(),
     }
 }
 
@@ -224,6 +243,7 @@ pub fn check_value(value: &Value) -> Result<BTreeSet<String>, TemplateError> {
 pub fn check_expression(text: &str) -> Result<BTreeSet<String>, TemplateError> {
     match form(text) {
         Form::Literal => check_one(&Form::Expression(text), text),
+        Form::Template(_) => Err(text_around(text)),
         f => check_one(&f, text),
     }
 }
@@ -292,6 +312,26 @@ mod tests {
         assert_eq!(eval("(text | fromjson).a", &ctx).unwrap(), json!([1]));
         let ctx = json!({"obj": {"a": 2}});
         assert_eq!(eval("(obj | fromjson).a", &ctx).unwrap(), json!(2));
+    }
+
+    #[test]
+    fn a_condition_with_text_around_its_braces_is_refused_not_truthy() {
+        // It used to render to the string "1 > 3", which is true as a condition.
+        let ctx = json!({"input": {"count": 1}});
+        for text in [
+            "{{ input.count }} > 3",
+            "n={{ input.count }}",
+            "{% if true %}1{% endif %}",
+        ] {
+            assert!(has_text_around(text), "{text}");
+            let err = check_expression(text).unwrap_err();
+            assert!(err.reason.contains("inside one {{ }}"), "{}", err.reason);
+            let err = eval(text, &ctx).unwrap_err();
+            assert_eq!(err.expression, text);
+            assert!(err.reason.contains("renders to a string"), "{}", err.reason);
+        }
+        assert_eq!(eval("{{ input.count > 3 }}", &ctx).unwrap(), json!(false));
+        assert_eq!(eval("input.count > 3", &ctx).unwrap(), json!(false));
     }
 
     #[test]

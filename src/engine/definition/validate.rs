@@ -74,6 +74,10 @@ pub struct Subject<'a> {
     pub name: &'a str,
     /// The version this registration would create.
     pub version: u32,
+    /// Restored from the store at start rather than registered now. Rules added after it
+    /// may have been stored are not enforced then, so it still loads; what they catch
+    /// fails at run time instead.
+    pub restored: bool,
 }
 
 /// Checks everything; `Err` holds every problem found.
@@ -84,7 +88,10 @@ pub fn validate(
     workflows: &dyn WorkflowResolver,
     limits: &DefinitionLimits,
 ) -> Result<(), Vec<Problem>> {
-    let mut v = Validator::default();
+    let mut v = Validator {
+        problems: Vec::new(),
+        registering: !subject.restored,
+    };
     let n = definition.steps.len();
     if n == 0 {
         v.invalid("steps", "a definition needs at least one step");
@@ -118,9 +125,10 @@ pub fn validate(
     }
 }
 
-#[derive(Default)]
 struct Validator {
     problems: Vec<Problem>,
+    /// Whether rules newer than some stored definitions apply (see [`Subject::restored`]).
+    registering: bool,
 }
 
 fn at(step: &str) -> String {
@@ -241,10 +249,32 @@ impl Validator {
                 self.check_templates(&here, "workflow.input", &w.input);
             }
         }
-        for (field, text) in [("when", &step.when), ("for_each", &step.for_each)] {
-            if !text.is_empty()
-                && let Err(e) = template::check_expression(text)
-            {
+        // Text around `{{ }}` would render to a string: a condition always true, a list
+        // never a list.
+        for (field, text, what, like) in [
+            ("when", &step.when, "condition", "{{ input.count > 3 }}"),
+            (
+                "for_each",
+                &step.for_each,
+                "list expression",
+                "{{ input.items }}",
+            ),
+        ] {
+            if text.is_empty() {
+                continue;
+            }
+            if template::has_text_around(text) {
+                if !self.registering {
+                    continue; // fails the step at run time
+                }
+                self.invalid(
+                    &here,
+                    format!(
+                        "{field} '{}' has text around its {{{{ }}}}, so it renders to a string rather than the expression's value: write the whole {what} inside one {{{{ }}}}, like \"{like}\", or as a bare expression",
+                        crate::quote::shown(text)
+                    ),
+                );
+            } else if let Err(e) = template::check_expression(text) {
                 self.invalid(&here, format!("{field} does not parse: {e}"));
             }
         }
