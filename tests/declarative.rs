@@ -807,6 +807,33 @@ async fn a_stored_when_with_text_around_its_braces_loads_and_fails_its_step() {
     assert!(!result(&events).success);
 }
 
+/// A for_each step's `when` and `for_each` are evaluated once, before any item exists, and
+/// the output after every step: `item` and `index` would always fail there.
+#[tokio::test]
+async fn refuses_item_and_index_where_there_is_no_item() {
+    let s = refused(
+        "steps:\n  - {id: each, for_each: \"{{ input.lists[index] }}\", when: \"item.go\", tool: {name: json_transform, arguments: {data: \"{{ item }}\", expression: data}}}\noutput: {first: \"{{ item }}\"}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    assert!(
+        m.contains("step 'each': when is evaluated once for the step, before its items; item is not defined there"),
+        "{m}"
+    );
+    assert!(
+        m.contains("step 'each': for_each is evaluated once for the step, to give its items; index is not defined there"),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "output: reads item, which is defined only in the action of a step with for_each"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("3 problems"), "{m}");
+}
+
 #[tokio::test]
 async fn refuses_templates_reading_steps_they_do_not_depend_on() {
     let s = refused(

@@ -466,10 +466,30 @@ impl Validator {
             };
             // Parse errors were reported already; here only what parses counts.
             vars.extend(template::check_value(value).unwrap_or_default());
-            for text in [&step.when, &step.for_each] {
-                if !text.is_empty() {
-                    vars.extend(template::check_expression(text).unwrap_or_default());
+            for (field, text, when) in [
+                ("when", &step.when, "once for the step, before its items"),
+                (
+                    "for_each",
+                    &step.for_each,
+                    "once for the step, to give its items",
+                ),
+            ] {
+                if text.is_empty() {
+                    continue;
                 }
+                let read = template::check_expression(text).unwrap_or_default();
+                // item and index exist only in the action's templates, per item.
+                if self.registering && !step.for_each.is_empty() {
+                    for name in ["item", "index"] {
+                        if read.iter().any(|var| root(var) == name) {
+                            self.invalid(
+                                &here,
+                                format!("{field} is evaluated {when}; {name} is not defined there"),
+                            );
+                        }
+                    }
+                }
+                vars.extend(read);
             }
             for var in vars {
                 let mut parts = var.split('.');
@@ -501,7 +521,7 @@ impl Validator {
             match template::check_value(output) {
                 Err(e) => self.invalid("output", format!("template does not parse: {e}")),
                 Ok(vars) => {
-                    for var in vars {
+                    for var in &vars {
                         let mut parts = var.split('.');
                         if parts.next() == Some("steps")
                             && let Some(other) = parts.next()
@@ -510,6 +530,14 @@ impl Validator {
                             self.invalid(
                                 "output",
                                 format!("reads steps.{other}, which is not a step"),
+                            );
+                        }
+                    }
+                    for name in ["item", "index"] {
+                        if self.registering && vars.iter().any(|var| root(var) == name) {
+                            self.invalid(
+                                "output",
+                                format!("reads {name}, which is defined only in the action of a step with for_each"),
                             );
                         }
                     }
@@ -641,6 +669,11 @@ impl Composition<'_> {
         }
         deepest + 1
     }
+}
+
+/// The variable a dotted read starts from: `item` for `item.name`.
+fn root(var: &str) -> &str {
+    var.split('.').next().unwrap_or_default()
 }
 
 /// A JSON pointer for messages: the root shows as `/`.
