@@ -616,6 +616,36 @@ steps:
     assert!(result(&events).success);
 }
 
+/// `{{-` / `-}}` only trim the text around a tag: a whole value keeps its JSON type.
+#[tokio::test]
+async fn a_whole_value_with_whitespace_control_keeps_its_type() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "trim",
+        r#"
+steps:
+  - id: a
+    tool: {name: json_transform, arguments: {data: {f: [1, 2]}, expression: data}}
+  - id: b
+    depends_on: [a]
+    when: "{{- steps.a.output.f | length > 1 -}}"
+    tool: {name: json_transform, arguments: {data: "{{- steps.a.output.f -}}", expression: "data | length"}}
+output: {f: "{{- steps.a.output.f -}}", n: "{{ steps.b.output }}"}
+"#,
+    )
+    .await
+    .expect("registers");
+    let events = execute(&mut c, "trim", json!({})).await.unwrap();
+    assert_eq!(
+        output(&events),
+        json!({"f": [1, 2], "n": 2}),
+        "{:#?}",
+        lines(&events)
+    );
+}
+
 #[tokio::test]
 async fn for_each_over_a_non_list_fails_the_step_at_run_time() {
     let server = Server::start("");
@@ -865,7 +895,7 @@ async fn refuses_a_bad_schema() {
 #[tokio::test]
 async fn refuses_for_each_over_a_non_list() {
     let s = refused(
-        "input_schema: {type: object, properties: {name: {type: string}}}\nsteps:\n  - {id: each, for_each: input.name, tool: {name: sleep}}\n  - {id: konst, for_each: \"{{ 42 }}\", tool: {name: sleep}}\n",
+        "input_schema: {type: object, properties: {name: {type: string}}}\nsteps:\n  - {id: each, for_each: input.name, tool: {name: sleep}}\n  - {id: konst, for_each: \"{{ 42 }}\", tool: {name: sleep}}\n  - {id: trimmed, for_each: \"{{- input.name -}}\", tool: {name: sleep}}\n",
     )
     .await;
     assert_eq!(s.code(), Code::InvalidArgument);
@@ -873,6 +903,10 @@ async fn refuses_for_each_over_a_non_list() {
     assert!(m.contains("step 'each': for_each 'input.name' is not a list: input_schema declares it as \"string\""), "{m}");
     assert!(
         m.contains("step 'konst': for_each '{{ 42 }}' gives 42, not a list"),
+        "{m}"
+    );
+    assert!(
+        m.contains("step 'trimmed': for_each '{{- input.name -}}' is not a list"),
         "{m}"
     );
 }

@@ -1,8 +1,8 @@
 //! Expressions over JSON values through minijinja, keeping JSON types:
 //! an expression yields a value (a list stays a list), not its string.
 //!
-//! Templates inside JSON values: a string that is exactly one `{{ expression }}` yields the
-//! expression's value with its JSON type; a string mixing text and `{{ }}` or `{% %}`
+//! Templates inside JSON values: a string that is exactly one `{{ expression }}` (or
+//! `{{- expression -}}`) yields the expression's value with its JSON type; a string mixing text and `{{ }}` or `{% %}`
 //! renders to a string; any other string stays as it is.
 
 mod bounds;
@@ -149,6 +149,10 @@ fn form(text: &str) -> Form<'_> {
         && !inner.contains("{{")
         && !inner.contains("}}")
     {
+        // `{{-` / `-}}` (and `+`) only say what happens to the text around the tag, and
+        // there is none: the value is the expression's, as without them.
+        let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+        let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
         return Form::Expression(inner.trim());
     }
     if text.contains("{{") || text.contains("{%") {
@@ -199,6 +203,16 @@ const TEXT_AROUND_EXPRESSION: &str = "text around {{ }} renders to a string, not
 /// which [`eval`] and [`check_expression`] refuse.
 pub fn has_text_around(text: &str) -> bool {
     matches!(form(text), Form::Template(_))
+}
+
+/// The expression of a condition or list expression: itself when bare, the inside of its
+/// one `{{ }}` otherwise; `None` for text around `{{ }}`.
+pub fn expression_of(text: &str) -> Option<&str> {
+    match form(text) {
+        Form::Literal => Some(text.trim()),
+        Form::Expression(e) => Some(e),
+        Form::Template(_) => None,
+    }
 }
 
 /// Evaluates a condition or list expression, written bare (`input.n > 2`) or as one
@@ -332,6 +346,30 @@ mod tests {
         }
         assert_eq!(eval("{{ input.count > 3 }}", &ctx).unwrap(), json!(false));
         assert_eq!(eval("input.count > 3", &ctx).unwrap(), json!(false));
+    }
+
+    #[test]
+    fn whitespace_control_keeps_a_whole_value() {
+        let ctx = json!({"steps": {"a": {"output": {"f": [1, 2]}}}});
+        for text in [
+            "{{- steps.a.output.f -}}",
+            "{{- steps.a.output.f }}",
+            "{{ steps.a.output.f -}}",
+            "{{+ steps.a.output.f +}}",
+        ] {
+            assert_eq!(render_string(text, &ctx).unwrap(), json!([1, 2]), "{text}");
+            assert_eq!(eval(text, &ctx).unwrap(), json!([1, 2]), "{text}");
+            assert_eq!(expression_of(text), Some("steps.a.output.f"));
+            let vars = check_value(&json!(text)).unwrap();
+            assert!(vars.contains("steps.a.output.f"), "{text}: {vars:?}");
+        }
+        // Inside text the markers trim as minijinja does.
+        assert_eq!(
+            render_string("a  {{- 1 -}}  b", &json!({})).unwrap(),
+            json!("a1b")
+        );
+        // A minus that is part of the expression is kept.
+        assert_eq!(eval("{{ 5 - 2 }}", &json!({})).unwrap(), json!(3));
     }
 
     #[test]

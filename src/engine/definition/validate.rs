@@ -342,13 +342,9 @@ impl Validator {
             }
             return;
         }
-        let path = step
-            .for_each
-            .trim()
-            .trim_start_matches("{{")
-            .trim_end_matches("}}")
-            .trim();
-        let Some(rest) = path.strip_prefix("input.") else {
+        let Some(rest) =
+            template::expression_of(&step.for_each).and_then(|path| path.strip_prefix("input."))
+        else {
             return;
         };
         let mut node = schema;
