@@ -892,6 +892,42 @@ async fn refuses_a_bad_schema() {
     );
 }
 
+/// Inputs are JSON objects: a schema refusing every object would refuse every execution.
+#[tokio::test]
+async fn refuses_an_input_schema_no_input_can_satisfy() {
+    for (schema, declared) in [
+        ("{type: array}", r#"declares type "array""#),
+        ("{type: string}", r#"declares type "string""#),
+        (
+            "{type: [array, 'null']}",
+            r#"declares type ["array","null"]"#,
+        ),
+    ] {
+        let s = refused(&format!(
+            "input_schema: {schema}\nsteps:\n  - {{id: a, tool: {{name: sleep}}}}\n"
+        ))
+        .await;
+        assert_eq!(s.code(), Code::InvalidArgument, "{schema}");
+        assert!(
+            s.message().contains(&format!(
+                "input_schema: must accept an object (inputs are JSON objects); it {declared}"
+            )),
+            "{}",
+            s.message()
+        );
+    }
+    // What may accept an object is left alone.
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "maybe",
+        "input_schema: {type: [object, array]}\nsteps:\n  - {id: a, tool: {name: sleep}}\n",
+    )
+    .await
+    .expect("registers");
+}
+
 #[tokio::test]
 async fn refuses_for_each_over_a_non_list() {
     let s = refused(

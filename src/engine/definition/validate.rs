@@ -560,6 +560,27 @@ impl Validator {
         }
         if let Err(e) = jsonschema::validator_for(schema) {
             self.invalid("input_schema", format!("cannot be compiled: {e}"));
+            return;
+        }
+        // Only what is certain: satisfiability in general is not decided here.
+        let refuses_objects = match schema {
+            Value::Bool(false) => Some("is false, which accepts nothing".to_string()),
+            Value::Object(o) => match o.get("type") {
+                Some(t @ Value::String(s)) if s != "object" => Some(format!("declares type {t}")),
+                Some(t @ Value::Array(ts)) if !ts.iter().any(|t| t == "object") => {
+                    Some(format!("declares type {t}"))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(why) = refuses_objects
+            && self.registering
+        {
+            self.invalid(
+                "input_schema",
+                format!("must accept an object (inputs are JSON objects); it {why}"),
+            );
         }
     }
 
@@ -675,4 +696,64 @@ fn root(var: &str) -> &str {
 /// A JSON pointer for messages: the root shows as `/`.
 fn pointer(path: &str) -> &str {
     if path.is_empty() { "/" } else { path }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    struct NoWorkflows;
+
+    impl WorkflowResolver for NoWorkflows {
+        fn resolve(&self, _name: &str, _version: u32) -> Option<ResolvedWorkflow> {
+            None
+        }
+    }
+
+    /// The problems `validate` finds with `schema` as the input schema.
+    fn schema_problems(schema: Value, restored: bool) -> Vec<String> {
+        let definition = Definition {
+            input_schema: Some(schema),
+            ..Default::default()
+        };
+        let subject = Subject {
+            name: "t",
+            version: 1,
+            restored,
+        };
+        let limits = DefinitionLimits {
+            max_steps: 10,
+            max_depth: 8,
+        };
+        let problems = validate(
+            &definition,
+            &subject,
+            &ToolManager::new(),
+            &NoWorkflows,
+            &limits,
+        )
+        .expect_err("no steps");
+        problems
+            .iter()
+            .filter(|p| p.location == "input_schema")
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// `false` cannot come through the API, whose input_schema is a Struct: checked here.
+    #[test]
+    fn an_input_schema_accepting_nothing_is_refused_when_registered() {
+        assert_eq!(
+            schema_problems(json!(false), false),
+            [
+                "input_schema: must accept an object (inputs are JSON objects); it is false, which accepts nothing"
+            ]
+        );
+        assert!(schema_problems(json!(false), true).is_empty());
+        assert!(schema_problems(json!({"type": "array"}), true).is_empty());
+        assert!(schema_problems(json!(true), false).is_empty());
+        assert!(schema_problems(json!({"type": ["object", "null"]}), false).is_empty());
+    }
 }
