@@ -879,6 +879,35 @@ async fn refuses_templates_reading_steps_they_do_not_depend_on() {
     );
 }
 
+/// `steps['a']` is not tracked as a read of step a, so it would race with a.
+#[tokio::test]
+async fn refuses_reading_steps_by_subscript() {
+    let s = refused(
+        "steps:\n  - {id: a, tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: b, tool: {name: json_transform, arguments: {data: \"{{ steps['a'].output }}\", expression: data}}}\n  - {id: c, depends_on: [a], when: \"steps[input.which]\", tool: {name: sleep}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    for step in ["b", "c"] {
+        assert!(
+            m.contains(&format!("step '{step}': reads steps by subscript or as a whole (like steps['a'] or steps[name]), so which steps it needs cannot be checked: write steps.<id>")),
+            "{m}"
+        );
+    }
+    // Dotted reads, and a subscript below steps.<id>, are checked as before.
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "dotted",
+        "steps:\n  - {id: a, tool: {name: json_transform, arguments: {data: {f: 1}, expression: data}}}\n  - {id: b, depends_on: [a], tool: {name: json_transform, arguments: {data: \"{{ steps.a['output']['f'] }}\", expression: data}}}\noutput: \"{{ steps['b'].output }}\"\n",
+    )
+    .await
+    .expect("registers");
+    let events = execute(&mut c, "dotted", json!({})).await.unwrap();
+    assert_eq!(output(&events), json!(1), "{:#?}", lines(&events));
+}
+
 #[tokio::test]
 async fn refuses_a_bad_schema() {
     let s =

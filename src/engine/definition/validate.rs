@@ -491,18 +491,27 @@ impl Validator {
                 let mut parts = var.split('.');
                 match parts.next().unwrap_or_default() {
                     "steps" => {
-                        if let Some(other) = parts.next() {
-                            match ids.get(other) {
-                                None => self.invalid(
+                        let Some(other) = parts.next() else {
+                            // `steps['a']`, `steps[name]` or `steps` itself: the template
+                            // engine tracks only dotted reads, so nothing says which steps.
+                            if self.registering {
+                                self.invalid(
                                     &here,
-                                    format!("{field}, when or for_each read steps.{other}, which is not a step"),
-                                ),
-                                Some(&j) if !ancestors[i].contains(&j) => self.invalid(
-                                    &here,
-                                    format!("reads steps.{other} but does not depend on it: add '{other}' to depends_on"),
-                                ),
-                                _ => {}
+                                    "reads steps by subscript or as a whole (like steps['a'] or steps[name]), so which steps it needs cannot be checked: write steps.<id>, like steps.a.output, and add the step to depends_on",
+                                );
                             }
+                            continue;
+                        };
+                        match ids.get(other) {
+                            None => self.invalid(
+                                &here,
+                                format!("{field}, when or for_each read steps.{other}, which is not a step"),
+                            ),
+                            Some(&j) if !ancestors[i].contains(&j) => self.invalid(
+                                &here,
+                                format!("reads steps.{other} but does not depend on it: add '{other}' to depends_on"),
+                            ),
+                            _ => {}
                         }
                     }
                     "item" | "index" if step.for_each.is_empty() => self.invalid(
