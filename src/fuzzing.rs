@@ -68,6 +68,7 @@ pub fn definition(data: &[u8]) {
     let subject = Subject {
         name: "fuzz",
         version: 1,
+        restored: false,
     };
     if validate(&definition, &subject, tools(), &NoWorkflows, &limits).is_err() {
         return;

@@ -616,6 +616,36 @@ steps:
     assert!(result(&events).success);
 }
 
+/// `{{-` / `-}}` only trim the text around a tag: a whole value keeps its JSON type.
+#[tokio::test]
+async fn a_whole_value_with_whitespace_control_keeps_its_type() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "trim",
+        r#"
+steps:
+  - id: a
+    tool: {name: json_transform, arguments: {data: {f: [1, 2]}, expression: data}}
+  - id: b
+    depends_on: [a]
+    when: "{{- steps.a.output.f | length > 1 -}}"
+    tool: {name: json_transform, arguments: {data: "{{- steps.a.output.f -}}", expression: "data | length"}}
+output: {f: "{{- steps.a.output.f -}}", n: "{{ steps.b.output }}"}
+"#,
+    )
+    .await
+    .expect("registers");
+    let events = execute(&mut c, "trim", json!({})).await.unwrap();
+    assert_eq!(
+        output(&events),
+        json!({"f": [1, 2], "n": 2}),
+        "{:#?}",
+        lines(&events)
+    );
+}
+
 #[tokio::test]
 async fn for_each_over_a_non_list_fails_the_step_at_run_time() {
     let server = Server::start("");
@@ -746,6 +776,94 @@ async fn refuses_bad_templates() {
     assert!(m.contains("step 'w': when does not parse"), "{m}");
 }
 
+/// Text around `{{ }}` renders to a string: as a condition it was always true.
+#[tokio::test]
+async fn refuses_a_when_or_for_each_with_text_around_its_braces() {
+    let s = refused(
+        "steps:\n  - {id: gate, when: \"{{ input.count }} > 3\", tool: {name: sleep}}\n  - {id: each, for_each: \"[{{ input.items }}]\", tool: {name: sleep}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    assert!(
+        m.contains("step 'gate': when '{{ input.count }} > 3' has text around its {{ }}"),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"write the whole condition inside one {{ }}, like "{{ input.count > 3 }}", or as a bare expression"#),
+        "{m}"
+    );
+    assert!(
+        m.contains("step 'each': for_each '[{{ input.items }}]' has text around its {{ }}"),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"write the whole list expression inside one {{ }}, like "{{ input.items }}""#),
+        "{m}"
+    );
+}
+
+/// A definition stored before registration refused such a `when` still loads at start,
+/// and its step fails rather than running on a condition that is always true.
+#[tokio::test]
+async fn a_stored_when_with_text_around_its_braces_loads_and_fails_its_step() {
+    let mut server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "old",
+        "steps:\n  - {id: gate, when: \"{{ input.count > 3 }}\", tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+    )
+    .await
+    .unwrap();
+    server.kill_edit_and_restart(|data| {
+        let db = rusqlite::Connection::open(data.join("wfm.db")).unwrap();
+        let changed = db
+            .execute(
+                "UPDATE workflows SET record = replace(record, '{{ input.count > 3 }}', '{{ input.count }} > 3')",
+                [],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    });
+    let mut c = server.client().await;
+    let events = execute(&mut c, "old", json!({"count": 1})).await.unwrap();
+    let gate = step_lines(&events, "gate");
+    assert_eq!(gate.len(), 1, "{gate:#?}");
+    assert!(
+        gate[0].starts_with("failed gate 0: when: TemplateError: expression '{{ input.count }} > 3': text around {{ }} renders to a string"),
+        "{gate:#?}"
+    );
+    assert!(!result(&events).success);
+}
+
+/// A for_each step's `when` and `for_each` are evaluated once, before any item exists, and
+/// the output after every step: `item` and `index` would always fail there.
+#[tokio::test]
+async fn refuses_item_and_index_where_there_is_no_item() {
+    let s = refused(
+        "steps:\n  - {id: each, for_each: \"{{ input.lists[index] }}\", when: \"item.go\", tool: {name: json_transform, arguments: {data: \"{{ item }}\", expression: data}}}\noutput: {first: \"{{ item }}\"}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    assert!(
+        m.contains("step 'each': when is evaluated once for the step, before its items; item is not defined there"),
+        "{m}"
+    );
+    assert!(
+        m.contains("step 'each': for_each is evaluated once for the step, to give its items; index is not defined there"),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "output: reads item, which is defined only in the action of a step with for_each"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("3 problems"), "{m}");
+}
+
 #[tokio::test]
 async fn refuses_templates_reading_steps_they_do_not_depend_on() {
     let s = refused(
@@ -761,6 +879,35 @@ async fn refuses_templates_reading_steps_they_do_not_depend_on() {
     );
 }
 
+/// `steps['a']` is not tracked as a read of step a, so it would race with a.
+#[tokio::test]
+async fn refuses_reading_steps_by_subscript() {
+    let s = refused(
+        "steps:\n  - {id: a, tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: b, tool: {name: json_transform, arguments: {data: \"{{ steps['a'].output }}\", expression: data}}}\n  - {id: c, depends_on: [a], when: \"steps[input.which]\", tool: {name: sleep}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    for step in ["b", "c"] {
+        assert!(
+            m.contains(&format!("step '{step}': reads steps by subscript or as a whole (like steps['a'] or steps[name]), so which steps it needs cannot be checked: write steps.<id>")),
+            "{m}"
+        );
+    }
+    // Dotted reads, and a subscript below steps.<id>, are checked as before.
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "dotted",
+        "steps:\n  - {id: a, tool: {name: json_transform, arguments: {data: {f: 1}, expression: data}}}\n  - {id: b, depends_on: [a], tool: {name: json_transform, arguments: {data: \"{{ steps.a['output']['f'] }}\", expression: data}}}\noutput: \"{{ steps['b'].output }}\"\n",
+    )
+    .await
+    .expect("registers");
+    let events = execute(&mut c, "dotted", json!({})).await.unwrap();
+    assert_eq!(output(&events), json!(1), "{:#?}", lines(&events));
+}
+
 #[tokio::test]
 async fn refuses_a_bad_schema() {
     let s =
@@ -774,10 +921,46 @@ async fn refuses_a_bad_schema() {
     );
 }
 
+/// Inputs are JSON objects: a schema refusing every object would refuse every execution.
+#[tokio::test]
+async fn refuses_an_input_schema_no_input_can_satisfy() {
+    for (schema, declared) in [
+        ("{type: array}", r#"declares type "array""#),
+        ("{type: string}", r#"declares type "string""#),
+        (
+            "{type: [array, 'null']}",
+            r#"declares type ["array","null"]"#,
+        ),
+    ] {
+        let s = refused(&format!(
+            "input_schema: {schema}\nsteps:\n  - {{id: a, tool: {{name: sleep}}}}\n"
+        ))
+        .await;
+        assert_eq!(s.code(), Code::InvalidArgument, "{schema}");
+        assert!(
+            s.message().contains(&format!(
+                "input_schema: must accept an object (inputs are JSON objects); it {declared}"
+            )),
+            "{}",
+            s.message()
+        );
+    }
+    // What may accept an object is left alone.
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "maybe",
+        "input_schema: {type: [object, array]}\nsteps:\n  - {id: a, tool: {name: sleep}}\n",
+    )
+    .await
+    .expect("registers");
+}
+
 #[tokio::test]
 async fn refuses_for_each_over_a_non_list() {
     let s = refused(
-        "input_schema: {type: object, properties: {name: {type: string}}}\nsteps:\n  - {id: each, for_each: input.name, tool: {name: sleep}}\n  - {id: konst, for_each: \"{{ 42 }}\", tool: {name: sleep}}\n",
+        "input_schema: {type: object, properties: {name: {type: string}}}\nsteps:\n  - {id: each, for_each: input.name, tool: {name: sleep}}\n  - {id: konst, for_each: \"{{ 42 }}\", tool: {name: sleep}}\n  - {id: trimmed, for_each: \"{{- input.name -}}\", tool: {name: sleep}}\n",
     )
     .await;
     assert_eq!(s.code(), Code::InvalidArgument);
@@ -785,6 +968,10 @@ async fn refuses_for_each_over_a_non_list() {
     assert!(m.contains("step 'each': for_each 'input.name' is not a list: input_schema declares it as \"string\""), "{m}");
     assert!(
         m.contains("step 'konst': for_each '{{ 42 }}' gives 42, not a list"),
+        "{m}"
+    );
+    assert!(
+        m.contains("step 'trimmed': for_each '{{- input.name -}}' is not a list"),
         "{m}"
     );
 }

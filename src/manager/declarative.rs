@@ -27,17 +27,23 @@ impl WorkflowManager {
     /// Validates a definition as version `version` of `name` and builds its workflow.
     /// Every problem is reported at once: INVALID_ARGUMENT when the definition itself is
     /// wrong, FAILED_PRECONDITION when it only needs tools or workflows this server lacks.
+    /// A definition `restored` at start is not held to rules added since it was stored.
     pub(super) fn build_declarative(
         &self,
         name: &str,
         version: u32,
         definition: Arc<Definition>,
+        restored: bool,
     ) -> Result<Arc<dyn Workflow>, ManagerError> {
         let limits = DefinitionLimits {
             max_steps: self.limits.max_steps_per_workflow,
             max_depth: self.limits.max_workflow_depth,
         };
-        let subject = Subject { name, version };
+        let subject = Subject {
+            name,
+            version,
+            restored,
+        };
         if let Err(problems) =
             definition::validate(&definition, &subject, &self.tools, &self.registry, &limits)
         {

@@ -215,7 +215,7 @@ impl WorkflowManager {
 
         let instance: Arc<dyn Workflow> = match (&record.source, workflow_type) {
             (WorkflowSource::Declarative { definition }, _) => {
-                self.build_declarative(&name, record.version, definition.clone())?
+                self.build_declarative(&name, record.version, definition.clone(), false)?
             }
             (_, Some(workflow_type)) => (workflow_type.factory)(self.tools.clone(), &arguments)
                 .map_err(|e| match e {

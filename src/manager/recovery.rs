@@ -76,7 +76,7 @@ impl WorkflowManager {
                 (workflow_type.factory)(self.tools.clone(), arguments).map_err(|e| e.to_string())?
             }
             WorkflowSource::Declarative { definition } => self
-                .build_declarative(&record.name, record.version, definition.clone())
+                .build_declarative(&record.name, record.version, definition.clone(), true)
                 .map_err(|e| e.to_string())?,
         };
         instance.initialize().await.map_err(|e| e.to_string())?;

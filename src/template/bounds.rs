@@ -253,11 +253,18 @@ fn check_replacement(args: &[Value]) -> Result<(), Error> {
 mod tests {
     use serde_json::json;
 
-    use crate::template::{eval, eval_expression, render_string};
+    use crate::template::{eval, eval_expression, has_text_around, render_string};
 
+    /// Text around `{{ }}` renders as in a step's arguments; anything else evaluates as a
+    /// condition would.
     fn refused(text: &str, says: &str) {
         let ctx = json!({"input": {"rows": [1, 2], "name": "x"}});
-        let err = eval(text, &ctx).unwrap_err();
+        let err = if has_text_around(text) {
+            render_string(text, &ctx)
+        } else {
+            eval(text, &ctx)
+        }
+        .unwrap_err();
         assert!(err.reason.contains(says), "{text}: {}", err.reason);
     }
 

@@ -1,8 +1,8 @@
 //! Expressions over JSON values through minijinja, keeping JSON types:
 //! an expression yields a value (a list stays a list), not its string.
 //!
-//! Templates inside JSON values: a string that is exactly one `{{ expression }}` yields the
-//! expression's value with its JSON type; a string mixing text and `{{ }}` or `{% %}`
+//! Templates inside JSON values: a string that is exactly one `{{ expression }}` (or
+//! `{{- expression -}}`) yields the expression's value with its JSON type; a string mixing text and `{{ }}` or `{% %}`
 //! renders to a string; any other string stays as it is.
 
 mod bounds;
@@ -149,6 +149,10 @@ fn form(text: &str) -> Form<'_> {
         && !inner.contains("{{")
         && !inner.contains("}}")
     {
+        // `{{-` / `-}}` (and `+`) only say what happens to the text around the tag, and
+        // there is none: the value is the expression's, as without them.
+        let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+        let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
         return Form::Expression(inner.trim());
     }
     if text.contains("{{") || text.contains("{%") {
@@ -191,12 +195,41 @@ pub fn render_string(text: &str, context: &Value) -> Result<Value, TemplateError
     }
 }
 
+/// Why a condition or list expression with text around its `{{ }}` is refused: it would
+/// render to a string, so a condition would always be true and a list never a list.
+const TEXT_AROUND_EXPRESSION: &str = "text around {{ }} renders to a string, not the expression's value: write the whole expression inside one {{ }}, like \"{{ input.count > 3 }}\", or as a bare expression";
+
+/// Whether a condition or list expression has text around its `{{ }}` (or uses `{% %}`),
+/// which [`eval`] and [`check_expression`] refuse.
+pub fn has_text_around(text: &str) -> bool {
+    matches!(form(text), Form::Template(_))
+}
+
+/// The expression of a condition or list expression: itself when bare, the inside of its
+/// one `{{ }}` otherwise; `None` for text around `{{ }}`.
+pub fn expression_of(text: &str) -> Option<&str> {
+    match form(text) {
+        Form::Literal => Some(text.trim()),
+        Form::Expression(e) => Some(e),
+        Form::Template(_) => None,
+    }
+}
+
 /// Evaluates a condition or list expression, written bare (`input.n > 2`) or as one
-/// `{{ expression }}`.
+/// `{{ expression }}`. Text around `{{ }}` is an error, not a string: definitions stored
+/// before registration refused it still load, and fail the step here instead.
 pub fn eval(text: &str, context: &Value) -> Result<Value, TemplateError> {
     match form(text) {
         Form::Literal => eval_expression(text, context),
-        _ => render_string(text, context),
+        Form::Expression(e) => eval_expression(e, context),
+        Form::Template(_) => Err(text_around(text)),
+    }
+}
+
+fn text_around(text: &str) -> TemplateError {
+    TemplateError {
+        expression: text.to_string(),
+        reason: TEXT_AROUND_EXPRESSION.to_string(),
     }
 }
 
@@ -224,6 +257,7 @@ pub fn check_value(value: &Value) -> Result<BTreeSet<String>, TemplateError> {
 pub fn check_expression(text: &str) -> Result<BTreeSet<String>, TemplateError> {
     match form(text) {
         Form::Literal => check_one(&Form::Expression(text), text),
+        Form::Template(_) => Err(text_around(text)),
         f => check_one(&f, text),
     }
 }
@@ -292,6 +326,50 @@ mod tests {
         assert_eq!(eval("(text | fromjson).a", &ctx).unwrap(), json!([1]));
         let ctx = json!({"obj": {"a": 2}});
         assert_eq!(eval("(obj | fromjson).a", &ctx).unwrap(), json!(2));
+    }
+
+    #[test]
+    fn a_condition_with_text_around_its_braces_is_refused_not_truthy() {
+        // It used to render to the string "1 > 3", which is true as a condition.
+        let ctx = json!({"input": {"count": 1}});
+        for text in [
+            "{{ input.count }} > 3",
+            "n={{ input.count }}",
+            "{% if true %}1{% endif %}",
+        ] {
+            assert!(has_text_around(text), "{text}");
+            let err = check_expression(text).unwrap_err();
+            assert!(err.reason.contains("inside one {{ }}"), "{}", err.reason);
+            let err = eval(text, &ctx).unwrap_err();
+            assert_eq!(err.expression, text);
+            assert!(err.reason.contains("renders to a string"), "{}", err.reason);
+        }
+        assert_eq!(eval("{{ input.count > 3 }}", &ctx).unwrap(), json!(false));
+        assert_eq!(eval("input.count > 3", &ctx).unwrap(), json!(false));
+    }
+
+    #[test]
+    fn whitespace_control_keeps_a_whole_value() {
+        let ctx = json!({"steps": {"a": {"output": {"f": [1, 2]}}}});
+        for text in [
+            "{{- steps.a.output.f -}}",
+            "{{- steps.a.output.f }}",
+            "{{ steps.a.output.f -}}",
+            "{{+ steps.a.output.f +}}",
+        ] {
+            assert_eq!(render_string(text, &ctx).unwrap(), json!([1, 2]), "{text}");
+            assert_eq!(eval(text, &ctx).unwrap(), json!([1, 2]), "{text}");
+            assert_eq!(expression_of(text), Some("steps.a.output.f"));
+            let vars = check_value(&json!(text)).unwrap();
+            assert!(vars.contains("steps.a.output.f"), "{text}: {vars:?}");
+        }
+        // Inside text the markers trim as minijinja does.
+        assert_eq!(
+            render_string("a  {{- 1 -}}  b", &json!({})).unwrap(),
+            json!("a1b")
+        );
+        // A minus that is part of the expression is kept.
+        assert_eq!(eval("{{ 5 - 2 }}", &json!({})).unwrap(), json!(3));
     }
 
     #[test]

@@ -53,8 +53,15 @@ impl Server {
     /// Kills the server (SIGKILL: nothing is flushed or closed) and starts it again on the
     /// same config and data directory.
     pub fn kill_and_restart(&mut self) {
+        self.kill_edit_and_restart(|_| {});
+    }
+
+    /// Like `kill_and_restart`, letting `edit` change the data directory while the server
+    /// is down: to stand for a store written by an older wfm, say.
+    pub fn kill_edit_and_restart(&mut self, edit: impl FnOnce(&std::path::Path)) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        edit(&self.dir.path().join("data"));
         (self.child, self.addr) = launch(&self.dir, &self.env);
     }
 

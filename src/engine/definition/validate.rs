@@ -74,6 +74,10 @@ pub struct Subject<'a> {
     pub name: &'a str,
     /// The version this registration would create.
     pub version: u32,
+    /// Restored from the store at start rather than registered now. Rules added after it
+    /// may have been stored are not enforced then, so it still loads; what they catch
+    /// fails at run time instead.
+    pub restored: bool,
 }
 
 /// Checks everything; `Err` holds every problem found.
@@ -84,7 +88,10 @@ pub fn validate(
     workflows: &dyn WorkflowResolver,
     limits: &DefinitionLimits,
 ) -> Result<(), Vec<Problem>> {
-    let mut v = Validator::default();
+    let mut v = Validator {
+        problems: Vec::new(),
+        registering: !subject.restored,
+    };
     let n = definition.steps.len();
     if n == 0 {
         v.invalid("steps", "a definition needs at least one step");
@@ -118,9 +125,10 @@ pub fn validate(
     }
 }
 
-#[derive(Default)]
 struct Validator {
     problems: Vec<Problem>,
+    /// Whether rules newer than some stored definitions apply (see [`Subject::restored`]).
+    registering: bool,
 }
 
 fn at(step: &str) -> String {
@@ -241,10 +249,32 @@ impl Validator {
                 self.check_templates(&here, "workflow.input", &w.input);
             }
         }
-        for (field, text) in [("when", &step.when), ("for_each", &step.for_each)] {
-            if !text.is_empty()
-                && let Err(e) = template::check_expression(text)
-            {
+        // Text around `{{ }}` would render to a string: a condition always true, a list
+        // never a list.
+        for (field, text, what, like) in [
+            ("when", &step.when, "condition", "{{ input.count > 3 }}"),
+            (
+                "for_each",
+                &step.for_each,
+                "list expression",
+                "{{ input.items }}",
+            ),
+        ] {
+            if text.is_empty() {
+                continue;
+            }
+            if template::has_text_around(text) {
+                if !self.registering {
+                    continue; // fails the step at run time
+                }
+                self.invalid(
+                    &here,
+                    format!(
+                        "{field} '{}' has text around its {{{{ }}}}, so it renders to a string rather than the expression's value: write the whole {what} inside one {{{{ }}}}, like \"{like}\", or as a bare expression",
+                        crate::quote::shown(text)
+                    ),
+                );
+            } else if let Err(e) = template::check_expression(text) {
                 self.invalid(&here, format!("{field} does not parse: {e}"));
             }
         }
@@ -312,13 +342,9 @@ impl Validator {
             }
             return;
         }
-        let path = step
-            .for_each
-            .trim()
-            .trim_start_matches("{{")
-            .trim_end_matches("}}")
-            .trim();
-        let Some(rest) = path.strip_prefix("input.") else {
+        let Some(rest) =
+            template::expression_of(&step.for_each).and_then(|path| path.strip_prefix("input."))
+        else {
             return;
         };
         let mut node = schema;
@@ -436,27 +462,56 @@ impl Validator {
             };
             // Parse errors were reported already; here only what parses counts.
             vars.extend(template::check_value(value).unwrap_or_default());
-            for text in [&step.when, &step.for_each] {
-                if !text.is_empty() {
-                    vars.extend(template::check_expression(text).unwrap_or_default());
+            for (field, text, when) in [
+                ("when", &step.when, "once for the step, before its items"),
+                (
+                    "for_each",
+                    &step.for_each,
+                    "once for the step, to give its items",
+                ),
+            ] {
+                if text.is_empty() {
+                    continue;
                 }
+                let read = template::check_expression(text).unwrap_or_default();
+                // item and index exist only in the action's templates, per item.
+                if self.registering && !step.for_each.is_empty() {
+                    for name in ["item", "index"] {
+                        if read.iter().any(|var| root(var) == name) {
+                            self.invalid(
+                                &here,
+                                format!("{field} is evaluated {when}; {name} is not defined there"),
+                            );
+                        }
+                    }
+                }
+                vars.extend(read);
             }
             for var in vars {
                 let mut parts = var.split('.');
                 match parts.next().unwrap_or_default() {
                     "steps" => {
-                        if let Some(other) = parts.next() {
-                            match ids.get(other) {
-                                None => self.invalid(
+                        let Some(other) = parts.next() else {
+                            // `steps['a']`, `steps[name]` or `steps` itself: the template
+                            // engine tracks only dotted reads, so nothing says which steps.
+                            if self.registering {
+                                self.invalid(
                                     &here,
-                                    format!("{field}, when or for_each read steps.{other}, which is not a step"),
-                                ),
-                                Some(&j) if !ancestors[i].contains(&j) => self.invalid(
-                                    &here,
-                                    format!("reads steps.{other} but does not depend on it: add '{other}' to depends_on"),
-                                ),
-                                _ => {}
+                                    "reads steps by subscript or as a whole (like steps['a'] or steps[name]), so which steps it needs cannot be checked: write steps.<id>, like steps.a.output, and add the step to depends_on",
+                                );
                             }
+                            continue;
+                        };
+                        match ids.get(other) {
+                            None => self.invalid(
+                                &here,
+                                format!("{field}, when or for_each read steps.{other}, which is not a step"),
+                            ),
+                            Some(&j) if !ancestors[i].contains(&j) => self.invalid(
+                                &here,
+                                format!("reads steps.{other} but does not depend on it: add '{other}' to depends_on"),
+                            ),
+                            _ => {}
                         }
                     }
                     "item" | "index" if step.for_each.is_empty() => self.invalid(
@@ -471,7 +526,7 @@ impl Validator {
             match template::check_value(output) {
                 Err(e) => self.invalid("output", format!("template does not parse: {e}")),
                 Ok(vars) => {
-                    for var in vars {
+                    for var in &vars {
                         let mut parts = var.split('.');
                         if parts.next() == Some("steps")
                             && let Some(other) = parts.next()
@@ -480,6 +535,14 @@ impl Validator {
                             self.invalid(
                                 "output",
                                 format!("reads steps.{other}, which is not a step"),
+                            );
+                        }
+                    }
+                    for name in ["item", "index"] {
+                        if self.registering && vars.iter().any(|var| root(var) == name) {
+                            self.invalid(
+                                "output",
+                                format!("reads {name}, which is defined only in the action of a step with for_each"),
                             );
                         }
                     }
@@ -506,6 +569,27 @@ impl Validator {
         }
         if let Err(e) = jsonschema::validator_for(schema) {
             self.invalid("input_schema", format!("cannot be compiled: {e}"));
+            return;
+        }
+        // Only what is certain: satisfiability in general is not decided here.
+        let refuses_objects = match schema {
+            Value::Bool(false) => Some("is false, which accepts nothing".to_string()),
+            Value::Object(o) => match o.get("type") {
+                Some(t @ Value::String(s)) if s != "object" => Some(format!("declares type {t}")),
+                Some(t @ Value::Array(ts)) if !ts.iter().any(|t| t == "object") => {
+                    Some(format!("declares type {t}"))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(why) = refuses_objects
+            && self.registering
+        {
+            self.invalid(
+                "input_schema",
+                format!("must accept an object (inputs are JSON objects); it {why}"),
+            );
         }
     }
 
@@ -613,7 +697,72 @@ impl Composition<'_> {
     }
 }
 
+/// The variable a dotted read starts from: `item` for `item.name`.
+fn root(var: &str) -> &str {
+    var.split('.').next().unwrap_or_default()
+}
+
 /// A JSON pointer for messages: the root shows as `/`.
 fn pointer(path: &str) -> &str {
     if path.is_empty() { "/" } else { path }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    struct NoWorkflows;
+
+    impl WorkflowResolver for NoWorkflows {
+        fn resolve(&self, _name: &str, _version: u32) -> Option<ResolvedWorkflow> {
+            None
+        }
+    }
+
+    /// The problems `validate` finds with `schema` as the input schema.
+    fn schema_problems(schema: Value, restored: bool) -> Vec<String> {
+        let definition = Definition {
+            input_schema: Some(schema),
+            ..Default::default()
+        };
+        let subject = Subject {
+            name: "t",
+            version: 1,
+            restored,
+        };
+        let limits = DefinitionLimits {
+            max_steps: 10,
+            max_depth: 8,
+        };
+        let problems = validate(
+            &definition,
+            &subject,
+            &ToolManager::new(),
+            &NoWorkflows,
+            &limits,
+        )
+        .expect_err("no steps");
+        problems
+            .iter()
+            .filter(|p| p.location == "input_schema")
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// `false` cannot come through the API, whose input_schema is a Struct: checked here.
+    #[test]
+    fn an_input_schema_accepting_nothing_is_refused_when_registered() {
+        assert_eq!(
+            schema_problems(json!(false), false),
+            [
+                "input_schema: must accept an object (inputs are JSON objects); it is false, which accepts nothing"
+            ]
+        );
+        assert!(schema_problems(json!(false), true).is_empty());
+        assert!(schema_problems(json!({"type": "array"}), true).is_empty());
+        assert!(schema_problems(json!(true), false).is_empty());
+        assert!(schema_problems(json!({"type": ["object", "null"]}), false).is_empty());
+    }
 }
