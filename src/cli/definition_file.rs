@@ -75,6 +75,13 @@ impl DefinitionFile {
                 step.id
             );
         }
+        // The message carries a schema as an object: another value would arrive wrapped as
+        // {"value": ...}, a schema that accepts every input.
+        if let Some(schema) = self.input_schema.as_ref().filter(|s| !s.is_object()) {
+            bail!(
+                "input_schema must be a JSON Schema object that accepts an object, like {{type: object}}; it is {schema}"
+            );
+        }
         let mut all_labels = self.labels;
         all_labels.extend(labels);
         let definition = Definition {

@@ -88,6 +88,18 @@ async fn duplicated_keys_are_refused_before_anything_is_sent() {
             "step 'a' has both `tool` and `workflow`; give exactly one",
         ),
         (
+            "YAML definition whose input_schema is not an object",
+            vec![
+                "register".into(),
+                "-f".into(),
+                file(
+                    "schema-false.yaml",
+                    "name: dup\ninput_schema: false\nsteps:\n  - {id: a, tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+                ),
+            ],
+            "input_schema must be a JSON Schema object that accepts an object, like {type: object}; it is false",
+        ),
+        (
             "a label given twice",
             vec![
                 "register".into(),
@@ -146,5 +158,5 @@ async fn duplicated_keys_are_refused_before_anything_is_sent() {
         "name: fine\nsteps:\n  - id: a\n    tool: {name: sleep, arguments: {duration_ms: 1}}\n",
     );
     wfm(&server, &["register", "-f", &ok]).expect("a clean definition registers");
-    assert_eq!(m.cases, 7);
+    assert_eq!(m.cases, 8);
 }
