@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use decl_harness::*;
 use serde_json::json;
 use tonic::Code;
-use wfm::api::convert::json_to_struct;
 use wfm::proto::{self, execution_event::Kind};
 
 async fn executions_of(c: &mut Client, workflow: &str) -> Vec<proto::Execution> {
@@ -24,18 +23,6 @@ async fn executions_of(c: &mut Client, workflow: &str) -> Vec<proto::Execution> 
     .expect("list executions")
     .into_inner()
     .executions
-}
-
-async fn start(c: &mut Client, name: &str, input: serde_json::Value) -> String {
-    c.start_execution(proto::StartExecutionRequest {
-        name: name.into(),
-        input: Some(json_to_struct(&input)),
-        ..Default::default()
-    })
-    .await
-    .expect("start")
-    .into_inner()
-    .execution_id
 }
 
 async fn get(c: &mut Client, id: &str) -> proto::Execution {

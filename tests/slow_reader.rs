@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use decl_harness::*;
 use serde_json::json;
 use tonic::{Code, transport::Endpoint};
-use wfm::api::convert::json_to_struct;
 use wfm::proto::{self, workflow_service_client::WorkflowServiceClient};
 
 /// Events of the chatty execution: accepted, started, a step, one progress per item...
@@ -40,18 +39,6 @@ async fn small_window_client(server: &Server) -> Client {
         .await
         .unwrap();
     WorkflowServiceClient::new(channel).max_decoding_message_size(64 << 20)
-}
-
-async fn start(c: &mut Client, name: &str, input: serde_json::Value) -> String {
-    c.start_execution(proto::StartExecutionRequest {
-        name: name.into(),
-        input: Some(json_to_struct(&input)),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .execution_id
 }
 
 async fn wait_until_ended(c: &mut Client, id: &str) -> i64 {

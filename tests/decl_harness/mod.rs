@@ -155,6 +155,20 @@ pub async fn register_proto(
         .map(|r| r.into_inner().workflow.expect("workflow"))
 }
 
+/// Starts an execution (StartExecution) and returns its id.
+pub async fn start(client: &mut Client, name: &str, input: Value) -> String {
+    client
+        .start_execution(proto::StartExecutionRequest {
+            name: name.into(),
+            input: Some(json_to_struct(&input)),
+            ..Default::default()
+        })
+        .await
+        .expect("start")
+        .into_inner()
+        .execution_id
+}
+
 /// Runs an execution to its end and returns every event.
 pub async fn execute(
     client: &mut Client,
