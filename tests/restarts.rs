@@ -2,7 +2,8 @@
 //! parent's step finds the child it started instead of starting a second one, a stored
 //! workflow version the server cannot restore is neither lost nor its number reused, and a
 //! resumed execution keeps its first start and its single Accepted event. Also: children
-//! never outlive the step that started them, and the depth limit holds whatever the timing.
+//! never outlive the step that started them nor a parent that cannot resume, and the depth
+//! limit holds whatever the timing.
 
 mod decl_harness;
 
@@ -350,4 +351,57 @@ async fn a_resumed_execution_keeps_its_first_start_and_one_accepted_event() {
         accepted, 1,
         "a queued execution resumed is not accepted twice"
     );
+}
+
+#[tokio::test]
+async fn a_resumed_child_is_cancelled_when_its_parent_cannot_resume() {
+    let mut server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "kid",
+        "steps:\n  - {id: nap, tool: {name: sleep, arguments: {duration_ms: 20000}}}\n",
+    )
+    .await
+    .unwrap();
+    // Three steps: a restart with max_steps_per_workflow = 2 cannot restore it.
+    register(
+        &mut c,
+        "mom",
+        "steps:\n  - {id: kid, workflow: {name: kid}}\n  - {id: b, depends_on: [kid], tool: {name: json_transform, arguments: {data: 1, expression: data}}}\n  - {id: c, depends_on: [b], tool: {name: json_transform, arguments: {data: 2, expression: data}}}\n",
+    )
+    .await
+    .unwrap();
+    let parent = start(&mut c, "mom", json!({})).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let child = loop {
+        if let Some(child) = executions_of(&mut c, "kid").await.pop() {
+            break child.id;
+        }
+        assert!(Instant::now() < deadline, "the child never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let config = server.dir.path().join("wfm.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("[limits]\nmax_steps_per_workflow = 2\n{original}"),
+    )
+    .unwrap();
+    server.kill_and_restart();
+    let mut c = server.client().await;
+
+    let mom = wait_for(&mut c, &parent, ended).await;
+    assert_eq!(mom.status, proto::ExecutionStatus::Failed as i32, "{mom:?}");
+    // The child does not sleep its 20 s for a parent that is gone.
+    let began = Instant::now();
+    let kid = wait_for(&mut c, &child, ended).await;
+    assert_eq!(
+        kid.status,
+        proto::ExecutionStatus::Cancelled as i32,
+        "after {:?}: {kid:?}",
+        began.elapsed()
+    );
+    let error = kid.result.as_ref().map(|r| r.error.as_str()).unwrap_or("");
+    assert!(error.contains("its parent execution ended"), "{kid:?}");
 }
