@@ -1497,7 +1497,8 @@ async fn large_items_are_listed_in_pages_that_fit_the_message_limit() {
 
 /// One execution too large for a response on its own (an echo of 45 kB: its input, output
 /// and step output add up past `limits.max_message_bytes`, 100 kB here, though each was
-/// under it) is refused naming the limit to raise, not with tonic's encoder message.
+/// under it) is refused naming the limit to raise, not with tonic's encoder message, in a
+/// listing and when read alone.
 #[tokio::test]
 async fn an_execution_too_large_for_any_page_names_the_message_limit() {
     let server = Server::start_with(&[("WFM_LIMITS__MAX_MESSAGE_BYTES", "100000")], &[]).await;
@@ -1520,6 +1521,21 @@ async fn an_execution_too_large_for_any_page_names_the_message_limit() {
     );
     assert!(
         err.message().contains("raise the limit"),
+        "{}",
+        err.message()
+    );
+    // Reading it alone is refused the same way.
+    let err = c
+        .get_execution(proto::GetExecutionRequest {
+            execution_id: id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange);
+    assert!(
+        err.message().starts_with(&format!(
+            "limits.max_message_bytes is 100000: execution '{id}' alone is "
+        )) && err.message().ends_with("raise the limit to read it"),
         "{}",
         err.message()
     );

@@ -74,19 +74,23 @@ impl Service {
                 continue;
             }
             if i == 0 {
-                return Err(ManagerError::OutOfRange {
-                    limit: "limits.max_message_bytes",
-                    value: max.to_string(),
-                    detail: format!(
-                        "{} alone is {len} bytes encoded, too large for one response; raise the limit to list it",
-                        describe(0)
-                    ),
-                });
+                return Err(too_large(max, &describe(0), len, "list it"));
             }
             items.truncate(i);
             return Ok((items, token_after(i)));
         }
         Ok((items, next))
+    }
+
+    /// Refuses an answer tonic would refuse to send (over `limits.max_message_bytes`),
+    /// with an error that names the limit instead of tonic's own.
+    fn fits<T: prost::Message>(&self, answer: &T, what: &str) -> Result<(), ManagerError> {
+        let max = self.manager.limits().max_message_bytes;
+        let len = answer.encoded_len();
+        if len > max {
+            return Err(too_large(max, what, len, "read it"));
+        }
+        Ok(())
     }
 
     fn stream<R: Send + 'static>(
@@ -351,9 +355,11 @@ impl WorkflowService for Service {
         rpc::note_execution(&id);
         let record = self.manager.get_execution(&id).await?;
         rpc::note_workflow(&record.workflow_name, record.workflow_version as i32);
-        Ok(Response::new(proto::GetExecutionResponse {
+        let answer = proto::GetExecutionResponse {
             execution: Some(convert::execution(&record)),
-        }))
+        };
+        self.fits(&answer, &format!("execution '{id}'"))?;
+        Ok(Response::new(answer))
     }
 
     async fn list_executions(
@@ -521,5 +527,16 @@ impl WorkflowService for Service {
             cancelled: report.cancelled as i32,
             left_to_resume: report.left_to_resume as i32,
         }))
+    }
+}
+
+/// An answer over `limits.max_message_bytes`: what it is, its size, and the way out.
+fn too_large(max: usize, what: &str, len: usize, to: &str) -> ManagerError {
+    ManagerError::OutOfRange {
+        limit: "limits.max_message_bytes",
+        value: max.to_string(),
+        detail: format!(
+            "{what} alone is {len} bytes encoded, too large for one response; raise the limit to {to}"
+        ),
     }
 }
