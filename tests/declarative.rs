@@ -9,6 +9,7 @@ use std::time::Duration;
 use decl_harness::*;
 use serde_json::json;
 use tonic::Code;
+use wfm::api::convert::value_to_json_lossy;
 use wfm::proto;
 
 #[tokio::test]
@@ -1154,4 +1155,83 @@ async fn parents_waiting_on_children_lend_them_their_slots() {
             .count();
         assert!(running <= 2, "{running} children ran at once: {spans:?}");
     }
+}
+
+/// A running execution read with GetExecution or ListExecutions carries its steps so far as
+/// its result (the proto: "present once the execution has started"), for a caller polling
+/// for progress; it is not a success until it ends.
+#[tokio::test]
+async fn a_running_execution_shows_its_steps_so_far() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "progress",
+        r#"
+steps:
+  - {id: a, tool: {name: json_transform, arguments: {data: 7, expression: data}}}
+  - {id: b, depends_on: [a], tool: {name: sleep, arguments: {duration_ms: 30000}}}
+"#,
+    )
+    .await
+    .unwrap();
+    let id = start(&mut c, "progress", json!({})).await;
+    let mut events = c
+        .watch_execution(proto::WatchExecutionRequest {
+            execution_id: id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(r) = events.message().await.unwrap() {
+        if matches!(
+            r.event.and_then(|e| e.kind),
+            Some(proto::execution_event::Kind::StepStarted(s)) if s.step_id == "b"
+        ) {
+            break;
+        }
+    }
+
+    let got = c
+        .get_execution(proto::GetExecutionRequest {
+            execution_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution
+        .unwrap();
+    let listed = c
+        .list_executions(proto::ListExecutionsRequest {
+            workflow_name: "progress".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .executions
+        .remove(0);
+    for execution in [got, listed] {
+        assert_eq!(execution.status, proto::ExecutionStatus::Running as i32);
+        let so_far = execution.result.expect("a result once started");
+        assert!(!so_far.success, "not a success before it ends");
+        assert_eq!(so_far.steps_completed, 1);
+        let a = step_result(&so_far, "a");
+        assert_eq!(a.status, proto::StepStatus::Completed as i32);
+        assert_eq!(value_to_json_lossy(a.output.as_ref().unwrap()), json!(7));
+        let b = step_result(&so_far, "b");
+        assert_eq!(
+            (b.status, b.attempts),
+            (proto::StepStatus::Running as i32, 1)
+        );
+        let output = so_far.output.unwrap_or_default();
+        assert_eq!(value_to_json_lossy(&output), serde_json::Value::Null);
+    }
+    c.cancel_execution(proto::CancelExecutionRequest {
+        execution_id: id,
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
 }

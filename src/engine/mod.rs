@@ -10,6 +10,7 @@ pub mod declarative;
 pub mod definition;
 mod error;
 pub mod event;
+pub mod progress;
 mod workflow;
 
 pub use catalog::{Catalog, WorkflowFactory, WorkflowType};

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::engine::{
     Event, EventKind, EventSink, ExecutionContext, ExecutionResult, StepResult, WorkflowError,
+    progress,
 };
 use crate::store::{ExecutionFilter, ExecutionRecord, ExecutionStatus};
 use crate::telemetry::executions::ExecutionObserver;
@@ -435,10 +436,18 @@ impl WorkflowManager {
             live.cancel_with(reason);
             let _ = tokio::time::timeout(CANCEL_WAIT, live.finished.cancelled()).await;
         }
-        Ok(self.get_execution(id).await?.status)
+        Ok(self.stored_execution(id).await?.status)
     }
 
+    /// An execution; one running has its steps so far as its result.
     pub async fn get_execution(&self, id: &str) -> Result<ExecutionRecord, ManagerError> {
+        let mut record = self.stored_execution(id).await?;
+        self.fill_result_so_far(&mut record).await?;
+        Ok(record)
+    }
+
+    /// An execution's record as stored.
+    async fn stored_execution(&self, id: &str) -> Result<ExecutionRecord, ManagerError> {
         validate::execution_id(id)?;
         self.store
             .get_execution(id)
@@ -446,7 +455,23 @@ impl WorkflowManager {
             .ok_or_else(|| ManagerError::NotFound(format!("execution '{id}' does not exist")))
     }
 
-    /// One page of executions, newest first; the page token is the last id of the previous page.
+    /// Gives an execution that has started and not ended its steps so far as its result,
+    /// read from its events: the store keeps a result only once it has ended.
+    async fn fill_result_so_far(&self, record: &mut ExecutionRecord) -> Result<(), ManagerError> {
+        if record.result.is_none()
+            && let Some(started) = record.start_time
+        {
+            let events = self.store.events_after(&record.id, 0, usize::MAX).await?;
+            let running_for = SystemTime::now()
+                .duration_since(started)
+                .unwrap_or_default();
+            record.result = Some(Arc::new(progress::result_so_far(&events, running_for)));
+        }
+        Ok(())
+    }
+
+    /// One page of executions, newest first; the page token is the last id of the previous
+    /// page. Those running have their steps so far as their result.
     pub async fn list_executions(
         &self,
         filter: &ExecutionFilter,
@@ -487,6 +512,9 @@ impl WorkflowManager {
         } else {
             String::new()
         };
+        for record in &mut page {
+            self.fill_result_so_far(record).await?;
+        }
         Ok((page, next))
     }
 
@@ -510,7 +538,7 @@ impl WorkflowManager {
             // Ended: there will be no event past its last one, so asking for them is a
             // mistake that would otherwise end the stream with nothing. (A running
             // execution may be watched after a sequence it has not reached yet.)
-            let last = self.get_execution(id).await?.last_sequence;
+            let last = self.stored_execution(id).await?.last_sequence;
             if after > last {
                 return Err(ManagerError::invalid(
                     "after_sequence",

@@ -2,12 +2,12 @@
 //! and initialized again; executions that were queued or running when the process died are
 //! resumed as a new attempt that reuses the outputs of the steps they had completed.
 
-use std::{collections::HashMap, sync::Arc, time::SystemTime};
+use std::{sync::Arc, time::SystemTime};
 
 use tokio::sync::Semaphore;
 
 use super::{ManagerError, WorkflowManager, executions::Resume, registry::RegisteredWorkflow};
-use crate::engine::{Event, EventKind, StepResult, StepStatus};
+use crate::engine::{Event, EventKind, StepResult, StepStatus, progress};
 use crate::store::{ExecutionRecord, WorkflowRecord, WorkflowSource};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -126,37 +126,16 @@ impl WorkflowManager {
 /// Whether the execution was accepted, how many times it started, and the steps it
 /// completed, from its events.
 fn replay(events: Vec<Event>) -> (bool, u32, Vec<StepResult>) {
-    let (mut accepted, mut attempts) = (false, 0);
-    let mut completed: HashMap<String, StepResult> = HashMap::new();
-    let mut order = Vec::new();
-    for event in events {
-        match event.kind {
-            EventKind::Accepted { .. } => accepted = true,
-            EventKind::Started { .. } => attempts += 1,
-            EventKind::StepCompleted {
-                step_id,
-                output,
-                duration,
-            } => {
-                order.push(step_id.clone());
-                completed.insert(
-                    step_id.clone(),
-                    StepResult {
-                        step_id,
-                        status: StepStatus::Completed,
-                        output,
-                        error: None,
-                        duration,
-                        attempts: 1,
-                    },
-                );
-            }
-            _ => {}
-        }
-    }
-    let steps = order
+    let accepted = events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Accepted { .. }));
+    let attempts = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Started { .. }))
+        .count() as u32;
+    let completed = progress::steps_so_far(&events)
         .into_iter()
-        .filter_map(|id| completed.remove(&id))
+        .filter(|s| s.status == StepStatus::Completed)
         .collect();
-    (accepted, attempts, steps)
+    (accepted, attempts, completed)
 }
