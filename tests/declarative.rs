@@ -716,7 +716,7 @@ async fn refused(yaml: &str) -> tonic::Status {
 #[tokio::test]
 async fn refuses_cycles() {
     let s = refused(
-        "steps:\n  - {id: a, depends_on: [c], tool: {name: sleep}}\n  - {id: b, depends_on: [a], tool: {name: sleep}}\n  - {id: c, depends_on: [b], tool: {name: sleep}}\n",
+        "steps:\n  - {id: a, depends_on: [c], tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: b, depends_on: [a], tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: c, depends_on: [b], tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
     )
     .await;
     assert_eq!(s.code(), Code::InvalidArgument);
@@ -737,7 +737,7 @@ async fn refuses_cycles() {
 #[tokio::test]
 async fn refuses_unknown_dependencies_and_duplicates_all_at_once() {
     let s = refused(
-        "steps:\n  - {id: a, depends_on: [nope], tool: {name: sleep}}\n  - {id: a, tool: {name: sleep}}\n  - {id: b, tool: {name: no_such_tool}}\n",
+        "steps:\n  - {id: a, depends_on: [nope], tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: a, tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: b, tool: {name: no_such_tool}}\n",
     )
     .await;
     assert_eq!(s.code(), Code::InvalidArgument);
@@ -765,7 +765,7 @@ async fn refuses_unknown_tools_as_a_failed_precondition() {
 #[tokio::test]
 async fn refuses_bad_templates() {
     let s = refused(
-        "steps:\n  - {id: t, tool: {name: sleep, arguments: {duration_ms: \"{{ input.ms + }}\"}}}\n  - {id: w, when: \"input.(\", tool: {name: sleep}}\n",
+        "steps:\n  - {id: t, tool: {name: sleep, arguments: {duration_ms: \"{{ input.ms + }}\"}}}\n  - {id: w, when: \"input.(\", tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
     )
     .await;
     assert_eq!(s.code(), Code::InvalidArgument);
@@ -781,7 +781,7 @@ async fn refuses_bad_templates() {
 #[tokio::test]
 async fn refuses_a_when_or_for_each_with_text_around_its_braces() {
     let s = refused(
-        "steps:\n  - {id: gate, when: \"{{ input.count }} > 3\", tool: {name: sleep}}\n  - {id: each, for_each: \"[{{ input.items }}]\", tool: {name: sleep}}\n",
+        "steps:\n  - {id: gate, when: \"{{ input.count }} > 3\", tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: each, for_each: \"[{{ input.items }}]\", tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
     )
     .await;
     assert_eq!(s.code(), Code::InvalidArgument);
@@ -884,7 +884,7 @@ async fn refuses_templates_reading_steps_they_do_not_depend_on() {
 #[tokio::test]
 async fn refuses_reading_steps_by_subscript() {
     let s = refused(
-        "steps:\n  - {id: a, tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: b, tool: {name: json_transform, arguments: {data: \"{{ steps['a'].output }}\", expression: data}}}\n  - {id: c, depends_on: [a], when: \"steps[input.which]\", tool: {name: sleep}}\n",
+        "steps:\n  - {id: a, tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: b, tool: {name: json_transform, arguments: {data: \"{{ steps['a'].output }}\", expression: data}}}\n  - {id: c, depends_on: [a], when: \"steps[input.which]\", tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
     )
     .await;
     assert_eq!(s.code(), Code::InvalidArgument);
@@ -912,7 +912,7 @@ async fn refuses_reading_steps_by_subscript() {
 #[tokio::test]
 async fn refuses_a_bad_schema() {
     let s =
-        refused("input_schema: {type: objekt}\nsteps:\n  - {id: a, tool: {name: sleep}}\n").await;
+        refused("input_schema: {type: objekt}\nsteps:\n  - {id: a, tool: {name: sleep, arguments: {duration_ms: 1}}}\n").await;
     assert_eq!(s.code(), Code::InvalidArgument);
     assert!(
         s.message()
@@ -952,7 +952,7 @@ async fn refuses_an_input_schema_no_input_can_satisfy() {
     register(
         &mut c,
         "maybe",
-        "input_schema: {type: [object, array]}\nsteps:\n  - {id: a, tool: {name: sleep}}\n",
+        "input_schema: {type: [object, array]}\nsteps:\n  - {id: a, tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
     )
     .await
     .expect("registers");
@@ -961,7 +961,7 @@ async fn refuses_an_input_schema_no_input_can_satisfy() {
 #[tokio::test]
 async fn refuses_for_each_over_a_non_list() {
     let s = refused(
-        "input_schema: {type: object, properties: {name: {type: string}}}\nsteps:\n  - {id: each, for_each: input.name, tool: {name: sleep}}\n  - {id: konst, for_each: \"{{ 42 }}\", tool: {name: sleep}}\n  - {id: trimmed, for_each: \"{{- input.name -}}\", tool: {name: sleep}}\n",
+        "input_schema: {type: object, properties: {name: {type: string}}}\nsteps:\n  - {id: each, for_each: input.name, tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: konst, for_each: \"{{ 42 }}\", tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: trimmed, for_each: \"{{- input.name -}}\", tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
     )
     .await;
     assert_eq!(s.code(), Code::InvalidArgument);
@@ -1009,9 +1009,13 @@ async fn refuses_composition_cycles() {
         s.message()
     );
     // b → a, then a new version of b running a: b → a → b.
-    register(&mut c, "b", "steps:\n  - {id: x, tool: {name: sleep}}\n")
-        .await
-        .unwrap();
+    register(
+        &mut c,
+        "b",
+        "steps:\n  - {id: x, tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+    )
+    .await
+    .unwrap();
     register(
         &mut c,
         "a",
@@ -1039,9 +1043,13 @@ async fn refuses_composition_cycles() {
 async fn refuses_nesting_deeper_than_the_limit() {
     let server = Server::start("[limits]\nmax_workflow_depth = 3\n");
     let mut c = server.client().await;
-    register(&mut c, "l1", "steps:\n  - {id: x, tool: {name: sleep}}\n")
-        .await
-        .unwrap();
+    register(
+        &mut c,
+        "l1",
+        "steps:\n  - {id: x, tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+    )
+    .await
+    .unwrap();
     register(&mut c, "l2", "steps:\n  - {id: x, workflow: {name: l1}}\n")
         .await
         .unwrap();
@@ -1234,4 +1242,55 @@ steps:
     })
     .await
     .unwrap();
+}
+
+/// A tool's literal arguments are checked against the schema it publishes (ListTools) when
+/// the definition is registered, not first when a step runs; a value a template fills is
+/// left to run time, while its object's keys are still checked.
+#[tokio::test]
+async fn refuses_literal_tool_arguments_the_tool_schema_does_not_allow() {
+    let s = refused(
+        r#"
+steps:
+  - {id: word, tool: {name: sleep, arguments: {duration_ms: "abc"}}}
+  - {id: negative, tool: {name: sleep, arguments: {duration_ms: -5}}}
+  - {id: missing, tool: {name: sleep, arguments: {}}}
+  - {id: no_url, tool: {name: http_request, arguments: {method: "{{ input.method }}"}}}
+"#,
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    for (step, says) in [
+        (
+            "word",
+            "tool.arguments/duration_ms \"abc\" is not of type \"integer\"",
+        ),
+        (
+            "negative",
+            "tool.arguments/duration_ms -5 is less than the minimum of 0",
+        ),
+        (
+            "missing",
+            "tool.arguments \"duration_ms\" is a required property",
+        ),
+        ("no_url", "tool.arguments \"url\" is a required property"),
+    ] {
+        assert!(m.contains(&format!("step '{step}': {says}")), "{step}: {m}");
+    }
+    assert!(
+        m.contains("(tool 'sleep' takes what its input_schema in ListTools allows)"),
+        "{m}"
+    );
+
+    // Values filled at run time are not judged now.
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "later",
+        "steps:\n  - {id: nap, tool: {name: sleep, arguments: {duration_ms: \"{{ input.ms }}\"}}}\n",
+    )
+    .await
+    .expect("a templated value is checked when the step runs");
 }

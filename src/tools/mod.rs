@@ -113,6 +113,12 @@ impl ToolManager {
             .contains_key(name)
     }
 
+    /// The JSON Schema of a tool's arguments, when the tool is here.
+    pub fn input_schema(&self, name: &str) -> Option<Value> {
+        let tools = self.tools.read().expect("tool registry lock");
+        tools.get(name).map(|r| r.tool.spec().input_schema.clone())
+    }
+
     /// Every tool's spec, sorted by name.
     pub fn specs(&self) -> Vec<ToolSpec> {
         let tools = self.tools.read().expect("tool registry lock");

@@ -221,6 +221,10 @@ impl Validator {
                 }
                 if !(tool.arguments.is_object() || tool.arguments.is_null()) {
                     self.invalid(&here, "tool.arguments must be an object");
+                } else if self.registering
+                    && let Some(schema) = tools.input_schema(&tool.name)
+                {
+                    self.check_arguments(&here, &tool.name, &schema, &tool.arguments);
                 }
                 self.check_templates(&here, "tool.arguments", &tool.arguments);
             }
@@ -551,6 +555,46 @@ impl Validator {
         }
     }
 
+    /// A tool's arguments against the schema it publishes (ListTools), as far as they are
+    /// known now: a value a template fills at run time is not judged, nor is anything about
+    /// the object holding it but its keys (a required one missing, one not allowed).
+    fn check_arguments(&mut self, here: &str, tool: &str, schema: &Value, arguments: &Value) {
+        // A schema this library cannot compile is the tool's to enforce when it is called.
+        let Ok(validator) = jsonschema::validator_for(schema) else {
+            return;
+        };
+        let empty = Value::Object(Default::default());
+        let arguments = if arguments.is_null() {
+            &empty
+        } else {
+            arguments
+        };
+        let mut templated = Vec::new();
+        templated_values(arguments, String::new(), &mut templated);
+        for error in validator.iter_errors(arguments) {
+            let at = error.instance_path().as_str();
+            let about_keys = matches!(
+                error.kind(),
+                jsonschema::error::ValidationErrorKind::Required { .. }
+                    | jsonschema::error::ValidationErrorKind::AdditionalProperties { .. }
+            );
+            let unknown_yet = templated.iter().any(|t| {
+                let within = t == at || at.starts_with(&format!("{t}/"));
+                let holds = t.starts_with(&format!("{at}/"));
+                within || (holds && !about_keys)
+            });
+            if !unknown_yet {
+                self.invalid(
+                    here,
+                    format!(
+                        "tool.arguments{} {error} (tool '{tool}' takes what its input_schema in ListTools allows)",
+                        if at.is_empty() { String::new() } else { at.to_string() },
+                    ),
+                );
+            }
+        }
+    }
+
     fn check_schema(&mut self, schema: Option<&Value>) {
         let Some(schema) = schema else { return };
         if !(schema.is_object() || schema.is_boolean()) {
@@ -703,6 +747,25 @@ fn root(var: &str) -> &str {
 }
 
 /// A JSON pointer for messages: the root shows as `/`.
+/// The JSON pointers of the strings in `value` that are templates, filled at run time.
+fn templated_values(value: &Value, at: String, found: &mut Vec<String>) {
+    match value {
+        Value::String(text) if text.contains("{{") || text.contains("{%") => found.push(at),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                templated_values(item, format!("{at}/{i}"), found);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let key = key.replace('~', "~0").replace('/', "~1");
+                templated_values(item, format!("{at}/{key}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn pointer(path: &str) -> &str {
     if path.is_empty() { "/" } else { path }
 }
