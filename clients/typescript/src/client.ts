@@ -28,7 +28,13 @@ import {
   type Workflow,
 } from "./model.js";
 import { checkJsonObject } from "./json.js";
-import { callSignalInterceptor, connectionError, isConnectionFailure, WfmSessionManager } from "./transport.js";
+import {
+  callSignalInterceptor,
+  connectionError,
+  isConnectionFailure,
+  RECURSION_LIMIT,
+  WfmSessionManager,
+} from "./transport.js";
 
 export interface WfmClientOptions {
   /** Sent as `authorization: Bearer <token>` on every call. */
@@ -175,6 +181,8 @@ export class WfmClient {
       sessionManager: this.sessionManager,
       interceptors,
       defaultTimeoutMs: options.defaultTimeoutMs,
+      // Results may nest deeper than protobuf-es's default of 100 messages (see RECURSION_LIMIT).
+      binaryOptions: { recursionLimit: RECURSION_LIMIT },
     });
     this.raw = createClient(WorkflowService, transport);
   }

@@ -6,6 +6,19 @@ import * as http2 from "node:http2";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 
+/**
+ * How deep a response may nest, in protobuf messages (protobuf-es's default is 100).
+ *
+ * JSON in a google.protobuf.Struct costs three messages per object (Struct, map entry,
+ * Value), two per array. The server takes inputs of up to 33 levels of JSON (about 100
+ * messages) and definitions of up to 32, and a result can wrap one in the other: a
+ * declarative workflow's `output` template around `{{ input }}`, again in a parent's
+ * output for each level of child workflows (`limits.max_workflow_depth`, 8 by default):
+ * 33 + 8 × 32 = 289 levels of JSON, about 870 messages, plus the response's own few.
+ * 1000 covers that and is far from exhausting Node's stack (protobuf-es recurses per level).
+ */
+export const RECURSION_LIMIT = 1000;
+
 /** The AbortSignal of the call being made, from `callSignalInterceptor` to `WfmSessionManager.request`. */
 const callSignal = new AsyncLocalStorage<AbortSignal>();
 
