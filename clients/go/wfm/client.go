@@ -23,6 +23,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -110,7 +111,13 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	dopts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	dopts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		// No receive limit of the client's own (gRPC's default is 4 MiB): the server bounds
+		// what it sends by its limits.max_message_bytes, which may be set above 4 MiB.
+		// WithDialOptions(grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(n))) sets one.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
+	}
 	if cfg.tokenSet {
 		if cfg.token == "" {
 			return nil, errors.New("wfm: empty bearer token")

@@ -516,6 +516,43 @@ func TestInputTooLargeIsInvalidArgument(t *testing.T) {
 	}
 }
 
+// A server whose limits.max_message_bytes is above gRPC's default 4 MiB receive limit:
+// the client reads what it sends (the server bounds its messages, the client does not).
+func TestMessagesOverFourMiB(t *testing.T) {
+	ctx := ctxT(t)
+	srv := startTestServer(t,
+		"WFM_LIMITS__MAX_MESSAGE_BYTES=33554432",
+		"WFM_LIMITS__MAX_INPUT_BYTES=6291456",
+		"WFM_LIMITS__MAX_OUTPUT_BYTES=16777216") // the result: output and step output
+	c, err := wfm.Dial(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, _, err := c.Register(ctx, wfm.RegisterOptions{Name: "big", Type: "echo"}); err != nil {
+		t.Fatal(err)
+	}
+	blob := strings.Repeat("x", 5<<20)
+	started, err := c.StartExecution(ctx, "big", wfm.ExecuteOptions{Input: map[string]any{"blob": blob}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Wait(ctx, started.ExecutionID)
+	if err != nil {
+		t.Fatalf("wait: %v (code %s)", err, wfm.Code(err))
+	}
+	if out, _ := res.Output.(map[string]any); out["blob"] != blob {
+		t.Fatalf("output %.40v..., want the input back", res.Output)
+	}
+	ex, err := c.GetExecution(ctx, started.ExecutionID)
+	if err != nil {
+		t.Fatalf("get execution: %v (code %s)", err, wfm.Code(err))
+	}
+	if in, _ := ex.Input["blob"].(string); in != blob {
+		t.Fatalf("input of %d bytes read back", len(in))
+	}
+}
+
 func TestStartAndWatchAfterSequence(t *testing.T) {
 	ctx := ctxT(t)
 	name := uniqueName(t, "go-watch")

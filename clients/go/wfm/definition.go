@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	workflowv1 "github.com/wfm-dev/wfm/clients/go/gen/workflow/v1"
 )
@@ -28,8 +29,46 @@ type Definition struct {
 	// InputSchema is a JSON Schema every execution's input must satisfy (nil: any object).
 	InputSchema map[string]any `json:"input_schema,omitempty"`
 	// Output is the template of the output over input and steps, any JSON value
-	// (nil: an object of the outputs of the steps nothing depends on, by step id).
+	// (nil: unset, an object of the outputs of the steps nothing depends on, by step id;
+	// Null: the JSON null, which is another definition).
 	Output any `json:"output,omitempty"`
+}
+
+// Null is an explicit JSON null for Definition.Output, where nil means unset. The two
+// are different definitions, so Get gives back Null for a workflow registered with
+// `output: null`, and registering what Get returned is the same version again.
+var Null = jsonNull{}
+
+type jsonNull struct{}
+
+func (jsonNull) MarshalJSON() ([]byte, error) { return []byte("null"), nil }
+
+// UnmarshalJSON reads a definition, keeping `"output": null` (Null) apart from no output (nil).
+func (d *Definition) UnmarshalJSON(data []byte) error {
+	type plain Definition
+	var aux struct {
+		plain
+		Output json.RawMessage `json:"output"`
+	}
+	if err := json.Unmarshal(data, &aux); err != nil {
+		return err
+	}
+	*d = Definition(aux.plain)
+	return d.setOutput(aux.Output)
+}
+
+// setOutput sets Output from its JSON text: nil when absent, Null for null.
+func (d *Definition) setOutput(raw json.RawMessage) error {
+	d.Output = nil
+	switch {
+	case raw == nil:
+		return nil
+	case string(bytes.TrimSpace(raw)) == "null":
+		d.Output = Null
+		return nil
+	default:
+		return json.Unmarshal(raw, &d.Output)
+	}
 }
 
 // Step is one step of a Definition. Set exactly one of Tool and Workflow.
@@ -83,17 +122,24 @@ type RetryPolicy struct {
 // next to steps, input_schema and output. Unknown fields are refused. For a
 // map (from a YAML library, say), json.Marshal it first.
 func ParseDefinitionFile(data []byte) (RegisterOptions, error) {
+	// Definition's own fields, not the embedded Definition: its UnmarshalJSON would be
+	// promoted and read the whole file, leaving name and the others out.
 	var f struct {
 		Name           string            `json:"name"`
 		Description    string            `json:"description"`
 		Labels         map[string]string `json:"labels"`
 		MaxConcurrency int               `json:"max_concurrency"`
-		Definition
+		Steps          []Step            `json:"steps"`
+		InputSchema    map[string]any    `json:"input_schema"`
+		Output         json.RawMessage   `json:"output"`
 	}
 	if err := decodeStrict(data, &f); err != nil {
 		return RegisterOptions{}, fmt.Errorf("wfm: not a workflow definition file: %w", err)
 	}
-	def := f.Definition
+	def := Definition{Steps: f.Steps, InputSchema: f.InputSchema}
+	if err := def.setOutput(f.Output); err != nil {
+		return RegisterOptions{}, fmt.Errorf("wfm: not a workflow definition file: output: %w", err)
+	}
 	return RegisterOptions{
 		Name:           f.Name,
 		Description:    f.Description,
@@ -250,6 +296,9 @@ func fromDefinition(d *workflowv1.WorkflowDefinition) *Definition {
 		return nil
 	}
 	out := &Definition{InputSchema: fromStruct(d.GetInputSchema()), Output: fromValue(d.GetOutput())}
+	if _, isNull := d.GetOutput().GetKind().(*structpb.Value_NullValue); isNull {
+		out.Output = Null // set, to null: not the same definition as no output
+	}
 	for _, s := range d.GetSteps() {
 		step := Step{
 			ID:              s.GetId(),

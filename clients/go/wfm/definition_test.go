@@ -277,6 +277,47 @@ func TestGoValuesAsInput(t *testing.T) {
 	}
 }
 
+// An explicit `output: null` is content of its own, unlike an unset output: what Get
+// returns registers again as the same version.
+func TestDefinitionOutputNullRoundTrips(t *testing.T) {
+	ctx := ctxT(t)
+	opts, err := wfm.ParseDefinitionFile([]byte(`{"steps": [{"id": "a", "tool": {"name": "sleep"}}], "output": null}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Definition.Output != wfm.Null {
+		t.Fatalf("parsed output %#v, want wfm.Null", opts.Definition.Output)
+	}
+	if b, err := json.Marshal(opts.Definition); err != nil || !strings.Contains(string(b), `"output":null`) {
+		t.Fatalf("marshalled %s %v", b, err)
+	}
+	var back wfm.Definition
+	if err := json.Unmarshal([]byte(`{"steps": [], "output": null}`), &back); err != nil || back.Output != wfm.Null {
+		t.Fatalf("json.Unmarshal: output %#v %v", back.Output, err)
+	}
+	opts.Name = uniqueName(t, "go-null-output")
+	first, created, err := sharedClient.Register(ctx, opts)
+	if err != nil || !created {
+		t.Fatalf("register: %v (created %v)", err, created)
+	}
+	got, err := sharedClient.Get(ctx, opts.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Definition.Output != wfm.Null {
+		t.Fatalf("read back output %#v, want wfm.Null", got.Definition.Output)
+	}
+	again, created, err := sharedClient.Register(ctx, wfm.RegisterOptions{Name: opts.Name, Definition: got.Definition})
+	if err != nil || created || again.Version != first.Version {
+		t.Fatalf("re-registering what Get returned: version %d (first %d), created %v, %v", again.Version, first.Version, created, err)
+	}
+	// Unset is another content: a new version.
+	unset, created, err := sharedClient.Register(ctx, wfm.RegisterOptions{Name: opts.Name, Definition: &wfm.Definition{Steps: got.Definition.Steps}})
+	if err != nil || !created || unset.Version == first.Version {
+		t.Fatalf("registering without output: version %d, created %v, %v", unset.Version, created, err)
+	}
+}
+
 // The JSON form of a Definition is the one of `wfm register -f`, both ways.
 func TestDefinitionJSON(t *testing.T) {
 	opts, err := wfm.ParseDefinitionFile([]byte(`{"name": "j", "max_concurrency": 2, "steps": [

@@ -265,6 +265,9 @@ func viaJSON(field string, v any, m proto.Message) error {
 	if err != nil {
 		return invalidArgument("%s: cannot be sent as JSON: %v", field, err)
 	}
+	if err := checkExactNumbers(field, v); err != nil {
+		return err
+	}
 	if err := protojson.Unmarshal(b, m); err != nil {
 		return invalidArgument("%s: cannot be sent as JSON: %v", field, err)
 	}

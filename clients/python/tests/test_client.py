@@ -510,3 +510,28 @@ def test_client_shared_between_threads(client: Client, echo_wf: str) -> None:
     for t in threads:
         t.join(20)
     assert results == [True] * 8
+
+
+def test_messages_over_4_mib(tmp_path: Any) -> None:
+    """A server whose limits.max_message_bytes is above gRPC's default 4 MiB receive limit."""
+    srv = start_server(
+        tmp_path,
+        {
+            "WFM_LIMITS__MAX_MESSAGE_BYTES": str(32 << 20),
+            "WFM_LIMITS__MAX_INPUT_BYTES": str(6 << 20),
+            "WFM_LIMITS__MAX_OUTPUT_BYTES": str(16 << 20),  # the result: output and step output
+        },
+    )
+    try:
+        blob = "x" * (5 << 20)
+        with Client(srv.target, timeout=30) as c:
+            c.register("big", type="echo")
+            started = c.start_execution("big", input={"blob": blob})
+            assert c.wait(started.execution_id).output == {"blob": blob}
+            assert c.get_execution(started.execution_id).input == {"blob": blob}
+        # A limit of the caller's own still applies.
+        with Client(srv.target, timeout=30, options=[("grpc.max_receive_message_length", 1 << 20)]) as c:
+            with pytest.raises(wfm_client.ResourceExhaustedError):
+                c.run("big", input={"blob": blob})
+    finally:
+        srv.stop()

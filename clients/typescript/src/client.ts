@@ -28,7 +28,13 @@ import {
   type Workflow,
 } from "./model.js";
 import { checkJsonObject } from "./json.js";
-import { callSignalInterceptor, WfmSessionManager } from "./transport.js";
+import {
+  callSignalInterceptor,
+  connectionError,
+  isConnectionFailure,
+  RECURSION_LIMIT,
+  WfmSessionManager,
+} from "./transport.js";
 
 export interface WfmClientOptions {
   /** Sent as `authorization: Bearer <token>` on every call. */
@@ -175,6 +181,8 @@ export class WfmClient {
       sessionManager: this.sessionManager,
       interceptors,
       defaultTimeoutMs: options.defaultTimeoutMs,
+      // Results may nest deeper than protobuf-es's default of 100 messages (see RECURSION_LIMIT).
+      binaryOptions: { recursionLimit: RECURSION_LIMIT },
     });
     this.raw = createClient(WorkflowService, transport);
   }
@@ -364,7 +372,7 @@ export class WfmClient {
     try {
       return await send();
     } catch (e) {
-      throw callError(e, call?.signal?.aborted === true || this.closes !== closes);
+      throw callError(e, call?.signal?.aborted === true || this.closes !== closes, this.sessionManager.authority);
     }
   }
 
@@ -413,7 +421,7 @@ export class WfmClient {
         }
       }
     } catch (e) {
-      throw callError(e, call?.signal?.aborted === true || this.closes !== closes);
+      throw callError(e, call?.signal?.aborted === true || this.closes !== closes, this.sessionManager.authority);
     } finally {
       clearTimeout(deadline);
       call?.signal?.removeEventListener("abort", callerAborted);
@@ -444,7 +452,11 @@ function executeRequest(name: string, o: ExecuteOptions) {
  * UNAVAILABLE, as the Go and Python clients see it, so that retry logic keyed on
  * `isUnavailable` covers it.
  */
-function callError(e: unknown, cancelledByCaller: boolean): WfmError {
+function callError(e: unknown, cancelledByCaller: boolean, authority: string): WfmError {
+  if (isConnectionFailure(e)) {
+    // A TLS or socket failure surfacing on the call's stream (Connect reports it as INTERNAL).
+    return WfmError.from(connectionError(e, authority));
+  }
   const err = WfmError.from(e);
   if (err.code === Code.Canceled && !cancelledByCaller && !err.metadata.has("grpc-status")) {
     return new UnavailableError(`the connection to the server was lost: ${err.rawMessage}`, {

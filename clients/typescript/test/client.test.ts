@@ -27,6 +27,8 @@ import {
   nativeSource,
   type DefinitionFile,
   type ExecutionEvent,
+  type JsonObject,
+  type JsonValue,
   type Workflow,
 } from "../src/index.js";
 import { startServer, type WfmServer } from "./server.js";
@@ -788,6 +790,36 @@ describe("declarative workflows from plain objects", () => {
       celebrated: "{{ steps.celebrate.status == 'completed' }}",
     },
   };
+
+  it("reads a result nested deeper than protobuf-es's default recursion limit (100 messages)", async () => {
+    // `levels` objects around `leaf`: {w: {w: ... leaf}}.
+    const nest = (levels: number, leaf: JsonValue): JsonObject => {
+      let v: JsonValue = leaf;
+      for (let i = 0; i < levels; i++) v = { w: v };
+      return v as JsonObject;
+    };
+    // The server's limits: 33 levels of input (32 here), 32 in a definition; the output
+    // wraps the input in 31 more objects, 63 levels of JSON, about 190 protobuf messages.
+    const input = nest(32, 1);
+    await client.register({
+      name: "deep-output",
+      source: definitionSource({
+        steps: [{ id: "nap", tool: { name: "sleep", arguments: { duration_ms: 0 } } }],
+        output: nest(31, "{{ input }}"),
+      }),
+    });
+    const expected = nest(31, input);
+    const result = await client.run("deep-output", { input });
+    assert.equal(result.success, true, JSON.stringify(result.error));
+    assert.deepEqual(result.output, expected);
+    const execution = await client.getExecution(result.executionId);
+    assert.deepEqual(execution.result?.output, expected);
+    const listed = await collect(client.listExecutions({ workflowName: "deep-output" }));
+    assert.deepEqual(
+      listed.map((e) => e.result?.output),
+      [expected],
+    );
+  });
 
   it("registers examples/fan-out.yaml with definitionFile and runs it", async () => {
     const { workflow, created } = await client.register(definitionFile(fanOut));

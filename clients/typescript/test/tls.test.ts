@@ -3,7 +3,7 @@
 // come from scripts/tls-test-setup.sh (openssl and `wfm token create`).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -109,6 +109,42 @@ describe("TLS and tokens", () => {
       streamErr = e;
     }
     assert.ok(streamErr instanceof UnavailableError, String(streamErr));
+  });
+
+  it("a mutual-TLS server and no client certificate: UNAVAILABLE, not INTERNAL", async () => {
+    // The same server configuration, requiring client certificates signed by the test CA.
+    // TLS 1.3 reports the missing certificate after the handshake, as an alert
+    // ("certificate required") on the first read: a connection that cannot be made all the same.
+    const config = join(pki, "wfm-mtls.toml");
+    writeFileSync(config, `${readFileSync(join(pki, "wfm.toml"), "utf8")}client_ca = "${join(pki, "ca.pem")}"\n`);
+    const mtls = await startServer({}, 20_000, ["--config", config]);
+    try {
+      const client = new WfmClient(`https://${mtls.url.replace(/^http:\/\//, "")}`, {
+        tls: { ca: readFileSync(join(pki, "ca.pem")) },
+        token: token("admin"),
+        defaultTimeoutMs: 20_000,
+      });
+      opened.push(client);
+      for (const attempt of [client.listTools(), names(client), client.listTools()]) {
+        const err = await rejection(attempt);
+        assert.ok(err instanceof UnavailableError, String(err));
+        assert.equal(err.code, Code.Unavailable);
+        assert.match(err.rawMessage, /certificate required/i);
+        assert.match(err.rawMessage, /client certificate/);
+        assert.doesNotMatch(err.rawMessage, /SSL routines|openssl/); // OpenSSL's reason, not its raw string
+      }
+      let streamErr: unknown;
+      try {
+        for await (const _ of client.execute("ts-tls-echo")) {
+          // nothing arrives
+        }
+      } catch (e) {
+        streamErr = e;
+      }
+      assert.ok(streamErr instanceof UnavailableError, String(streamErr));
+    } finally {
+      await mtls.stop();
+    }
   });
 
   it("an admin registers and executes over TLS", async () => {

@@ -137,9 +137,9 @@ class Client:
         if channel is not None:
             self._channel = channel
         elif self._settings.credentials is not None:
-            self._channel = grpc.secure_channel(self._settings.address, self._settings.credentials, options=options)
+            self._channel = grpc.secure_channel(self._settings.address, self._settings.credentials, options=rq.channel_options(options))
         else:
-            self._channel = grpc.insecure_channel(self._settings.address, options=options)
+            self._channel = grpc.insecure_channel(self._settings.address, options=rq.channel_options(options))
         self._owns_channel = channel is None
         #: The generated stub, for anything the idiomatic layer does not cover.
         self.stub = pb_grpc.WorkflowServiceStub(self._channel)

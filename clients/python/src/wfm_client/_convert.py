@@ -3,36 +3,49 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
+from ._errors import InvalidValueError
+
 _MAX_SAFE_INT = 2**53
+_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*")
 
 
 def py_to_value(obj: Any, _path: str = "$") -> struct_pb2.Value:
-    """A JSON-like Python value (dict, list, str, number, bool, None) as a ``Value``."""
+    """A JSON-like Python value (dict, list, str, number, bool, None) as a ``Value``.
+
+    What is not JSON, or would not arrive as given (an integer beyond ±2^53: numbers
+    travel as doubles), raises :class:`InvalidValueError` naming where it is.
+    """
     v = struct_pb2.Value()
-    _fill_value(v, obj, _path)
+    fill_value(v, obj, _path)
     return v
 
 
 def to_struct(obj: Mapping[str, Any] | struct_pb2.Struct | None, _path: str = "$") -> struct_pb2.Struct:
     """A dict (or an existing ``Struct``) as a ``Struct``; None gives an empty one."""
     s = struct_pb2.Struct()
-    if obj is None:
-        return s
+    if obj is not None:
+        fill_struct(s, obj, _path)
+    return s
+
+
+def fill_struct(s: struct_pb2.Struct, obj: Mapping[str, Any] | struct_pb2.Struct, path: str) -> None:
+    """Fills ``s`` in place with the dict ``obj`` (see :func:`to_struct`)."""
     if isinstance(obj, struct_pb2.Struct):
         s.CopyFrom(obj)
-        return s
-    if not isinstance(obj, Mapping):
-        raise TypeError(f"{_path}: expected a dict, got {type(obj).__name__}")
-    _fill_struct(s, obj, _path)
-    return s
+    elif isinstance(obj, Mapping):
+        _fill_struct(s, obj, path)
+    else:
+        raise InvalidValueError(f"{path}: expected a dict, got {type(obj).__name__}")
 
 
 # The message is built in place, top down: no level is built apart and copied or merged
@@ -40,13 +53,30 @@ def to_struct(obj: Mapping[str, Any] | struct_pb2.Struct | None, _path: str = "$
 # levels of message nesting, about 32 levels of JSON objects).
 
 
-def _fill_value(v: struct_pb2.Value, obj: Any, path: str) -> None:
+def fill_value(v: struct_pb2.Value, obj: Any, path: str) -> None:
+    """Fills ``v`` in place with the JSON-like ``obj`` (see :func:`py_to_value`)."""
     if obj is None:
         v.null_value = struct_pb2.NULL_VALUE
     elif isinstance(obj, bool):
         v.bool_value = obj
+    elif isinstance(obj, numbers.Integral):
+        # A double holds every integer up to 2^53, and not all of them beyond: refused
+        # rather than sent rounded (2**53 + 1 would arrive as 2**53), as the wfm CLI does.
+        n = int(obj)
+        if abs(n) > _MAX_SAFE_INT:
+            raise InvalidValueError(
+                f"{path}: {n} is beyond ±2^53: JSON numbers travel as doubles and it would arrive changed; "
+                "send it as a string"
+            )
+        v.number_value = float(n)
     elif isinstance(obj, numbers.Real):
-        v.number_value = float(obj)
+        try:
+            x = float(obj)
+        except OverflowError:
+            x = math.inf
+        if not math.isfinite(x):
+            raise InvalidValueError(f"{path}: {obj} is not JSON (NaN and infinities are not allowed)")
+        v.number_value = x
     elif isinstance(obj, str):
         v.string_value = obj
     elif isinstance(obj, struct_pb2.Value):
@@ -62,9 +92,12 @@ def _fill_value(v: struct_pb2.Value, obj: Any, path: str) -> None:
         if not obj:
             v.list_value.SetInParent()
         for i, x in enumerate(obj):
-            _fill_value(values.add(), x, f"{path}[{i}]")
+            fill_value(values.add(), x, f"{path}[{i}]")
     else:
-        raise TypeError(f"{path}: {type(obj).__name__} is not JSON-like (dict, list, str, number, bool, None)")
+        hint = " (convert it to a string, e.g. with isoformat())" if isinstance(obj, (_dt.date, _dt.time)) else ""
+        raise InvalidValueError(
+            f"{path}: {type(obj).__name__} is not JSON (dict, list, str, number, bool, None){hint}"
+        )
 
 
 def _fill_struct(s: struct_pb2.Struct, obj: Mapping[str, Any], path: str) -> None:
@@ -72,8 +105,13 @@ def _fill_struct(s: struct_pb2.Struct, obj: Mapping[str, Any], path: str) -> Non
         s.SetInParent()
     for key, val in obj.items():
         if not isinstance(key, str):
-            raise TypeError(f"{path}: keys must be str, got {type(key).__name__}")
-        _fill_value(s.fields[key], val, f"{path}.{key}")
+            raise InvalidValueError(f"{path}: keys must be str, got {type(key).__name__}")
+        fill_value(s.fields[key], val, child_path(path, key))
+
+
+def child_path(path: str, key: str) -> str:
+    """``path.key``, or ``path["key"]`` for a key that is not an identifier (as the TypeScript client writes it)."""
+    return f"{path}.{key}" if _IDENTIFIER.fullmatch(key) else f"{path}[{json.dumps(key)}]"
 
 
 def _number(x: float) -> int | float:

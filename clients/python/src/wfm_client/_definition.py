@@ -7,7 +7,7 @@ action (``tool: {name, arguments}`` or ``workflow: {name, version, input}``), ``
 ``maximum_interval``, ``maximum_attempts``, ``non_retryable_error_types``), ``timeout``
 and ``continue_on_error``. Durations are strings as in the YAML files (``"200ms"``,
 ``"5s"``, ``"1m 30s"``; the proto JSON form ``"0.2s"`` works too), ``timedelta`` objects
-or numbers of seconds. Everything else follows the protobuf message's JSON mapping.
+or numbers of seconds; ``arguments``, ``input``, ``input_schema`` and ``output`` are JSON.
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from google.protobuf import duration_pb2, json_format
+from google.protobuf import duration_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
-from ._convert import struct_to_dict, to_duration, value_to_py
+from ._convert import fill_struct, fill_value, struct_to_dict, to_duration, value_to_py
+from ._errors import InvalidValueError
 from ._gen.workflow.v1 import workflow_service_pb2 as pb
 
 __all__ = ["FILE_KEYS", "to_definition", "definition_to_dict", "parse_duration", "format_duration"]
@@ -41,11 +44,6 @@ _NS_PER_UNIT = {
 }
 _DURATION_RE = re.compile(r"(?:\s*\d+(?:\.\d+)?\s*[A-Za-zµ]+)+\s*")
 _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-zµ]+)")
-# (snake_case, camelCase) names of the Duration fields, which ParseDict only takes as "1.5s".
-_STEP_DURATIONS = (("timeout", "timeout"),)
-_RETRY_DURATIONS = (("initial_interval", "initialInterval"), ("maximum_interval", "maximumInterval"))
-
-
 def parse_duration(value: str | _dt.timedelta | float | int, path: str = "duration") -> duration_pb2.Duration:
     """``"200ms"``, ``"1m 30s"``, ``"0.2s"``, a timedelta or a number of seconds as a Duration."""
     if isinstance(value, _dt.timedelta):
@@ -53,13 +51,13 @@ def parse_duration(value: str | _dt.timedelta | float | int, path: str = "durati
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return to_duration(float(value))
     if not isinstance(value, str):
-        raise TypeError(f"{path}: expected a duration such as \"5s\", got {type(value).__name__}")
+        raise InvalidValueError(f"{path}: expected a duration such as \"5s\", got {type(value).__name__}")
     if not _DURATION_RE.fullmatch(value):
-        raise ValueError(f"{path}: {value!r} is not a duration such as \"200ms\", \"5s\" or \"1m 30s\"")
+        raise InvalidValueError(f"{path}: {value!r} is not a duration such as \"200ms\", \"5s\" or \"1m 30s\"")
     nanos = Decimal(0)
     for number, unit in _DURATION_PART_RE.findall(value):
         if unit not in _NS_PER_UNIT:
-            raise ValueError(f"{path}: unknown unit {unit!r} in {value!r} (ns, us, ms, s, m, h, d, w)")
+            raise InvalidValueError(f"{path}: unknown unit {unit!r} in {value!r} (ns, us, ms, s, m, h, d, w)")
         nanos += Decimal(number) * _NS_PER_UNIT[unit]
     out = duration_pb2.Duration()
     out.FromNanoseconds(int(nanos))
@@ -77,47 +75,98 @@ def format_duration(d: duration_pb2.Duration) -> str:
     return f"{nanos}ns"
 
 
-def _with_durations(obj: Any, names: tuple[tuple[str, str], ...], path: str) -> Any:
-    """A copy of the mapping ``obj`` with its duration fields in the proto JSON form."""
-    if not isinstance(obj, Mapping):
-        return obj  # ParseDict reports it
-    out = dict(obj)
-    for snake, camel in names:
-        for key in {snake, camel}:
-            if key in out:
-                out[key] = parse_duration(out[key], f"{path}.{snake}").ToJsonString()
-    return out
-
-
 def to_definition(obj: Mapping[str, Any] | pb.WorkflowDefinition) -> pb.WorkflowDefinition:
     """A definition dict (see the module's documentation) as a ``WorkflowDefinition``.
 
-    Unknown keys and values of the wrong type raise ValueError (or TypeError) naming
-    the field; the server checks the rest (ids, dependencies, templates, tools). A
-    definition file's registration keys (:data:`FILE_KEYS`) are not part of the
-    definition: ``register()`` takes them off first.
+    Unknown keys and values of the wrong type raise :class:`InvalidValueError` (an
+    ``InvalidArgumentError``, also a ValueError and a TypeError) naming the field as the
+    dict writes it (``definition.steps[0].retry: unknown field 'x' (fields: ...)``); the
+    server checks the rest (ids, dependencies, templates, tools). A definition file's
+    registration keys (:data:`FILE_KEYS`) are not part of the definition: ``register()``
+    takes them off first. The proto JSON names (``forEach``...) are accepted too.
     """
     if isinstance(obj, pb.WorkflowDefinition):
         copy = pb.WorkflowDefinition()
         copy.CopyFrom(obj)
         return copy
+    out = pb.WorkflowDefinition()
+    _fill_message(out, obj, "definition")
+    return out
+
+
+# The message is filled field by field from its descriptor rather than by
+# json_format.ParseDict, whose errors name the proto JSON fields (camelCase) and the
+# message types, not what the dict says; and in place, as _convert does for Structs.
+
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def _fill_message(msg: Message, obj: Any, path: str) -> None:
     if not isinstance(obj, Mapping):
-        raise TypeError(f"definition: expected a dict, got {type(obj).__name__}")
-    data = dict(obj)
-    steps = data.get("steps")
-    if isinstance(steps, (list, tuple)):
-        data["steps"] = [_step_with_durations(step, f"definition.steps[{i}]") for i, step in enumerate(steps)]
-    try:
-        return json_format.ParseDict(data, pb.WorkflowDefinition())
-    except json_format.ParseError as e:
-        raise ValueError(f"definition: {e}") from None
+        raise InvalidValueError(f"{path}: expected a dict, got {type(obj).__name__}")
+    desc = msg.DESCRIPTOR
+    oneofs: dict[str, str] = {}
+    for key, value in obj.items():
+        field = desc.fields_by_name.get(key) or desc.fields_by_camelcase_name.get(key)
+        if field is None:
+            names = ", ".join(f.name for f in desc.fields)
+            raise InvalidValueError(f"{path}: unknown field {key!r} (fields: {names})")
+        oneof = field.containing_oneof
+        if oneof is not None and value is not None:
+            if oneof.name in oneofs:
+                raise InvalidValueError(f"{path}: give one of {' and '.join(f.name for f in oneof.fields)}, not both")
+            oneofs[oneof.name] = field.name
+        _fill_field(msg, field, value, f"{path}.{field.name}")
 
 
-def _step_with_durations(step: Any, path: str) -> Any:
-    step = _with_durations(step, _STEP_DURATIONS, path)
-    if isinstance(step, dict) and "retry" in step:
-        step["retry"] = _with_durations(step["retry"], _RETRY_DURATIONS, f"{path}.retry")
-    return step
+def _fill_field(msg: Message, field: FieldDescriptor, value: Any, path: str) -> None:
+    message_type = field.message_type.full_name if field.message_type else None
+    if value is None and message_type != "google.protobuf.Value":
+        return  # unset (JSON null), as ParseDict reads it
+    if field.is_repeated:
+        if not isinstance(value, (list, tuple)):
+            raise InvalidValueError(f"{path}: expected a list, got {type(value).__name__}")
+        target = getattr(msg, field.name)
+        for i, item in enumerate(value):
+            if field.message_type:
+                _fill_message(target.add(), item, f"{path}[{i}]")
+            else:
+                target.append(_scalar(field, item, f"{path}[{i}]"))
+    elif message_type == "google.protobuf.Struct":
+        fill_struct(getattr(msg, field.name), value, path)
+    elif message_type == "google.protobuf.Value":
+        fill_value(getattr(msg, field.name), value, path)
+    elif message_type == "google.protobuf.Duration":
+        getattr(msg, field.name).CopyFrom(parse_duration(value, path))
+    elif field.message_type:
+        _fill_message(getattr(msg, field.name), value, path)
+    else:
+        setattr(msg, field.name, _scalar(field, value, path))
+
+
+def _scalar(field: FieldDescriptor, value: Any, path: str) -> Any:
+    t = field.type
+    if t == FieldDescriptor.TYPE_STRING:
+        if isinstance(value, str):
+            return value
+        raise InvalidValueError(f"{path}: expected a string, got {type(value).__name__}")
+    if t == FieldDescriptor.TYPE_BOOL:
+        if isinstance(value, bool):
+            return value
+        raise InvalidValueError(f"{path}: expected true or false, got {type(value).__name__}")
+    if t == FieldDescriptor.TYPE_INT32:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+            raise InvalidValueError(f"{path}: expected an integer, got {type(value).__name__}")
+        if not _INT32[0] <= value <= _INT32[1]:
+            raise InvalidValueError(f"{path}: {value} is out of range (a 32-bit integer)")
+        return int(value)
+    if t == FieldDescriptor.TYPE_DOUBLE:
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise InvalidValueError(f"{path}: expected a number, got {type(value).__name__}")
+        return float(value)
+    raise InvalidValueError(f"{path}: unsupported field type {t}")  # pragma: no cover - not in the proto
 
 
 def definition_to_dict(m: pb.WorkflowDefinition) -> dict[str, Any]:

@@ -10,6 +10,7 @@ __all__ = [
     "WfmError",
     "CancelledError",
     "InvalidArgumentError",
+    "InvalidValueError",
     "DeadlineExceededError",
     "NotFoundError",
     "AlreadyExistsError",
@@ -78,6 +79,16 @@ class InvalidArgumentError(_CodedError):
     """INVALID_ARGUMENT: a malformed request, e.g. a bad name, unknown type or oversized input."""
 
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidValueError(InvalidArgumentError, ValueError, TypeError):
+    """INVALID_ARGUMENT found by the client itself, before sending: a value that is not JSON
+    or would not arrive as given (an integer beyond ±2^53), or a malformed definition.
+
+    Its message starts with where the value is (``input.user.n: ...``,
+    ``definition.steps[0].retry: ...``). It is also a ``ValueError`` and a ``TypeError``,
+    which the client raised for these before.
+    """
 
 
 class DeadlineExceededError(_CodedError):

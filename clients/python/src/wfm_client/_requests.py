@@ -32,6 +32,19 @@ def parse_target(target: str) -> tuple[str, bool]:
     return target, False
 
 
+def channel_options(options: Sequence[tuple[str, Any]] | None) -> list[tuple[str, Any]]:
+    """The channel's options: the caller's, and no receive limit unless they set one.
+
+    gRPC's default receive limit is 4 MiB; the server bounds what it sends by its
+    ``limits.max_message_bytes``, which may be set above that, so the client adds no limit of
+    its own. ``options=[("grpc.max_receive_message_length", n)]`` sets one.
+    """
+    out = list(options or ())
+    if not any(key == "grpc.max_receive_message_length" for key, _ in out):
+        out.append(("grpc.max_receive_message_length", -1))
+    return out
+
+
 class ConnectionSettings:
     """What both clients need to open a channel and decorate each call."""
 
@@ -114,7 +127,7 @@ def list_workflows(page_size: int, page_token: str, label_filter: Mapping[str, s
 def json_object(what: str, obj: JsonObject | None) -> struct_pb2.Struct:
     """``to_struct(obj)``; a value nested too deeply to convert raises InvalidArgumentError."""
     try:
-        return to_struct(obj)
+        return to_struct(obj, what)
     except RecursionError:
         raise InvalidArgumentError(
             f"{what} is nested too deeply: converting it to a google.protobuf.Struct exceeded Python's "

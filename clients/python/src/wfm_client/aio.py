@@ -134,10 +134,10 @@ class AsyncClient:
             self._channel = channel
         elif self._settings.credentials is not None:
             self._channel = grpc.aio.secure_channel(
-                self._settings.address, self._settings.credentials, options=options
+                self._settings.address, self._settings.credentials, options=rq.channel_options(options)
             )
         else:
-            self._channel = grpc.aio.insecure_channel(self._settings.address, options=options)
+            self._channel = grpc.aio.insecure_channel(self._settings.address, options=rq.channel_options(options))
         self._owns_channel = channel is None
         #: The generated stub (its methods return grpc.aio calls).
         self.stub = pb_grpc.WorkflowServiceStub(self._channel)
