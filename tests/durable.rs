@@ -542,3 +542,50 @@ async fn cancel_and_list_attempts(client: &mut Client, id: &str) -> Vec<i32> {
         })
         .collect()
 }
+
+/// The offline backup of docs/operations.md: once wfm has stopped, its database file alone
+/// holds everything (its write-ahead log is folded in and emptied at the stop), so a copy of
+/// `wfm.db` without `-wal`/`-shm` restores every workflow and execution.
+#[tokio::test]
+async fn a_stopped_servers_database_file_alone_holds_everything() {
+    let mut server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "echo", "echo", json!({})).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let events = execute(&mut client, "echo", json!({ "n": n })).await;
+        ids.push(events[0].execution_id.clone());
+    }
+    client
+        .shutdown(proto::ShutdownRequest::default())
+        .await
+        .expect("shutdown");
+    assert!(server.wait_exit(Duration::from_secs(15)).success());
+    let dir = server.kill_keep_dir();
+    let wal = dir.path().join("wfm.db-wal");
+    let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert_eq!(wal_bytes, 0, "the WAL is emptied at the stop");
+
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.path().join("wfm.db"), restored.path().join("wfm.db")).unwrap();
+    let server = Server::start_in(restored, &[], &[]);
+    let mut client = server.client().await;
+    let listed = client
+        .list_executions(proto::ListExecutionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .executions;
+    let mut found: Vec<String> = listed.into_iter().map(|e| e.id).collect();
+    found.sort();
+    ids.sort();
+    assert_eq!(found, ids, "every execution is in the copied file");
+    let workflow = client
+        .get(proto::GetRequest {
+            name: "echo".into(),
+            version: 0,
+        })
+        .await
+        .expect("the workflow is in the copied file");
+    assert_eq!(workflow.into_inner().workflow.unwrap().version, 1);
+}

@@ -224,6 +224,7 @@ pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Resu
             tracing::warn!("connections still open {SERVER_DRAIN:?} after stopping; closing them");
         }
     }
+    manager.close_store().await;
     tracing::info!("wfm stopped");
     Ok(())
 }

@@ -83,6 +83,14 @@ impl WorkflowManager {
     /// Shuts down once. The first call drains; a later one (another Shutdown, a signal)
     /// joins it and may only tighten it (see `merge`): a shorter grace period ends the
     /// drain sooner, and `Resume` applies. Every call gets the same report.
+    /// Once the server has stopped: the store leaves what it holds complete in its main
+    /// file (see `Store::close`), for a backup that copies a stopped server's files.
+    pub async fn close_store(&self) {
+        if let Err(e) = self.store.close().await {
+            tracing::warn!(error = %e, "the store could not fold its write-ahead log into the database: back up wfm.db-wal with wfm.db");
+        }
+    }
+
     pub async fn shutdown(&self, plan: ShutdownPlan) -> ShutdownReport {
         let deadline = Instant::now() + plan.grace;
         let asked = &self.shutdown_asked;

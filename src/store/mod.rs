@@ -117,4 +117,10 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Deletes executions (with their events) that ended before `before`; returns how many.
     async fn purge_ended_before(&self, before: SystemTime) -> StoreResult<usize>;
+    /// Called once the server has stopped: leaves what was written complete in its main
+    /// file (the durable store empties its WAL into the database), so a copy of a stopped
+    /// server's database file alone holds everything.
+    async fn close(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }

@@ -386,12 +386,24 @@ impl Store for SqliteStore {
         let job = Job {
             writes: writes.into_iter().map(Write::from).collect(),
             reply: Box::new(move |result| done(result.map(|_| ()))),
+            checkpoint: false,
         };
         if let Err(mpsc::SendError(job)) = self.writes.send(job) {
             (job.reply)(Err(StoreError::Backend(
                 "the store writer has stopped".into(),
             )));
         }
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        let (job, answer) = Job::checkpoint();
+        self.writes
+            .send(job)
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
+            .map(|_| ())
     }
 
     async fn events_after(

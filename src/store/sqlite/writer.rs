@@ -44,6 +44,8 @@ pub type Reply = Box<dyn FnOnce(StoreResult<usize>) + Send>;
 pub struct Job {
     pub writes: Vec<Write>,
     pub reply: Reply,
+    /// Once everything before it is committed, fold the WAL into the database file.
+    pub checkpoint: bool,
 }
 
 impl Job {
@@ -53,7 +55,23 @@ impl Job {
         let reply: Reply = Box::new(move |result| {
             let _ = reply.send(result);
         });
-        (Job { writes, reply }, answer)
+        (
+            Job {
+                writes,
+                reply,
+                checkpoint: false,
+            },
+            answer,
+        )
+    }
+
+    /// A job that, after every write sent before it, folds the WAL into the database and
+    /// empties it: the database file alone then holds everything, as a copy of a stopped
+    /// server's directory expects.
+    pub fn checkpoint() -> (Job, oneshot::Receiver<StoreResult<usize>>) {
+        let (mut job, answer) = Job::awaited(Vec::new());
+        job.checkpoint = true;
+        (job, answer)
     }
 }
 
@@ -61,14 +79,39 @@ impl Job {
 pub fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MAX_BATCH && !batch.last().is_some_and(|job| job.checkpoint) {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        commit(&mut conn, batch);
+        let checkpoint = match batch.last() {
+            Some(job) if job.checkpoint => batch.pop(),
+            _ => None,
+        };
+        if !batch.is_empty() {
+            commit(&mut conn, batch);
+        }
+        if let Some(job) = checkpoint {
+            (job.reply)(truncate_wal(&conn));
+        }
     }
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)`: every committed page into the database file, then
+/// the WAL emptied. A reader in the middle of a read makes it wait (busy timeout), then fail.
+fn truncate_wal(conn: &Connection) -> StoreResult<usize> {
+    let (busy, pages): (i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(2)?))
+        })
+        .map_err(|e| StoreError::Backend(format!("checkpoint failed: {e}")))?;
+    if busy != 0 {
+        return Err(StoreError::Backend(
+            "checkpoint could not finish: a read was still running".into(),
+        ));
+    }
+    Ok(pages.max(0) as usize)
 }
 
 fn commit(conn: &mut Connection, batch: Vec<Job>) {
