@@ -15,6 +15,9 @@ fn main() -> std::process::ExitCode {
     // The benchmark too: the canned server it runs in its own process must match `serve`.
     if matches!(cli.command, Command::Serve { .. } | Command::Bench(_)) {
         disable_transparent_huge_pages();
+        if matches!(cli.command, Command::Serve { .. }) {
+            keep_files_private();
+        }
     } else {
         end_quietly_on_a_closed_pipe();
     }
@@ -70,6 +73,17 @@ fn disable_transparent_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes integers only and sets a flag of this process.
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+/// What the server creates (the data directory, the database, its WAL and lock files) is
+/// readable by the user running it only: with auth off only that user may call it, and the
+/// database holds every input and output. An existing directory keeps its mode.
+fn keep_files_private() {
+    #[cfg(unix)]
+    // SAFETY: sets this process's file creation mask; takes and returns integers only.
+    unsafe {
+        libc::umask(0o077);
     }
 }
 

@@ -522,3 +522,21 @@ async fn insecure_says_so_loudly() {
         "{text}"
     );
 }
+
+/// With auth off only the user running wfm may call it; the files it writes hold every
+/// input and output, so they are that user's alone too, whatever the umask it started with.
+#[tokio::test]
+async fn the_database_files_are_readable_by_the_user_running_wfm_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "echo", "echo", json!({})).await;
+    execute(&mut client, "echo", json!({"secret": 1})).await;
+    for file in ["wfm.db", "wfm.db-wal", "wfm.db-shm"] {
+        let mode = std::fs::metadata(server.data_dir().join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{file} is {mode:o}: others may read it");
+    }
+}
