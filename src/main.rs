@@ -1,7 +1,5 @@
 //! The `wfm` binary: `wfm serve` runs the service; the other subcommands are its client.
 
-use clap::Parser;
-
 /// mimalloc instead of the system allocator: the server allocates many small, short-lived
 /// buffers across threads (messages, events, tasks), where glibc malloc took ~13% of its CPU.
 #[global_allocator]
@@ -11,7 +9,7 @@ use wfm::cli::{Cli, Command, Target, TokenAction};
 use wfm::config::{AuthOverrides, Config, FlagOverrides, LogFormat, LogOverrides, MetricsConfig};
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     // The benchmark too: the canned server it runs in its own process must match `serve`.
     if matches!(cli.command, Command::Serve { .. } | Command::Bench(_)) {
         disable_transparent_huge_pages();

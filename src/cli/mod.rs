@@ -40,6 +40,60 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The client options, and what `wfm serve` takes instead of each.
+const CLIENT_ONLY: &[(&str, &str, &str)] = &[
+    (
+        "server",
+        "--server",
+        "it listens where --listen or `listen` says",
+    ),
+    (
+        "token",
+        "--token",
+        "its tokens are in the config file's [auth] tokens or tokens_file",
+    ),
+    (
+        "tls_ca",
+        "--tls-ca",
+        "mutual TLS is the config file's [tls] client_ca",
+    ),
+    (
+        "tls_cert",
+        "--tls-cert",
+        "its certificate is the config file's [tls] cert",
+    ),
+    (
+        "tls_key",
+        "--tls-key",
+        "its key is the config file's [tls] key",
+    ),
+];
+
+impl Cli {
+    /// Parses the command line. A client option given to `wfm serve` is refused: the
+    /// server would start without it (plaintext for a --tls-cert, say) and say nothing.
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches, error::ErrorKind, parser::ValueSource};
+        let matches = Cli::command().get_matches();
+        if let Some(("serve", serve)) = matches.subcommand() {
+            for (id, flag, instead) in CLIENT_ONLY {
+                let given = [&matches, serve]
+                    .iter()
+                    .any(|m| m.value_source(id) == Some(ValueSource::CommandLine));
+                if given {
+                    Cli::command()
+                        .error(
+                            ErrorKind::ArgumentConflict,
+                            format!("{flag} is an option of the client subcommands, not of `wfm serve`: {instead} (docs/configuration.md)"),
+                        )
+                        .exit();
+                }
+            }
+        }
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
 /// Where and how the client subcommands reach the server.
 pub struct Target {
     pub url: String,

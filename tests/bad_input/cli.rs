@@ -160,3 +160,40 @@ async fn duplicated_keys_are_refused_before_anything_is_sent() {
     wfm(&server, &["register", "-f", &ok]).expect("a clean definition registers");
     assert_eq!(m.cases, 8);
 }
+
+/// A client option given to `wfm serve` would be ignored (a --tls-cert server would start
+/// in plaintext and say nothing): it is refused before anything starts, naming what the
+/// server takes instead. The same options in the environment, for the client commands of
+/// the same shell, are left alone.
+#[test]
+fn client_options_given_to_serve_are_refused() {
+    for (args, says) in [
+        (
+            &["serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"][..],
+            "--tls-cert is an option of the client subcommands, not of `wfm serve`: its certificate is the config file's [tls] cert",
+        ),
+        (
+            &["--token", "t", "serve"][..],
+            "--token is an option of the client subcommands, not of `wfm serve`",
+        ),
+        (
+            &["serve", "--server", "http://127.0.0.1:1"][..],
+            "--server is an option of the client subcommands",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_wfm"))
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("wfm runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(
+            !dir.path().join("wfm.db").exists(),
+            "{args:?}: nothing started"
+        );
+    }
+}
