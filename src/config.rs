@@ -315,6 +315,10 @@ impl Config {
                 l.max_concurrent_executions,
             ),
             ("limits.max_page_size", l.max_page_size),
+            (
+                "limits.max_versions_per_workflow",
+                l.max_versions_per_workflow as usize,
+            ),
             ("limits.max_workflows", l.max_workflows),
             ("limits.max_steps_per_workflow", l.max_steps_per_workflow),
             ("limits.max_workflow_depth", l.max_workflow_depth),
@@ -408,6 +412,10 @@ mod tests {
                 (
                     "[limits]\nmax_streams_per_connection = 0\n",
                     "limits.max_streams_per_connection must be at least 1",
+                ),
+                (
+                    "[limits]\nmax_versions_per_workflow = 0\n",
+                    "limits.max_versions_per_workflow must be at least 1",
                 ),
                 (
                     "[tools]\nmax_dataset_bytes = 0\n",
