@@ -114,6 +114,28 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// Refuses a log filter whose levels are not levels. tracing reads a bare word it does not
+/// know as a target to log at every level (`inf` logs only a target named `inf`), so a typo
+/// in a level would turn every log line off, audit lines included, and say nothing.
+pub fn check_log_filter(source: &str, filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if directive.contains('[') {
+            continue; // span filters: left to tracing
+        }
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level.trim())) {
+            return Err(format!(
+                "{source} '{filter}': '{directive}' is not a level ({}); a target takes one as TARGET=LEVEL, e.g. wfm=debug",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -300,6 +322,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        check_log_filter("log.level", &self.log.level)?;
         if self.shutdown_grace > MAX_SHUTDOWN_GRACE {
             return Err(format!(
                 "shutdown_grace must be at most {} (the longest a Shutdown may wait)",
@@ -409,6 +432,14 @@ mod tests {
             let err = Config::load(Some("b.toml".as_ref()), &FlagOverrides::default()).unwrap_err();
             assert!(err.contains("max_concurrent_executions"), "{err}");
             for (file, key) in [
+                (
+                    "[log]\nlevel = \"inf\"\n",
+                    "log.level 'inf': 'inf' is not a level (off, error, warn, info, debug, trace)",
+                ),
+                (
+                    "[log]\nlevel = \"info,wfm=debugg\"\n",
+                    "'wfm=debugg' is not a level",
+                ),
                 (
                     "[limits]\nmax_streams_per_connection = 0\n",
                     "limits.max_streams_per_connection must be at least 1",

@@ -50,6 +50,9 @@ fn default_filter(level: &str) -> String {
 /// `log.level`) and, with `telemetry.otlp_endpoint`, the OpenTelemetry layer. Must run
 /// inside the Tokio runtime: the OTLP exporter's gRPC channel lives there.
 pub fn init(config: &Config) -> Result<Telemetry, String> {
+    if let Ok(rust_log) = std::env::var(EnvFilter::DEFAULT_ENV) {
+        crate::config::check_log_filter(EnvFilter::DEFAULT_ENV, &rust_log)?;
+    }
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(default_filter(&config.log.level)));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -197,3 +197,31 @@ fn client_options_given_to_serve_are_refused() {
         );
     }
 }
+
+/// A typo in a log level would turn every log line off (tracing reads an unknown word as a
+/// target): refused at start, from the config and from RUST_LOG alike.
+#[test]
+fn a_log_level_that_is_not_a_level_is_refused() {
+    for (env, says) in [
+        (
+            ("WFM_LOG__LEVEL", "inf"),
+            "log.level 'inf': 'inf' is not a level",
+        ),
+        (
+            ("RUST_LOG", "info,wfm=verbose"),
+            "RUST_LOG 'info,wfm=verbose': 'wfm=verbose' is not a level",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_wfm"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("RUST_LOG")
+            .env(env.0, env.1)
+            .output()
+            .expect("wfm runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{env:?}: {stderr}");
+        assert!(stderr.contains(says), "{env:?}: {stderr}");
+    }
+}
