@@ -598,3 +598,39 @@ steps:
         lines(&seen)
     );
 }
+
+/// A stdio server slower to start than its `startup_timeout` (a first `npx -y` downloading
+/// its package): start-up goes on without it, and the attempts made in the background give
+/// it longer, so its tools appear instead of it being killed and started again forever.
+#[tokio::test]
+async fn a_stdio_server_slower_than_its_startup_timeout_connects_in_the_background() {
+    let (everything, _) = mcp_servers();
+    let server = Server::start(&format!(
+        "[mcp_servers.slow]\ncommand = \"sh\"\nargs = [\"-c\", \"sleep 3; exec node '{}' stdio\"]\nstartup_timeout = \"1s\"\n",
+        everything.display()
+    ));
+    let mut c = server.client().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let tools = c
+            .list_tools(proto::ListToolsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .tools;
+        if tools.iter().any(|t| t.name == "slow.echo") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow.echo never appeared\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        server.log().contains("startup_timeout (1s)"),
+        "the first attempt gave up at start: {}",
+        server.log()
+    );
+}

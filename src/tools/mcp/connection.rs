@@ -29,6 +29,8 @@ use crate::tools::{ToolError, ToolManager, error::innermost_cause};
 
 type Client = RunningService<RoleClient, Handler>;
 
+/// Least time an attempt made in the background waits for the server (see `open`).
+const BACKGROUND_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// First delay before reconnecting; it doubles up to [`MAX_BACKOFF`].
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -82,7 +84,7 @@ impl Connection {
             listed: Default::default(),
         });
         let tools_changed = Arc::new(Notify::new());
-        let (client, outcome) = match connection.open(&tools_changed, tools).await {
+        let (client, outcome) = match connection.open(&tools_changed, tools, false).await {
             Ok((client, published)) => (Some(client), Ok(published)),
             Err(error) => (None, Err(error)),
         };
@@ -101,13 +103,21 @@ impl Connection {
         (connection, outcome)
     }
 
-    /// One attempt, within `startup_timeout`: a session, and its tools listed and published.
+    /// One attempt: a session, and its tools listed and published. At start it waits
+    /// `startup_timeout`; in the background, where nothing waits for it, at least
+    /// [`BACKGROUND_ATTEMPT_TIMEOUT`], so a server slower to start than that (a first
+    /// `npx -y`) is not killed and started again on every attempt, never to answer.
     async fn open(
         self: &Arc<Self>,
         tools_changed: &Arc<Notify>,
         tools: &Arc<ToolManager>,
+        in_background: bool,
     ) -> Result<(Client, usize), String> {
-        let timeout = self.config.startup_timeout;
+        let timeout = if in_background {
+            self.config.startup_timeout.max(BACKGROUND_ATTEMPT_TIMEOUT)
+        } else {
+            self.config.startup_timeout
+        };
         tokio::time::timeout(timeout, async {
             let handler = Handler {
                 tools_changed: tools_changed.clone(),
@@ -117,7 +127,13 @@ impl Connection {
             Ok((client, published))
         })
         .await
-        .map_err(|_| format!("did not answer within startup_timeout ({timeout:?})"))?
+        .map_err(|_| {
+            if in_background {
+                format!("did not answer within {timeout:?}")
+            } else {
+                format!("did not answer within startup_timeout ({timeout:?})")
+            }
+        })?
     }
 
     /// Lists the server's tools and makes them, and only them, its tools in `tools`.
@@ -231,7 +247,7 @@ async fn supervise(
                     };
                     let attempt = tokio::select! {
                         _ = connection.closed.cancelled() => return,
-                        attempt = connection.open(&tools_changed, &manager) => attempt,
+                        attempt = connection.open(&tools_changed, &manager, true) => attempt,
                     };
                     match attempt {
                         Ok((session, published)) => {
