@@ -634,3 +634,18 @@ async fn a_stdio_server_slower_than_its_startup_timeout_connects_in_the_backgrou
         server.log()
     );
 }
+
+/// A stdio server that exits at start says why on its stderr: wfm's warning carries its
+/// last lines, at the default log level, instead of only "connection closed".
+#[tokio::test]
+async fn a_stdio_server_that_exits_at_start_is_reported_with_what_it_said() {
+    let server = Server::start(
+        "[mcp_servers.keyless]\ncommand = \"sh\"\nargs = [\"-c\", \"echo starting >&2; echo 'fatal: missing API_KEY' >&2; exit 3\"]\nstartup_timeout = \"5s\"\n",
+    );
+    let _ = server.client().await;
+    let log = server.log();
+    assert!(
+        log.contains("its stderr ended with: starting | fatal: missing API_KEY"),
+        "{log}"
+    );
+}

@@ -317,23 +317,51 @@ async fn connect(name: &str, config: &McpServerConfig, handler: Handler) -> Resu
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("`{}` could not be started: {e}", config.describe()))?;
-    if let Some(stderr) = stderr {
+    // Its last lines, for the error if it fails to start: that is where it says why.
+    let tail = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let reader = stderr.map(|stderr| {
         // The server's own log, at debug level: a piped stderr nobody reads would block it.
-        let name = name.to_string();
+        let (name, tail) = (name.to_string(), tail.clone());
         tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 tracing::debug!(server = %name, "{line}");
+                let mut tail = tail.lock().expect("stderr tail lock");
+                if tail.len() == STDERR_TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line.chars().take(STDERR_LINE_CHARS).collect::<String>());
             }
-        });
+        })
+    });
+    match handler.serve(transport).await {
+        Ok(client) => Ok(client),
+        Err(e) => {
+            if let Some(reader) = reader {
+                // A server that exited has said all it will; one still running, enough.
+                let _ = tokio::time::timeout(STDERR_DRAIN, reader).await;
+            }
+            let tail = tail.lock().expect("stderr tail lock");
+            let said = if tail.is_empty() {
+                String::new()
+            } else {
+                let lines: Vec<&str> = tail.iter().map(String::as_str).collect();
+                format!("; its stderr ended with: {}", lines.join(" | "))
+            };
+            Err(format!(
+                "`{}` started but its MCP session could not be initialized: {e}{said}",
+                config.describe()
+            ))
+        }
     }
-    handler.serve(transport).await.map_err(|e| {
-        format!(
-            "`{}` started but its MCP session could not be initialized: {e}",
-            config.describe()
-        )
-    })
 }
+
+/// Lines of a stdio server's stderr kept for the error when it fails to start.
+const STDERR_TAIL_LINES: usize = 5;
+/// Longest stderr line kept, in characters.
+const STDERR_LINE_CHARS: usize = 300;
+/// How long a failed start waits for the server's last stderr lines.
+const STDERR_DRAIN: Duration = Duration::from_millis(500);
 
 /// What went wrong, for the operator: an HTTP transport error's innermost cause
 /// ("Connection refused (os error 111)"), whose outer layers only name library types.
