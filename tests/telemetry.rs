@@ -287,3 +287,31 @@ async fn an_execution_is_one_trace_continuing_the_callers() {
         "the call succeeded; the execution failed"
     );
 }
+
+/// At `warn`, the level operators run busy servers at, a failed execution still has its line,
+/// naming the execution; statuses are written as stored (`failed`, not `Failed`).
+#[tokio::test]
+async fn a_failed_execution_is_logged_at_warn_naming_it() {
+    let server = Server::start_logged(&[("RUST_LOG", "warn")], &["--log-format", "json"]);
+    let mut client = server.client().await;
+    register(&mut client, "broken", BROKEN).await;
+    let events = execute(&mut client, "broken", json!({})).await;
+    let id = events[0].execution_id.clone();
+    assert_eq!(labels(&events).last().unwrap(), "failed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        let ended = log.lines().find_map(|l| {
+            let line: Value = serde_json::from_str(l).ok()?;
+            (line["fields"]["message"] == "execution ended").then_some(line)
+        });
+        if let Some(line) = ended {
+            assert_eq!(line["level"], "WARN", "{line}");
+            assert_eq!(line["fields"]["execution"], json!(id), "{line}");
+            assert_eq!(line["fields"]["status"], "failed", "{line}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no line: {log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -391,10 +391,15 @@ impl WorkflowManager {
         }
         let duration_ms = observer.finished(record.status.into()).as_secs_f64() * 1e3;
         match &terminal {
+            // A failure is worth a warning: at `log.level = "warn"` it is the line left.
             EventKind::Failed { error, .. } => {
-                tracing::info!(status = "failed", %error, duration_ms, "execution ended")
+                tracing::warn!(execution = %live.id, status = record.status.name(), %error, duration_ms, "execution ended")
             }
-            _ => tracing::info!(status = ?record.status, duration_ms, "execution ended"),
+            _ => tracing::info!(
+                status = record.status.name(),
+                duration_ms,
+                "execution ended"
+            ),
         }
         // The slots go and the execution stops being live before anyone sees the terminal
         // event: whoever saw it may start the next execution at once and finds it admitted.

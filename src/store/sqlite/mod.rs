@@ -48,13 +48,7 @@ pub(crate) fn micros(t: SystemTime) -> i64 {
 }
 
 pub(crate) fn status_name(s: ExecutionStatus) -> &'static str {
-    match s {
-        ExecutionStatus::Queued => "queued",
-        ExecutionStatus::Running => "running",
-        ExecutionStatus::Completed => "completed",
-        ExecutionStatus::Failed => "failed",
-        ExecutionStatus::Cancelled => "cancelled",
-    }
+    s.name()
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
