@@ -25,7 +25,11 @@ fn main() -> std::process::ExitCode {
         tls_ca: cli.tls_ca.clone(),
         tls_identity: cli.tls_cert.clone().zip(cli.tls_key.clone()),
     };
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(leave_closed_sockets_to_their_errors)
+        .build()
+        .expect("tokio runtime");
     let code = runtime.block_on(async {
         match cli.command {
             Command::Serve {
@@ -52,7 +56,7 @@ fn main() -> std::process::ExitCode {
             client => match wfm::cli::run_client(&target, client).await {
                 Ok(code) => code,
                 Err(e) => {
-                    report_client_error(&e);
+                    report_client_error(&e, &target);
                     1
                 }
             },
@@ -82,6 +86,20 @@ fn keep_files_private() {
     // SAFETY: sets this process's file creation mask; takes and returns integers only.
     unsafe {
         libc::umask(0o077);
+    }
+}
+
+/// The runtime's threads, where connections are written, block SIGPIPE: a server that
+/// closes the connection (a TLS alert, a restart) is then an error the command reports,
+/// not a silent death by the signal a closed stdout is meant to bring (see below).
+fn leave_closed_sockets_to_their_errors() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: changes this thread's signal mask only; the set is built before it is used.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 
@@ -175,9 +193,52 @@ fn create_token(id: &str, role: wfm::api::auth::Role) -> i32 {
     }
 }
 
-fn report_client_error(e: &anyhow::Error) {
+fn report_client_error(e: &anyhow::Error, target: &Target) {
     match e.downcast_ref::<tonic::Status>() {
-        Some(status) => eprintln!("error: {:?}: {}", status.code(), status.message()),
+        Some(status) => {
+            let causes = transport_causes(status);
+            eprintln!(
+                "error: {:?}: {}{causes}{}",
+                status.code(),
+                status.message(),
+                transport_hint(&causes, target)
+            )
+        }
         None => eprintln!("error: {e:#}"),
     }
+}
+
+/// What usually makes a connection fail this way, for the two mistakes that end in a bare
+/// closed connection or an HTTP/2 framing error.
+fn transport_hint(causes: &str, target: &Target) -> &'static str {
+    if target.url.starts_with("http://") && causes.contains("frame with invalid size") {
+        " (is the server using TLS? then give https:// and --tls-ca)"
+    } else if target.url.starts_with("https://")
+        && target.tls_identity.is_none()
+        && ["connection closed", "broken pipe", "CertificateRequired"]
+            .iter()
+            .any(|sign| causes.contains(sign))
+    {
+        " (a server that requires client certificates closes the connection without one: give --tls-cert and --tls-key)"
+    } else {
+        ""
+    }
+}
+
+/// Why a call failed below gRPC (a TLS alert, a closed connection), from the status's
+/// sources: its own message is then only "transport error".
+fn transport_causes(status: &tonic::Status) -> String {
+    let mut said = status.message().to_string();
+    let mut causes = String::new();
+    let mut cause = std::error::Error::source(status);
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !said.contains(&text) {
+            causes.push_str(": ");
+            causes.push_str(&text);
+            said.push_str(&text);
+        }
+        cause = inner.source();
+    }
+    causes
 }
