@@ -41,8 +41,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The server reads every WFM_* variable as configuration and rejects unknown
-# ones, so WFM_BIN must not reach it.
+# The server reads WFM_* variables as configuration (one naming a section refuses
+# keys the section does not have); WFM_BIN is the script's own, kept from it.
 env -u WFM_BIN "$wfm_bin" serve --listen 127.0.0.1:0 --data-dir "$tmp/data" >"$tmp/stdout" 2>"$tmp/stderr" &
 server_pid=$!
 addr=""

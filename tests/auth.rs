@@ -551,3 +551,39 @@ async fn the_database_files_are_readable_by_the_user_running_wfm_only() {
         assert_eq!(mode & 0o077, 0, "{file} is {mode:o}: others may read it");
     }
 }
+
+/// Tokens on a non-loopback address without TLS are sent in clear text: allowed (a private
+/// network may be trusted), and said at start.
+#[test]
+fn tokens_without_tls_beyond_loopback_are_warned_about() {
+    use std::io::BufRead;
+    let (_, entry) = create_token("ops", Role::Admin).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "listen = \"0.0.0.0:0\"\n[auth]\ntokens = [ {{ id = \"ops\", role = \"admin\", sha256 = \"{}\" }} ]\n",
+            entry.sha256
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["serve", "--config", &config, "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (lines, arrive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let warned = std::iter::from_fn(|| arrive.recv_timeout(Duration::from_secs(10)).ok())
+        .any(|line| line.contains("bearer tokens travel in clear text"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(warned, "no warning about tokens in clear text");
+}

@@ -33,6 +33,12 @@ pub fn authenticator(config: &Config) -> Result<Arc<Authenticator>, String> {
 /// operator said `insecure` — and then it says so loudly.
 pub fn check_exposure(config: &Config, auth: &Authenticator) -> Result<(), String> {
     if auth.enabled() {
+        if !config.listen.ip().is_loopback() && config.tls.is_none() {
+            tracing::warn!(
+                listen = %config.listen,
+                "bearer tokens travel in clear text on this non-loopback address: anyone on the path can read one and reuse it; configure [tls] cert and key"
+            );
+        }
         return Ok(());
     }
     if config.listen.ip().is_loopback() {

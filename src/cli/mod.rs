@@ -94,6 +94,16 @@ impl Cli {
     }
 }
 
+/// An IP address and port: a host name is not looked up (which of its addresses would
+/// the server listen on?), and the error says so instead of "invalid syntax".
+fn socket_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!(
+            "'{text}' is not an IP address and port: give e.g. 127.0.0.1:50051, [::1]:50051 or 0.0.0.0:50051 (host names are not looked up)"
+        )
+    })
+}
+
 /// Where and how the client subcommands reach the server.
 pub struct Target {
     pub url: String,
@@ -123,7 +133,7 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// Listen address, e.g. 127.0.0.1:50051 (port 0 picks a free port).
-        #[arg(long)]
+        #[arg(long, value_parser = socket_address)]
         listen: Option<std::net::SocketAddr>,
         /// Data directory (default ./wfm-data).
         #[arg(long)]
@@ -135,7 +145,7 @@ pub enum Command {
         #[arg(long)]
         insecure: bool,
         /// Serves Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464.
-        #[arg(long)]
+        #[arg(long, value_parser = socket_address)]
         metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Manages access tokens (offline: prints what to put in the configuration).

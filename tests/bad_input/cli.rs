@@ -225,3 +225,19 @@ fn a_log_level_that_is_not_a_level_is_refused() {
         assert!(stderr.contains(says), "{env:?}: {stderr}");
     }
 }
+
+/// A host name where an address is wanted: the error says what to give.
+#[test]
+fn a_listen_address_that_is_a_host_name_is_refused_with_what_to_give() {
+    let output = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["serve", "--listen", "localhost:50051"])
+        .output()
+        .expect("wfm runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr
+            .contains("'localhost:50051' is not an IP address and port: give e.g. 127.0.0.1:50051"),
+        "{stderr}"
+    );
+}
