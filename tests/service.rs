@@ -1540,3 +1540,45 @@ async fn an_execution_too_large_for_any_page_names_the_message_limit() {
         err.message()
     );
 }
+
+/// A name registered again after Unregister goes on from the versions its executions ran,
+/// in either store: (name, version) keeps naming the definition an execution ran.
+#[tokio::test]
+async fn a_name_registered_again_after_unregister_does_not_reuse_a_version_number() {
+    for store in ["sqlite", "memory"] {
+        let server = Server::start_with(&[("WFM_STORE", store)], &[]).await;
+        let mut client = server.client().await;
+        register(&mut client, "hello", "echo", json!({})).await;
+        let id = execute(&mut client, "hello", json!({})).await[0]
+            .execution_id
+            .clone();
+        client
+            .unregister(proto::UnregisterRequest {
+                name: "hello".into(),
+            })
+            .await
+            .unwrap();
+        let again = register(&mut client, "hello", "noop", json!({})).await;
+        assert_eq!(again.version, 2, "{store}");
+        let ran = client
+            .get_execution(proto::GetExecutionRequest { execution_id: id })
+            .await
+            .unwrap()
+            .into_inner()
+            .execution
+            .unwrap();
+        assert_eq!(ran.workflow_version, 1, "{store}");
+        let old = client
+            .get(proto::GetRequest {
+                name: "hello".into(),
+                version: 1,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            old.code(),
+            Code::NotFound,
+            "{store}: version 1 is gone, not reused"
+        );
+    }
+}

@@ -175,12 +175,20 @@ impl WorkflowManager {
         let _guard = self.register_lock.lock().await;
         let latest = self.registry.latest(&name);
         let stored_latest = self.unrestored_latest(&name).unwrap_or(0);
+        // A name registered again after Unregister goes on from the versions its executions
+        // ran: (name, version) names one definition, for as long as executions name it.
+        let ran_latest = if latest.is_none() && stored_latest == 0 {
+            self.store.latest_execution_version(&name).await?
+        } else {
+            0
+        };
         let mut record = WorkflowRecord {
             name: name.clone(),
             version: latest
                 .as_ref()
                 .map_or(0, |w| w.record.version)
                 .max(stored_latest)
+                .max(ran_latest)
                 + 1,
             description: spec.description,
             labels: spec.labels,
@@ -203,7 +211,8 @@ impl WorkflowManager {
                 detail: "unregister a workflow first".into(),
             });
         }
-        if record.version > self.limits.max_versions_per_workflow {
+        let held = self.registry.versions(&name).len() + self.unrestored_count(&name);
+        if held >= self.limits.max_versions_per_workflow as usize {
             return Err(ManagerError::ResourceExhausted {
                 limit: "limits.max_versions_per_workflow",
                 value: self.limits.max_versions_per_workflow.to_string(),
@@ -413,6 +422,18 @@ impl WorkflowManager {
     }
 
     /// The highest version of `name` this server could not restore, if any.
+    /// How many stored versions of `name` could not be restored.
+    fn unrestored_count(&self, name: &str) -> usize {
+        if !self
+            .any_unrestored
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return 0;
+        }
+        let unrestored = self.unrestored.lock().expect("unrestored lock");
+        unrestored.get(name).map_or(0, |versions| versions.len())
+    }
+
     fn unrestored_latest(&self, name: &str) -> Option<u32> {
         if !self
             .any_unrestored

@@ -117,6 +117,20 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Deletes executions (with their events) that ended before `before`; returns how many.
     async fn purge_ended_before(&self, before: SystemTime) -> StoreResult<usize>;
+    /// The highest workflow version any stored execution of `workflow` ran (0: none), so
+    /// a name registered again after Unregister does not reuse a number its executions name.
+    async fn latest_execution_version(&self, workflow: &str) -> StoreResult<u32> {
+        let filter = ExecutionFilter {
+            workflow_name: Some(workflow.to_string()),
+            ..Default::default()
+        };
+        let executions = self.list_executions(&filter, None, usize::MAX).await?;
+        Ok(executions
+            .iter()
+            .map(|e| e.workflow_version)
+            .max()
+            .unwrap_or(0))
+    }
     /// Called once the server has stopped: leaves what was written complete in its main
     /// file (the durable store empties its WAL into the database), so a copy of a stopped
     /// server's database file alone holds everything.

@@ -319,6 +319,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn latest_execution_version(&self, workflow: &str) -> StoreResult<u32> {
+        let workflow = workflow.to_string();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT COALESCE(MAX(json_extract(record, '$.workflow_version')), 0) FROM executions WHERE workflow_name = ?1",
+                params![workflow],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn unfinished_executions(&self) -> StoreResult<Vec<ExecutionRecord>> {
         self.read(|c| {
             let mut s = c
