@@ -117,6 +117,16 @@ async fn scrape_counts_executions_steps_tools_and_calls() {
 
     register(&mut client, "pipeline", PIPELINE, 0).await;
     register(&mut client, "fine", FINE, 0).await;
+    // A registered workflow's counters exist at 0 before its first execution, so the
+    // first failure is an increase `rate()` sees, not a series appearing at 1.
+    let before = scrape(&url).await;
+    for outcome in ["completed", "failed", "cancelled"] {
+        assert_metric(
+            &before,
+            &format!("wfm_executions_total{{workflow=\"pipeline\",outcome=\"{outcome}\"}}"),
+            0.0,
+        );
+    }
     for (name, input) in [
         ("fine", json!({"n": 1})),
         ("fine", json!({"n": 2})),

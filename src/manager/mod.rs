@@ -249,6 +249,7 @@ impl WorkflowManager {
             record: record.clone(),
             instance,
         });
+        crate::telemetry::executions::workflow_known(&record.name);
         tracing::info!(workflow = %record.name, version = record.version, "registered");
         Ok((record, true))
     }

@@ -32,6 +32,7 @@ impl WorkflowManager {
             for record in pending {
                 match self.rebuild(record.clone()).await {
                     Ok(workflow) => {
+                        crate::telemetry::executions::workflow_known(&workflow.record.name);
                         self.registry.publish(workflow);
                         report.workflows += 1;
                     }

@@ -69,6 +69,12 @@ fn workflow(name: &str) -> Arc<Workflow> {
         .clone()
 }
 
+/// A workflow was registered (or restored): its execution counters exist from now, at 0,
+/// so the first failure after a start is an increase a `rate()` sees, not a new series.
+pub fn workflow_known(name: &str) {
+    workflow(name);
+}
+
 pub(super) fn snapshot(name: &str) -> Option<super::stats::Snapshot> {
     let workflow = WORKFLOWS
         .read()
