@@ -485,25 +485,7 @@ async fn a_server_that_comes_up_after_wfm_gets_its_tools_added() {
     assert!(!log.contains("rmcp::"), "{log}");
 
     let _http = http_everything_on(port).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let tools = names(
-            c.list_tools(proto::ListToolsRequest {})
-                .await
-                .unwrap()
-                .into_inner()
-                .tools,
-        );
-        if tools.iter().any(|n| n == "late.echo") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "late.echo never appeared: {tools:?}\n{}",
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_tool(&mut c, &server, "late.echo").await;
     register(
         &mut c,
         "late-echo",
@@ -610,24 +592,7 @@ async fn a_stdio_server_slower_than_its_startup_timeout_connects_in_the_backgrou
         everything.display()
     ));
     let mut c = server.client().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let tools = c
-            .list_tools(proto::ListToolsRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .tools;
-        if tools.iter().any(|t| t.name == "slow.echo") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "slow.echo never appeared\n{}",
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_tool(&mut c, &server, "slow.echo").await;
     assert!(
         server.log().contains("startup_timeout (1s)"),
         "the first attempt gave up at start: {}",
@@ -648,4 +613,29 @@ async fn a_stdio_server_that_exits_at_start_is_reported_with_what_it_said() {
         log.contains("its stderr ended with: starting | fatal: missing API_KEY"),
         "{log}"
     );
+}
+
+/// Waits until ListTools lists `name`, or fails after 60 s with the tools and the log.
+async fn wait_for_tool(c: &mut Client, server: &Server, name: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let tools: Vec<String> = c
+            .list_tools(proto::ListToolsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .tools
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        if tools.iter().any(|n| n == name) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never appeared: {tools:?}\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -74,6 +74,20 @@ async fn events_of(c: &mut Client, id: &str) -> Vec<proto::ExecutionEvent> {
     events
 }
 
+/// Kills the server and starts it again with `limits.max_steps_per_workflow = 2`, so no
+/// stored definition of 3 steps is restored; returns the config file and what it held.
+fn kill_and_restart_with_two_steps_at_most(server: &mut Server) -> (std::path::PathBuf, String) {
+    let config = server.dir.path().join("wfm.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("[limits]\nmax_steps_per_workflow = 2\n{original}"),
+    )
+    .unwrap();
+    server.kill_and_restart();
+    (config, original)
+}
+
 fn ended(e: &proto::Execution) -> bool {
     e.status >= proto::ExecutionStatus::Completed as i32
 }
@@ -232,15 +246,8 @@ async fn a_version_the_server_cannot_restore_is_kept_and_its_number_not_reused()
     let three = "steps:\n  - {id: a, tool: {name: json_transform, arguments: {data: 1, expression: data}}}\n  - {id: b, tool: {name: json_transform, arguments: {data: 2, expression: data}}}\n  - {id: c, tool: {name: json_transform, arguments: {data: 3, expression: data}}}\n";
     register(&mut c, "three", three).await.unwrap();
     register(&mut c, "gone", three).await.unwrap();
-    let config = server.dir.path().join("wfm.toml");
-    let original = std::fs::read_to_string(&config).unwrap();
     // A lower limit on restart: the stored 3-step definitions no longer validate.
-    std::fs::write(
-        &config,
-        format!("[limits]\nmax_steps_per_workflow = 2\n{original}"),
-    )
-    .unwrap();
-    server.kill_and_restart();
+    let (config, original) = kill_and_restart_with_two_steps_at_most(&mut server);
     let mut c = server.client().await;
 
     let get = |version: i32| proto::GetRequest {
@@ -381,14 +388,7 @@ async fn a_resumed_child_is_cancelled_when_its_parent_cannot_resume() {
         assert!(Instant::now() < deadline, "the child never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let config = server.dir.path().join("wfm.toml");
-    let original = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!("[limits]\nmax_steps_per_workflow = 2\n{original}"),
-    )
-    .unwrap();
-    server.kill_and_restart();
+    kill_and_restart_with_two_steps_at_most(&mut server);
     let mut c = server.client().await;
 
     let mom = wait_for(&mut c, &parent, ended).await;

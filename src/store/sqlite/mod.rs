@@ -188,12 +188,18 @@ impl SqliteStore {
 
     async fn write_all(&self, writes: Vec<Write>) -> StoreResult<usize> {
         let (job, answer) = Job::awaited(writes);
-        self.writes
-            .send(job)
-            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
+        self.run_job(job, answer).await
+    }
+
+    /// Hands a job to the writer thread and waits for its answer.
+    async fn run_job(
+        &self,
+        job: Job,
+        answer: tokio::sync::oneshot::Receiver<StoreResult<usize>>,
+    ) -> StoreResult<usize> {
+        let stopped = || StoreError::Backend("the store writer has stopped".into());
+        self.writes.send(job).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// The execution whose `column` (a unique one) equals `value`.
@@ -405,13 +411,7 @@ impl Store for SqliteStore {
 
     async fn close(&self) -> StoreResult<()> {
         let (job, answer) = Job::checkpoint();
-        self.writes
-            .send(job)
-            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
-            .map(|_| ())
+        self.run_job(job, answer).await.map(|_| ())
     }
 
     async fn events_after(
