@@ -5,6 +5,7 @@ pub mod definition_file;
 mod display;
 mod exact_numbers;
 mod json;
+mod report;
 mod unique_keys;
 
 use std::path::PathBuf;
@@ -12,6 +13,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::LogFormat;
+
+pub use report::report_error;
 
 #[derive(Parser)]
 #[command(name = "wfm", version, about = "A workflow manager served over gRPC")]

@@ -1,0 +1,55 @@
+//! How a client command's failure is said on stderr.
+
+use super::Target;
+
+/// Prints a client command's failure: the gRPC code and message, then why the transport
+/// failed and what usually fixes it.
+pub fn report_error(e: &anyhow::Error, target: &Target) {
+    match e.downcast_ref::<tonic::Status>() {
+        Some(status) => {
+            let causes = transport_causes(status);
+            eprintln!(
+                "error: {:?}: {}{causes}{}",
+                status.code(),
+                status.message(),
+                transport_hint(&causes, target)
+            )
+        }
+        None => eprintln!("error: {e:#}"),
+    }
+}
+
+/// What usually makes a connection fail this way, for the two mistakes that end in a bare
+/// closed connection or an HTTP/2 framing error.
+fn transport_hint(causes: &str, target: &Target) -> &'static str {
+    if target.url.starts_with("http://") && causes.contains("frame with invalid size") {
+        " (is the server using TLS? then give https:// and --tls-ca)"
+    } else if target.url.starts_with("https://")
+        && target.tls_identity.is_none()
+        && ["connection closed", "broken pipe", "CertificateRequired"]
+            .iter()
+            .any(|sign| causes.contains(sign))
+    {
+        " (a server that requires client certificates closes the connection without one: give --tls-cert and --tls-key)"
+    } else {
+        ""
+    }
+}
+
+/// Why a call failed below gRPC (a TLS alert, a closed connection), from the status's
+/// sources: its own message is then only "transport error".
+fn transport_causes(status: &tonic::Status) -> String {
+    let mut said = status.message().to_string();
+    let mut causes = String::new();
+    let mut cause = std::error::Error::source(status);
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !said.contains(&text) {
+            causes.push_str(": ");
+            causes.push_str(&text);
+            said.push_str(&text);
+        }
+        cause = inner.source();
+    }
+    causes
+}
