@@ -587,8 +587,7 @@ impl Validator {
                 self.invalid(
                     here,
                     format!(
-                        "tool.arguments{} {error} (tool '{tool}' takes what its input_schema in ListTools allows)",
-                        if at.is_empty() { String::new() } else { at.to_string() },
+                        "tool.arguments{at} {error} (tool '{tool}' takes what its input_schema in ListTools allows)"
                     ),
                 );
             }
@@ -746,7 +745,6 @@ fn root(var: &str) -> &str {
     var.split('.').next().unwrap_or_default()
 }
 
-/// A JSON pointer for messages: the root shows as `/`.
 /// The JSON pointers of the strings in `value` that are templates, filled at run time.
 fn templated_values(value: &Value, at: String, found: &mut Vec<String>) {
     match value {
@@ -766,6 +764,7 @@ fn templated_values(value: &Value, at: String, found: &mut Vec<String>) {
     }
 }
 
+/// A JSON pointer for messages: the root shows as `/`.
 fn pointer(path: &str) -> &str {
     if path.is_empty() { "/" } else { path }
 }
