@@ -82,10 +82,15 @@ async fn scrape(url: &str) -> HashMap<String, f64> {
 
 /// A server with its Prometheus endpoint on a free port, and that endpoint's URL.
 async fn start_with_metrics() -> (Server, String) {
+    start_with_metrics_in(tempfile::tempdir().unwrap(), &[])
+}
+
+/// The same on a data directory of its own (a restart), with extra environment.
+fn start_with_metrics_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> (Server, String) {
     let config = tempfile::tempdir().unwrap();
     let path = config.path().join("wfm.toml");
     std::fs::write(&path, "[metrics]\nlisten = \"127.0.0.1:0\"\n").unwrap();
-    let server = Server::start_with(&[], &["--config", path.to_str().unwrap()]).await;
+    let server = Server::start_in(dir, env, &["--config", path.to_str().unwrap()]);
     let line = server.next_stdout_line();
     let url = line
         .strip_prefix("wfm metrics on ")
@@ -487,4 +492,23 @@ async fn a_one_step_execution_is_one_commit_and_a_completion_is_committed_before
         "the second step waited for the first one's completion to be committed: {} commits",
         two_steps - after
     );
+}
+
+/// A stored version the server could not restore is out of List: the gauge says how many
+/// there are, for an alert, and Get by name says why.
+#[tokio::test]
+async fn versions_the_server_could_not_restore_are_counted() {
+    let (server, url) = start_with_metrics().await;
+    let mut client = server.client().await;
+    register(&mut client, "pipeline", PIPELINE, 0).await;
+    register(&mut client, "fine", FINE, 0).await;
+    assert_metric(&scrape(&url).await, "wfm_workflow_versions_unrestored", 0.0);
+    drop(client);
+    // PIPELINE has 2 steps: with at most 1, it is not restored; FINE is.
+    let (_server, url) = start_with_metrics_in(
+        server.kill_keep_dir(),
+        &[("WFM_LIMITS__MAX_STEPS_PER_WORKFLOW", "1")],
+    );
+    assert_metric(&scrape(&url).await, "wfm_workflow_versions_unrestored", 1.0);
+    assert_metric(&scrape(&url).await, "wfm_workflows_registered", 1.0);
 }

@@ -142,6 +142,7 @@ pub async fn serve(config: Config, on_listening: impl FnOnce(Listening)) -> Resu
                 running,
                 queued,
                 workflows: manager.workflow_count(),
+                unrestored: manager.unrestored_versions(),
             }
         };
         exporter.serve(sample, metrics_stop);

@@ -423,6 +423,18 @@ impl WorkflowManager {
     }
 
     /// The highest version of `name` this server could not restore, if any.
+    /// How many stored workflow versions could not be restored, all names together.
+    pub fn unrestored_versions(&self) -> usize {
+        if !self
+            .any_unrestored
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return 0;
+        }
+        let unrestored = self.unrestored.lock().expect("unrestored lock");
+        unrestored.values().map(BTreeMap::len).sum()
+    }
+
     /// How many stored versions of `name` could not be restored.
     fn unrestored_count(&self, name: &str) -> usize {
         if !self

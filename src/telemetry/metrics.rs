@@ -37,6 +37,7 @@ pub const STORE_COMMIT_DURATION: &str = "wfm_store_commit_duration_seconds";
 pub const STORE_COMMIT_WRITES: &str = "wfm_store_commit_writes";
 pub const STORE_COMMIT_FAILURES: &str = "wfm_store_commit_failures_total";
 pub const WORKFLOWS_REGISTERED: &str = "wfm_workflows_registered";
+pub const WORKFLOW_VERSIONS_UNRESTORED: &str = "wfm_workflow_versions_unrestored";
 
 /// Seconds, for executions, steps, tool calls and RPCs: from a millisecond to an hour.
 const SECONDS: &[f64] = &[
@@ -71,6 +72,8 @@ pub struct Sample {
     pub running: usize,
     pub queued: usize,
     pub workflows: usize,
+    /// Stored workflow versions this server could not restore (see `wfm get NAME`).
+    pub unrestored: usize,
 }
 
 /// Binds `listen` and installs the global recorder; `None` when metrics are off.
@@ -117,12 +120,14 @@ impl Exporter {
         let running = metrics::gauge!(EXECUTIONS_RUNNING);
         let queued = metrics::gauge!(EXECUTIONS_QUEUED);
         let workflows = metrics::gauge!(WORKFLOWS_REGISTERED);
+        let unrestored = metrics::gauge!(WORKFLOW_VERSIONS_UNRESTORED);
         let handle = self.handle.clone();
         let render = move || {
             let s = sample();
             running.set(s.running as f64);
             queued.set(s.queued as f64);
             workflows.set(s.workflows as f64);
+            unrestored.set(s.unrestored as f64);
             handle.render()
         };
         tokio::spawn(super::http::serve(self.listener, render, stop.clone()));
@@ -202,6 +207,10 @@ fn describe() {
         "Group commits of the SQLite store that failed."
     );
     describe_gauge!(WORKFLOWS_REGISTERED, "Workflow names registered now.");
+    describe_gauge!(
+        WORKFLOW_VERSIONS_UNRESTORED,
+        "Stored workflow versions this server could not restore at start (its log says why; Get names the reason)."
+    );
 }
 
 /// The handles of one tool, taken when the tool is added: its labels never change.
