@@ -1582,3 +1582,67 @@ async fn a_name_registered_again_after_unregister_does_not_reuse_a_version_numbe
         );
     }
 }
+
+/// Time filters compare the nanoseconds an execution's `create_time` shows, in either
+/// store: a bound a few nanoseconds after it excludes it from "from" and includes it in
+/// "before" (the durable store's index holds whole microseconds).
+#[tokio::test]
+async fn time_filters_are_exact_to_the_nanosecond() {
+    for store in ["sqlite", "memory"] {
+        let server = Server::start_with(&[("WFM_STORE", store)], &[]).await;
+        let mut client = server.client().await;
+        register(&mut client, "echo", "echo", json!({})).await;
+        execute(&mut client, "echo", json!({})).await;
+        let reader = client.clone();
+        let listed = |start: Option<prost_types::Timestamp>,
+                      end: Option<prost_types::Timestamp>| {
+            let mut client = reader.clone();
+            async move {
+                client
+                    .list_executions(proto::ListExecutionsRequest {
+                        create_time_start: start,
+                        create_time_end: end,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .executions
+                    .len()
+            }
+        };
+        let created = client
+            .list_executions(proto::ListExecutionsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .executions[0]
+            .create_time
+            .unwrap();
+        let mut later = created;
+        later.nanos += 1;
+        if later.nanos >= 1_000_000_000 {
+            (later.seconds, later.nanos) = (later.seconds + 1, 0);
+        }
+        assert_eq!(
+            listed(Some(created), None).await,
+            1,
+            "{store}: from its own time"
+        );
+        assert_eq!(
+            listed(Some(later), None).await,
+            0,
+            "{store}: from 1 ns after"
+        );
+        assert_eq!(
+            listed(None, Some(later)).await,
+            1,
+            "{store}: before 1 ns after"
+        );
+        assert_eq!(
+            listed(None, Some(created)).await,
+            0,
+            "{store}: before its own time"
+        );
+    }
+}

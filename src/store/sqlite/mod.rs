@@ -42,6 +42,14 @@ pub struct SqliteStore {
 }
 
 /// Microseconds since 1970, saturating: times before 1970 are 0, far future ones i64::MAX.
+/// Whole microseconds since the epoch, rounded up: an exclusive upper bound that keeps
+/// every time below it.
+fn micros_rounded_up(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| {
+        i64::try_from(d.as_nanos().div_ceil(1000)).unwrap_or(i64::MAX)
+    })
+}
+
 pub(crate) fn micros(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
@@ -304,8 +312,11 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<ExecutionRecord>> {
         let workflow = filter.workflow_name.clone();
         let status = filter.status.map(status_name);
+        // The column holds whole microseconds and the record nanoseconds: the query takes
+        // every row of the bounds' microseconds, and the exact times decide below.
         let from = filter.created_from.map(micros);
-        let until = filter.created_before.map(micros);
+        let until = filter.created_before.map(micros_rounded_up);
+        let exact = filter.clone();
         let before = before.map(str::to_string);
         self.read(move |c| {
             let mut s = c
@@ -317,10 +328,27 @@ impl Store for SqliteStore {
                      ORDER BY e.id DESC LIMIT ?6"
                 ))
                 .map_err(backend)?;
-            let rows = s
-                .query_map(params![workflow, status, from, until, before, limit as i64], execution_row)
-                .map_err(backend)?;
-            rows.map(|r| to_execution(r.map_err(backend)?)).collect()
+            let mut page = Vec::new();
+            let mut after = before;
+            while page.len() < limit {
+                let want = limit - page.len();
+                let rows: Vec<ExecutionRecord> = s
+                    .query_map(
+                        params![workflow, status, from, until, after, i64::try_from(want).unwrap_or(-1)],
+                        execution_row,
+                    )
+                    .map_err(backend)?
+                    .map(|r| to_execution(r.map_err(backend)?))
+                    .collect::<StoreResult<_>>()?;
+                let last = rows.last().map(|e| e.id.clone());
+                let exhausted = rows.len() < want;
+                page.extend(rows.into_iter().filter(|e| exact.matches(e)));
+                match last {
+                    Some(id) if !exhausted => after = Some(id),
+                    _ => break,
+                }
+            }
+            Ok(page)
         })
         .await
     }
