@@ -484,6 +484,24 @@ async fn watch_replays_from_any_sequence_and_lists_executions() {
         .into_inner();
     assert_eq!(listed.executions.len(), 1);
     assert_ne!(listed.executions[0].id, id, "newest first");
+    // A token continues the listing it came from, not one with other filters.
+    let other = client
+        .list_executions(proto::ListExecutionsRequest {
+            workflow_name: "other".into(),
+            page_size: 1,
+            page_token: listed.next_page_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::InvalidArgument);
+    assert!(
+        other
+            .message()
+            .contains("page_token: was returned for other filters"),
+        "{}",
+        other.message()
+    );
     let next = client
         .list_executions(proto::ListExecutionsRequest {
             workflow_name: "echo".into(),

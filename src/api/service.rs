@@ -385,11 +385,10 @@ impl WorkflowService for Service {
             .manager
             .list_executions(&filter, r.page_size, &r.page_token)
             .await?;
-        // The manager's page token is the id of the last execution of the page.
         let (executions, next_page_token) = self.fit_page(
             page.iter().map(convert::execution).collect(),
             next,
-            |kept| page[kept - 1].id.clone(),
+            |kept| crate::manager::execution_page_token(&filter, &page[kept - 1].id),
             |first| format!("execution '{}'", page[first].id),
         )?;
         Ok(Response::new(proto::ListExecutionsResponse {

@@ -502,18 +502,28 @@ impl WorkflowManager {
         let before = if page_token.is_empty() {
             None
         } else {
-            validate::execution_id(page_token).map_err(|_| {
+            // A token of an earlier version is a bare id, and has no filters to compare.
+            let (id, digest) = page_token.split_once('.').unwrap_or((page_token, ""));
+            validate::execution_id(id).map_err(|_| {
                 ManagerError::invalid(
                     "page_token",
                     "is not a token this server returned; start again with an empty page_token",
                 )
             })?;
-            Some(page_token)
+            if !digest.is_empty() && digest != filter_digest(filter) {
+                return Err(ManagerError::invalid(
+                    "page_token",
+                    "was returned for other filters (workflow_name, status, create_time_start, create_time_end): give the same filters, or start again with an empty page_token",
+                ));
+            }
+            Some(id)
         };
         let mut page = self.store.list_executions(filter, before, size + 1).await?;
         let next = if page.len() > size {
             page.truncate(size);
-            page.last().map(|e| e.id.clone()).unwrap_or_default()
+            page.last()
+                .map(|e| execution_page_token(filter, &e.id))
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -612,4 +622,30 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// The ListExecutions page token that continues after execution `last_id` (opaque to
+/// clients): the id and a digest of the filters, so a token is not used with others, which
+/// would page through another listing from a place in this one.
+pub fn execution_page_token(filter: &ExecutionFilter, last_id: &str) -> String {
+    format!("{last_id}.{}", filter_digest(filter))
+}
+
+fn filter_digest(filter: &ExecutionFilter) -> String {
+    use sha2::{Digest, Sha256};
+    let nanos = |t: Option<SystemTime>| {
+        t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+    };
+    let key = format!(
+        "{:?}|{:?}|{:?}|{:?}",
+        filter.workflow_name,
+        filter.status.map(ExecutionStatus::name),
+        nanos(filter.created_from),
+        nanos(filter.created_before)
+    );
+    Sha256::digest(key.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use error::ManagerError;
-pub use executions::StartSpec;
+pub use executions::{StartSpec, execution_page_token};
 pub use lifecycle::{ShutdownPlan, ShutdownReport, Unfinished};
 pub use recovery::RecoveryReport;
 pub use watch::Watcher;
