@@ -281,7 +281,7 @@ func TestGoValuesAsInput(t *testing.T) {
 // returns registers again as the same version.
 func TestDefinitionOutputNullRoundTrips(t *testing.T) {
 	ctx := ctxT(t)
-	opts, err := wfm.ParseDefinitionFile([]byte(`{"steps": [{"id": "a", "tool": {"name": "sleep"}}], "output": null}`))
+	opts, err := wfm.ParseDefinitionFile([]byte(`{"steps": [{"id": "a", "tool": {"name": "sleep", "arguments": {"duration_ms": 1}}}], "output": null}`))
 	if err != nil {
 		t.Fatal(err)
 	}
