@@ -262,6 +262,47 @@ steps:
     );
 }
 
+/// A step cut short because a step beside it failed is cancelled, not failed, and says why.
+#[tokio::test]
+async fn a_failing_step_cancels_the_steps_beside_it() {
+    let server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "fail-fast",
+        r#"
+steps:
+  - {id: slow, tool: {name: sleep, arguments: {duration_ms: 60000}}}
+  - {id: nap, tool: {name: sleep, arguments: {duration_ms: 50}}}
+  - id: bad
+    depends_on: [nap]
+    tool: {name: http_request, arguments: {url: "http://127.0.0.1:1/", method: "NOT A METHOD"}}
+"#,
+    )
+    .await
+    .unwrap();
+    let events = execute(&mut c, "fail-fast", json!({})).await.unwrap();
+    assert_eq!(
+        step_lines(&events, "slow"),
+        [
+            "started slow 1",
+            "cancelled slow 1: another step failed and ended the run while this one ran"
+        ]
+    );
+    let r = result(&events);
+    assert_eq!(
+        proto::StepStatus::try_from(step_result(&r, "slow").status),
+        Ok(proto::StepStatus::Cancelled)
+    );
+    assert_eq!((r.steps_completed, r.steps_failed), (1, 1));
+    assert!(
+        lines(&events)
+            .last()
+            .unwrap()
+            .starts_with("run failed: step 'bad' failed")
+    );
+}
+
 #[tokio::test]
 async fn times_out_a_slow_step() {
     let server = Server::start("");
@@ -451,6 +492,14 @@ steps:
         lines(&events)
     );
     assert_eq!((r.steps_completed, r.steps_failed), (1, 0));
+    assert_eq!(
+        step_lines(&events, "b"),
+        [
+            "started b 1",
+            "cancelled b 1: the execution was cancelled while the step ran"
+        ],
+        "the stream says the step was cut short, not that it failed"
+    );
 }
 
 /// A workflow another one runs cannot be unregistered from under it: at the next start

@@ -584,7 +584,17 @@ async fn cancel_ends_a_running_execution_and_is_idempotent() {
         panic!("{:?}", labels(&rest))
     };
     assert_eq!(c.reason, "test says stop");
-    // The step was cut short, not failed.
+    // The step was cut short, not failed: so says its event, and its result.
+    let cut_short = rest.iter().find_map(|e| match &e.kind {
+        Some(Kind::StepCancelled(s)) => Some(s),
+        _ => None,
+    });
+    let cut_short = cut_short.unwrap_or_else(|| panic!("no step_cancelled: {:?}", labels(&rest)));
+    assert_eq!(
+        (cut_short.attempt, cut_short.reason.as_str()),
+        (1, "the execution was cancelled while the step ran")
+    );
+    assert!(!labels(&rest).iter().any(|l| l.starts_with("step_failed")));
     let result = c.result.as_ref().unwrap();
     assert_eq!(result.steps[0].status, proto::StepStatus::Cancelled as i32);
     assert_eq!((result.steps_failed, result.success), (0, false));

@@ -401,6 +401,15 @@ pub fn event(e: &engine::Event) -> proto::ExecutionEvent {
             step_id: step_id.clone(),
             reason: reason.clone(),
         }),
+        EventKind::StepCancelled {
+            step_id,
+            reason,
+            attempt,
+        } => pe::Kind::StepCancelled(pe::StepCancelled {
+            step_id: step_id.clone(),
+            reason: reason.clone(),
+            attempt: *attempt as i32,
+        }),
         EventKind::Completed { result: r } => pe::Kind::Completed(pe::Completed {
             result: Some(result(r)),
         }),

@@ -258,6 +258,13 @@ impl LiveView {
                 &s.step_id,
                 format!("  ↷ {} skipped: {}", s.step_id, s.reason),
             ),
+            Kind::StepCancelled(s) => self.end_step(
+                &s.step_id,
+                format!(
+                    "  ■ {} cancelled (attempt {}): {}",
+                    s.step_id, s.attempt, s.reason
+                ),
+            ),
             Kind::Completed(c) => self.summary("✔ completed", c.result.as_ref()),
             Kind::Failed(f) => self.summary(&format!("✘ failed: {}", f.error), f.result.as_ref()),
             Kind::Cancelled(c) => {

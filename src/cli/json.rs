@@ -144,6 +144,10 @@ pub fn event(e: &proto::ExecutionEvent) -> Value {
             "step_skipped",
             json!({"step_id": s.step_id, "reason": s.reason}),
         ),
+        Some(Kind::StepCancelled(s)) => (
+            "step_cancelled",
+            json!({"step_id": s.step_id, "reason": s.reason, "attempt": s.attempt}),
+        ),
         Some(Kind::Completed(c)) => (
             "completed",
             json!({"result": c.result.as_ref().map(result)}),

@@ -157,8 +157,7 @@ impl ExecutionContext {
             }
             Err(error) => {
                 if matches!(error, WorkflowError::Cancelled(_)) {
-                    self.step_cancelled(step_id, error.to_string(), duration, 1)
-                        .await?;
+                    self.step_cancelled(step_id, duration, 1).await?;
                 } else {
                     self.step_failed(step_id, error.to_string(), duration, 1, false)
                         .await?;
@@ -198,28 +197,31 @@ impl ExecutionContext {
     }
 
     /// Reports a step cut short by cancellation (of the execution, or of a run another
-    /// step failed) in its `attempt`: it did not fail.
+    /// step failed) in its `attempt`: it did not fail. Its reason says which.
     pub async fn step_cancelled(
         &self,
         step_id: &str,
-        error: String,
         duration: std::time::Duration,
         attempt: u32,
     ) -> Result<(), WorkflowError> {
+        let reason = if self.cancel.is_cancelled() {
+            "the execution was cancelled while the step ran"
+        } else {
+            "another step failed and ended the run while this one ran"
+        };
         self.step_ended(step_id, duration);
         self.record(
             step_id,
             StepStatus::Cancelled,
             Value::Null,
-            Some(error.clone()),
+            Some(reason.to_string()),
             duration.as_secs_f64(),
             attempt,
         );
-        self.emit(EventKind::StepFailed {
+        self.emit(EventKind::StepCancelled {
             step_id: step_id.to_string(),
-            error,
+            reason: reason.to_string(),
             attempt,
-            will_retry: false,
         })
         .await
     }

@@ -65,6 +65,13 @@ pub enum EventKind {
         step_id: String,
         reason: String,
     },
+    /// Cut short by cancellation (of the execution, or of a run another step failed):
+    /// the step did not fail.
+    StepCancelled {
+        step_id: String,
+        reason: String,
+        attempt: u32,
+    },
     // The terminal results are shared: an event is moved, queued and kept many times, the
     // result is by far its largest variant (the other events stay under 128 bytes), and the
     // execution's record holds the same result.

@@ -50,6 +50,18 @@ pub fn steps_so_far<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Step
                 Duration::ZERO,
                 Some(*attempt),
             ),
+            EventKind::StepCancelled {
+                step_id,
+                reason,
+                attempt,
+            } => (
+                step_id,
+                StepStatus::Cancelled,
+                Value::Null,
+                Some(reason.clone()),
+                Duration::ZERO,
+                Some(*attempt),
+            ),
             EventKind::StepSkipped { step_id, .. } => (
                 step_id,
                 StepStatus::Skipped,
@@ -172,6 +184,27 @@ mod tests {
         assert!(!result.success, "not ended: not a success yet");
         assert_eq!((result.steps_completed, result.steps_skipped), (1, 1));
         assert_eq!(result.output, Value::Null);
+    }
+
+    #[test]
+    fn a_step_cut_short_is_cancelled_with_its_reason() {
+        let history = events(vec![
+            started("a", 2),
+            EventKind::StepCancelled {
+                step_id: "a".into(),
+                reason: "the execution was cancelled while the step ran".into(),
+                attempt: 2,
+            },
+        ]);
+        let steps = steps_so_far(&history);
+        assert_eq!(
+            (steps[0].status, steps[0].attempts),
+            (StepStatus::Cancelled, 2)
+        );
+        assert_eq!(
+            steps[0].error.as_deref(),
+            Some("the execution was cancelled while the step ran")
+        );
     }
 
     #[test]

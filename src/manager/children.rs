@@ -196,6 +196,9 @@ fn describe(kind: &EventKind) -> Option<String> {
             if *will_retry { " (will retry)" } else { "" }
         ),
         EventKind::StepSkipped { step_id, reason } => format!("step {step_id} skipped: {reason}"),
+        EventKind::StepCancelled {
+            step_id, reason, ..
+        } => format!("step {step_id} cancelled: {reason}"),
         EventKind::Completed { .. } => "completed".into(),
         EventKind::Failed { error, .. } => format!("failed: {error}"),
         EventKind::Cancelled { reason, .. } => format!("cancelled: {reason}"),

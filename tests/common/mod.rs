@@ -244,6 +244,7 @@ pub fn label(e: &proto::ExecutionEvent) -> String {
         Kind::StepCompleted(s) => format!("step_completed:{}", s.step_id),
         Kind::StepFailed(s) => format!("step_failed:{}", s.step_id),
         Kind::StepSkipped(s) => format!("step_skipped:{}", s.step_id),
+        Kind::StepCancelled(s) => format!("step_cancelled:{}", s.step_id),
         Kind::Completed(_) => "completed".into(),
         Kind::Failed(_) => "failed".into(),
         Kind::Cancelled(_) => "cancelled".into(),

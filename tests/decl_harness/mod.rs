@@ -194,6 +194,7 @@ pub async fn execute(
 }
 
 /// One line per event: `started a 1`, `failed a 1 retry`, `completed a`, `skipped a`,
+/// `cancelled a 1: reason`,
 /// `progress a: text`, and `run completed` / `run failed: ...` / `run cancelled: ...`.
 pub fn lines(events: &[proto::ExecutionEvent]) -> Vec<String> {
     events
@@ -210,6 +211,9 @@ pub fn lines(events: &[proto::ExecutionEvent]) -> Vec<String> {
                 ),
                 Kind::StepCompleted(s) => format!("completed {}", s.step_id),
                 Kind::StepSkipped(s) => format!("skipped {}: {}", s.step_id, s.reason),
+                Kind::StepCancelled(s) => {
+                    format!("cancelled {} {}: {}", s.step_id, s.attempt, s.reason)
+                }
                 Kind::StepProgress(s) => format!("progress {}: {}", s.step_id, s.message),
                 Kind::Completed(_) => "run completed".into(),
                 Kind::Failed(f) => format!("run failed: {}", f.error),
@@ -226,6 +230,7 @@ pub fn step_lines(events: &[proto::ExecutionEvent], step: &str) -> Vec<String> {
         format!("started {step} "),
         format!("failed {step} "),
         format!("skipped {step}:"),
+        format!("cancelled {step} "),
         format!("progress {step}:"),
     ];
     let done = format!("completed {step}");

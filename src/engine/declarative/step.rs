@@ -209,8 +209,7 @@ async fn report_failure(
     will_retry: bool,
 ) -> Result<(), WorkflowError> {
     if error.kind == StepErrorKind::Cancelled && !will_retry {
-        ctx.step_cancelled(step_id, error.to_string(), elapsed, attempt)
-            .await
+        ctx.step_cancelled(step_id, elapsed, attempt).await
     } else {
         ctx.step_failed(step_id, error.to_string(), elapsed, attempt, will_retry)
             .await
