@@ -722,6 +722,57 @@ func TestCancelSleep(t *testing.T) {
 	}
 }
 
+// A step cut short by a cancel is a step_cancelled event (its attempt, and why), not a
+// step_failed one.
+func TestCancelSleepStepIsStepCancelled(t *testing.T) {
+	ctx := ctxT(t)
+	name := uniqueName(t, "go-step-cancelled")
+	def := &wfm.Definition{Steps: []wfm.Step{
+		{ID: "nap", Tool: &wfm.ToolAction{Name: "sleep", Arguments: map[string]any{"duration_ms": 60000}}},
+	}}
+	if _, _, err := sharedClient.Register(ctx, wfm.RegisterOptions{Name: name, Definition: def}); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := sharedClient.Execute(ctx, name, wfm.ExecuteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	var events []*wfm.Event
+	for ev, err := range stream.All() {
+		if err != nil {
+			t.Fatalf("%v (events so far %v)", err, events)
+		}
+		events = append(events, ev)
+		if ev.Kind == wfm.EventStepStarted && ev.StepID == "nap" {
+			if _, err := sharedClient.CancelExecution(ctx, ev.ExecutionID, "go test cuts it short"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(events) == 0 || events[len(events)-1].Kind != wfm.EventCancelled {
+		t.Fatalf("events %v, want them to end with cancelled", events)
+	}
+	var cut *wfm.Event
+	for _, ev := range events {
+		switch ev.Kind {
+		case wfm.EventStepFailed:
+			t.Errorf("a cut-short step is not failed: %v", ev)
+		case wfm.EventStepCancelled:
+			cut = ev
+		}
+	}
+	if cut == nil {
+		t.Fatalf("no step_cancelled event in %v", events)
+	}
+	if cut.StepID != "nap" || cut.Attempt != 1 || cut.Reason != "the execution was cancelled while the step ran" {
+		t.Errorf("step_cancelled %+v, want step nap, attempt 1, the cancel's reason", cut)
+	}
+	if got := cut.String(); !strings.Contains(got, "step_cancelled nap (the execution was cancelled while the step ran)") {
+		t.Errorf("String() = %q", got)
+	}
+}
+
 func TestCancelCompletedExecution(t *testing.T) {
 	ctx := ctxT(t)
 	name := uniqueName(t, "go-cancel-done")

@@ -149,6 +149,10 @@ const (
 	EventStepCompleted EventKind = "step_completed"
 	EventStepFailed    EventKind = "step_failed"
 	EventStepSkipped   EventKind = "step_skipped"
+	// EventStepCancelled: the step was cut short by a cancel, a shutdown or a step beside
+	// it failing; it did not fail. (Servers before this event sent step_failed instead,
+	// with an error starting "Cancelled:", and histories recorded then keep it.)
+	EventStepCancelled EventKind = "step_cancelled"
 	EventCompleted     EventKind = "completed"
 	EventFailed        EventKind = "failed"
 	EventCancelled     EventKind = "cancelled"
@@ -164,8 +168,8 @@ type Event struct {
 
 	WorkflowName    string        // accepted
 	WorkflowVersion int           // accepted
-	Reason          string        // queued, step_skipped, cancelled
-	Attempt         int           // started, step_started, step_failed
+	Reason          string        // queued, step_skipped, step_cancelled, cancelled
+	Attempt         int           // started, step_started, step_failed, step_cancelled
 	StepID          string        // step_*
 	Message         string        // step_progress
 	Fraction        *float64      // step_progress, when known
@@ -419,6 +423,11 @@ func fromEvent(e *workflowv1.ExecutionEvent) *Event {
 		out.Kind = EventStepSkipped
 		out.StepID = k.StepSkipped.GetStepId()
 		out.Reason = k.StepSkipped.GetReason()
+	case *workflowv1.ExecutionEvent_StepCancelled_:
+		out.Kind = EventStepCancelled
+		out.StepID = k.StepCancelled.GetStepId()
+		out.Reason = k.StepCancelled.GetReason()
+		out.Attempt = int(k.StepCancelled.GetAttempt())
 	case *workflowv1.ExecutionEvent_Completed_:
 		out.Kind = EventCompleted
 		out.Result = fromResult(k.Completed.GetResult())

@@ -283,6 +283,29 @@ def test_cancel_sleep_execution(client: Client, sleep_wf: str) -> None:
     assert client.cancel_execution(started.execution_id) is ExecutionStatus.CANCELLED
 
 
+def test_step_cut_short_by_cancel_is_step_cancelled(client: Client) -> None:
+    name = f"cut-short-{uuid.uuid4().hex[:8]}"
+    client.register(
+        name, definition={"steps": [{"id": "nap", "tool": {"name": "sleep", "arguments": {"duration_ms": 60_000}}}]}
+    )
+    events: list[wfm_client.Event] = []
+    with client.execute(name, timeout=20) as stream:
+        for event in stream:
+            events.append(event)
+            if event.kind == "step_started" and event.step_id == "nap":
+                client.cancel_execution(event.execution_id, reason="test cuts it short")
+    kinds = [e.kind for e in events]
+    assert kinds[-1] == "cancelled", kinds
+    assert "step_failed" not in kinds, kinds
+    [cut] = [e for e in events if e.kind == "step_cancelled"]
+    assert (cut.step_id, cut.attempt, cut.reason) == (
+        "nap",
+        1,
+        "the execution was cancelled while the step ran",
+    )
+    assert cut.error is None and cut.will_retry is None
+
+
 def test_cancel_finished_execution_reports_its_status(client: Client, echo_wf: str) -> None:
     started = client.start_execution(echo_wf, input={})
     client.wait(started.execution_id)

@@ -130,6 +130,12 @@ export type ExecutionEvent = EventBase &
     | { kind: "stepCompleted"; stepId: string; output: JsonValue | undefined; durationMs: number | undefined }
     | { kind: "stepFailed"; stepId: string; error: string; attempt: number; willRetry: boolean }
     | { kind: "stepSkipped"; stepId: string; reason: string }
+    /**
+     * The step was cut short by a cancel, a shutdown or a step beside it failing: it did
+     * not fail. (Servers before this event sent `stepFailed` with an error starting
+     * "Cancelled:", and histories recorded then keep it.)
+     */
+    | { kind: "stepCancelled"; stepId: string; reason: string; attempt: number }
     | { kind: "completed"; result: ExecutionResult }
     | { kind: "failed"; error: string; result: ExecutionResult | undefined }
     | { kind: "cancelled"; reason: string; result: ExecutionResult | undefined }
@@ -262,6 +268,8 @@ export function eventFromPb(e: PbExecutionEvent): ExecutionEvent {
       };
     case "stepSkipped":
       return { ...base, kind: k.case, stepId: k.value.stepId, reason: k.value.reason };
+    case "stepCancelled":
+      return { ...base, kind: k.case, stepId: k.value.stepId, reason: k.value.reason, attempt: k.value.attempt };
     case "completed":
       return { ...base, kind: k.case, result: optResult(k.value.result) ?? emptyResult(true) };
     case "failed":

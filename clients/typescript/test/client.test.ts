@@ -446,6 +446,30 @@ describe("WfmClient against a real wfm server", () => {
     assert.equal(await client.cancelExecution(executionId), ExecutionStatus.CANCELLED);
   });
 
+  it("a step cut short by a cancel is a stepCancelled event, not stepFailed", async () => {
+    await client.register({
+      name: "cut-short",
+      source: definitionSource({
+        steps: [{ id: "nap", tool: { name: "sleep", arguments: { duration_ms: 60_000 } } }],
+      }),
+    });
+    const events: ExecutionEvent[] = [];
+    for await (const e of client.execute("cut-short")) {
+      events.push(e);
+      if (e.kind === "stepStarted" && e.stepId === "nap") {
+        await client.cancelExecution(e.executionId, "test cuts it short");
+      }
+    }
+    assert.equal(events.at(-1)?.kind, "cancelled", `kinds: ${kinds(events).join(",")}`);
+    assert.ok(!events.some((e) => e.kind === "stepFailed"), `kinds: ${kinds(events).join(",")}`);
+    const cut = events.find((e) => e.kind === "stepCancelled");
+    assert.ok(cut?.kind === "stepCancelled", `kinds: ${kinds(events).join(",")}`);
+    assert.deepEqual(
+      { stepId: cut.stepId, attempt: cut.attempt, reason: cut.reason },
+      { stepId: "nap", attempt: 1, reason: "the execution was cancelled while the step ran" },
+    );
+  });
+
   it("run() resolves a cancelled execution with its status", async () => {
     let resolveStarted!: (id: string) => void;
     const started = new Promise<string>((resolve) => (resolveStarted = resolve));

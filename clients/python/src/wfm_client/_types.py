@@ -91,6 +91,7 @@ EventKind = Literal[
     "step_completed",
     "step_failed",
     "step_skipped",
+    "step_cancelled",
     "completed",
     "failed",
     "cancelled",
@@ -258,9 +259,14 @@ class Event:
 
     ``kind`` (an :data:`EventKind`) is the name of the proto's ``kind`` oneof:
     "accepted", "queued", "started", "step_started", "step_progress", "step_completed",
-    "step_failed", "step_skipped", "completed", "failed" or "cancelled" ("unknown" for a
-    kind newer than this client). The other fields are filled in when that kind carries them
-    and are None otherwise; ``raw.<kind>`` has the message itself.
+    "step_failed", "step_skipped", "step_cancelled", "completed", "failed" or "cancelled"
+    ("unknown" for a kind newer than this client). The other fields are filled in when that
+    kind carries them and are None otherwise; ``raw.<kind>`` has the message itself.
+
+    A step cut short by a cancel, a shutdown or a failing step beside it is a
+    "step_cancelled" event (``step_id``, ``reason``, ``attempt``): the step did not fail.
+    Servers before that event sent it as "step_failed" with an error starting
+    "Cancelled:", and histories recorded then keep it.
     """
 
     execution_id: str
@@ -271,7 +277,7 @@ class Event:
     attempt: int | None = None
     workflow_name: str | None = None
     workflow_version: int | None = None
-    #: Queued, step_skipped and cancelled: why.
+    #: Queued, step_skipped, step_cancelled and cancelled: why.
     reason: str | None = None
     #: step_progress.
     message: str | None = None
@@ -339,6 +345,9 @@ class Event:
         if kind == "step_skipped":
             k = m.step_skipped
             return cls(kind=kind, step_id=k.step_id, reason=k.reason, **common)
+        if kind == "step_cancelled":
+            x = m.step_cancelled
+            return cls(kind=kind, step_id=x.step_id, reason=x.reason, attempt=x.attempt, **common)
         if kind == "completed":
             return cls(kind=kind, result=_result_or(m.completed, ""), **common)
         if kind == "failed":

@@ -2909,6 +2909,7 @@ type ExecutionEvent struct {
 	//	*ExecutionEvent_Completed_
 	//	*ExecutionEvent_Failed_
 	//	*ExecutionEvent_Cancelled_
+	//	*ExecutionEvent_StepCancelled_
 	Kind          isExecutionEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3071,6 +3072,15 @@ func (x *ExecutionEvent) GetCancelled() *ExecutionEvent_Cancelled {
 	return nil
 }
 
+func (x *ExecutionEvent) GetStepCancelled() *ExecutionEvent_StepCancelled {
+	if x != nil {
+		if x, ok := x.Kind.(*ExecutionEvent_StepCancelled_); ok {
+			return x.StepCancelled
+		}
+	}
+	return nil
+}
+
 type isExecutionEvent_Kind interface {
 	isExecutionEvent_Kind()
 }
@@ -3119,6 +3129,10 @@ type ExecutionEvent_Cancelled_ struct {
 	Cancelled *ExecutionEvent_Cancelled `protobuf:"bytes,20,opt,name=cancelled,proto3,oneof"`
 }
 
+type ExecutionEvent_StepCancelled_ struct {
+	StepCancelled *ExecutionEvent_StepCancelled `protobuf:"bytes,21,opt,name=step_cancelled,json=stepCancelled,proto3,oneof"`
+}
+
 func (*ExecutionEvent_Accepted_) isExecutionEvent_Kind() {}
 
 func (*ExecutionEvent_Queued_) isExecutionEvent_Kind() {}
@@ -3140,6 +3154,8 @@ func (*ExecutionEvent_Completed_) isExecutionEvent_Kind() {}
 func (*ExecutionEvent_Failed_) isExecutionEvent_Kind() {}
 
 func (*ExecutionEvent_Cancelled_) isExecutionEvent_Kind() {}
+
+func (*ExecutionEvent_StepCancelled_) isExecutionEvent_Kind() {}
 
 // The execution was accepted for this workflow version.
 type ExecutionEvent_Accepted struct {
@@ -3579,6 +3595,70 @@ func (x *ExecutionEvent_StepSkipped) GetReason() string {
 	return ""
 }
 
+// The step was cut short in `attempt`: the execution was cancelled or shut down, or a
+// step beside it failed and ended the run. The step itself did not fail; its result
+// says STEP_STATUS_CANCELLED. (Servers before this event sent step_failed instead, and
+// histories recorded then keep it.)
+type ExecutionEvent_StepCancelled struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StepId        string                 `protobuf:"bytes,1,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Attempt       int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecutionEvent_StepCancelled) Reset() {
+	*x = ExecutionEvent_StepCancelled{}
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecutionEvent_StepCancelled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecutionEvent_StepCancelled) ProtoMessage() {}
+
+func (x *ExecutionEvent_StepCancelled) ProtoReflect() protoreflect.Message {
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecutionEvent_StepCancelled.ProtoReflect.Descriptor instead.
+func (*ExecutionEvent_StepCancelled) Descriptor() ([]byte, []int) {
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 8}
+}
+
+func (x *ExecutionEvent_StepCancelled) GetStepId() string {
+	if x != nil {
+		return x.StepId
+	}
+	return ""
+}
+
+func (x *ExecutionEvent_StepCancelled) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ExecutionEvent_StepCancelled) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
 type ExecutionEvent_Completed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Result        *ExecutionResult       `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
@@ -3588,7 +3668,7 @@ type ExecutionEvent_Completed struct {
 
 func (x *ExecutionEvent_Completed) Reset() {
 	*x = ExecutionEvent_Completed{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[53]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3600,7 +3680,7 @@ func (x *ExecutionEvent_Completed) String() string {
 func (*ExecutionEvent_Completed) ProtoMessage() {}
 
 func (x *ExecutionEvent_Completed) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[53]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3613,7 +3693,7 @@ func (x *ExecutionEvent_Completed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Completed.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Completed) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 8}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 9}
 }
 
 func (x *ExecutionEvent_Completed) GetResult() *ExecutionResult {
@@ -3633,7 +3713,7 @@ type ExecutionEvent_Failed struct {
 
 func (x *ExecutionEvent_Failed) Reset() {
 	*x = ExecutionEvent_Failed{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[54]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3645,7 +3725,7 @@ func (x *ExecutionEvent_Failed) String() string {
 func (*ExecutionEvent_Failed) ProtoMessage() {}
 
 func (x *ExecutionEvent_Failed) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[54]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3658,7 +3738,7 @@ func (x *ExecutionEvent_Failed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Failed.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Failed) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 9}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 10}
 }
 
 func (x *ExecutionEvent_Failed) GetError() string {
@@ -3685,7 +3765,7 @@ type ExecutionEvent_Cancelled struct {
 
 func (x *ExecutionEvent_Cancelled) Reset() {
 	*x = ExecutionEvent_Cancelled{}
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[55]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3697,7 +3777,7 @@ func (x *ExecutionEvent_Cancelled) String() string {
 func (*ExecutionEvent_Cancelled) ProtoMessage() {}
 
 func (x *ExecutionEvent_Cancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_workflow_v1_workflow_service_proto_msgTypes[55]
+	mi := &file_workflow_v1_workflow_service_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3710,7 +3790,7 @@ func (x *ExecutionEvent_Cancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionEvent_Cancelled.ProtoReflect.Descriptor instead.
 func (*ExecutionEvent_Cancelled) Descriptor() ([]byte, []int) {
-	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 10}
+	return file_workflow_v1_workflow_service_proto_rawDescGZIP(), []int{41, 11}
 }
 
 func (x *ExecutionEvent_Cancelled) GetReason() string {
@@ -3940,7 +4020,7 @@ const file_workflow_v1_workflow_service_proto_rawDesc = "" +
 	"\rsteps_skipped\x18\x05 \x01(\x05R\fstepsSkipped\x12-\n" +
 	"\x05steps\x18\x06 \x03(\v2\x17.workflow.v1.StepResultR\x05steps\x12.\n" +
 	"\x06output\x18\a \x01(\v2\x16.google.protobuf.ValueR\x06output\x12\x14\n" +
-	"\x05error\x18\b \x01(\tR\x05error\"\xb4\x0e\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\xe4\x0f\n" +
 	"\x0eExecutionEvent\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x03R\bsequence\x12.\n" +
@@ -3957,7 +4037,8 @@ const file_workflow_v1_workflow_service_proto_rawDesc = "" +
 	"\fstep_skipped\x18\x11 \x01(\v2'.workflow.v1.ExecutionEvent.StepSkippedH\x00R\vstepSkipped\x12E\n" +
 	"\tcompleted\x18\x12 \x01(\v2%.workflow.v1.ExecutionEvent.CompletedH\x00R\tcompleted\x12<\n" +
 	"\x06failed\x18\x13 \x01(\v2\".workflow.v1.ExecutionEvent.FailedH\x00R\x06failed\x12E\n" +
-	"\tcancelled\x18\x14 \x01(\v2%.workflow.v1.ExecutionEvent.CancelledH\x00R\tcancelled\x1aZ\n" +
+	"\tcancelled\x18\x14 \x01(\v2%.workflow.v1.ExecutionEvent.CancelledH\x00R\tcancelled\x12R\n" +
+	"\x0estep_cancelled\x18\x15 \x01(\v2).workflow.v1.ExecutionEvent.StepCancelledH\x00R\rstepCancelled\x1aZ\n" +
 	"\bAccepted\x12#\n" +
 	"\rworkflow_name\x18\x01 \x01(\tR\fworkflowName\x12)\n" +
 	"\x10workflow_version\x18\x02 \x01(\x05R\x0fworkflowVersion\x1a \n" +
@@ -3986,7 +4067,11 @@ const file_workflow_v1_workflow_service_proto_rawDesc = "" +
 	"will_retry\x18\x04 \x01(\bR\twillRetry\x1a>\n" +
 	"\vStepSkipped\x12\x17\n" +
 	"\astep_id\x18\x01 \x01(\tR\x06stepId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\x1aA\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x1aZ\n" +
+	"\rStepCancelled\x12\x17\n" +
+	"\astep_id\x18\x01 \x01(\tR\x06stepId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x05R\aattempt\x1aA\n" +
 	"\tCompleted\x124\n" +
 	"\x06result\x18\x01 \x01(\v2\x1c.workflow.v1.ExecutionResultR\x06result\x1aT\n" +
 	"\x06Failed\x12\x14\n" +
@@ -4043,7 +4128,7 @@ func file_workflow_v1_workflow_service_proto_rawDescGZIP() []byte {
 }
 
 var file_workflow_v1_workflow_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_workflow_v1_workflow_service_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_workflow_v1_workflow_service_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_workflow_v1_workflow_service_proto_goTypes = []any{
 	(ExecutionStatus)(0),                 // 0: workflow.v1.ExecutionStatus
 	(StepStatus)(0),                      // 1: workflow.v1.StepStatus
@@ -4100,73 +4185,74 @@ var file_workflow_v1_workflow_service_proto_goTypes = []any{
 	(*ExecutionEvent_StepCompleted)(nil), // 52: workflow.v1.ExecutionEvent.StepCompleted
 	(*ExecutionEvent_StepFailed)(nil),    // 53: workflow.v1.ExecutionEvent.StepFailed
 	(*ExecutionEvent_StepSkipped)(nil),   // 54: workflow.v1.ExecutionEvent.StepSkipped
-	(*ExecutionEvent_Completed)(nil),     // 55: workflow.v1.ExecutionEvent.Completed
-	(*ExecutionEvent_Failed)(nil),        // 56: workflow.v1.ExecutionEvent.Failed
-	(*ExecutionEvent_Cancelled)(nil),     // 57: workflow.v1.ExecutionEvent.Cancelled
-	(*timestamppb.Timestamp)(nil),        // 58: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),              // 59: google.protobuf.Struct
-	(*structpb.Value)(nil),               // 60: google.protobuf.Value
-	(*durationpb.Duration)(nil),          // 61: google.protobuf.Duration
+	(*ExecutionEvent_StepCancelled)(nil), // 55: workflow.v1.ExecutionEvent.StepCancelled
+	(*ExecutionEvent_Completed)(nil),     // 56: workflow.v1.ExecutionEvent.Completed
+	(*ExecutionEvent_Failed)(nil),        // 57: workflow.v1.ExecutionEvent.Failed
+	(*ExecutionEvent_Cancelled)(nil),     // 58: workflow.v1.ExecutionEvent.Cancelled
+	(*timestamppb.Timestamp)(nil),        // 59: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),              // 60: google.protobuf.Struct
+	(*structpb.Value)(nil),               // 61: google.protobuf.Value
+	(*durationpb.Duration)(nil),          // 62: google.protobuf.Duration
 }
 var file_workflow_v1_workflow_service_proto_depIdxs = []int32{
 	44, // 0: workflow.v1.Workflow.labels:type_name -> workflow.v1.Workflow.LabelsEntry
-	58, // 1: workflow.v1.Workflow.create_time:type_name -> google.protobuf.Timestamp
+	59, // 1: workflow.v1.Workflow.create_time:type_name -> google.protobuf.Timestamp
 	3,  // 2: workflow.v1.Workflow.native:type_name -> workflow.v1.NativeSource
 	5,  // 3: workflow.v1.Workflow.definition:type_name -> workflow.v1.WorkflowDefinition
-	59, // 4: workflow.v1.NativeSource.arguments:type_name -> google.protobuf.Struct
+	60, // 4: workflow.v1.NativeSource.arguments:type_name -> google.protobuf.Struct
 	45, // 5: workflow.v1.RegisterRequest.labels:type_name -> workflow.v1.RegisterRequest.LabelsEntry
 	3,  // 6: workflow.v1.RegisterRequest.native:type_name -> workflow.v1.NativeSource
 	5,  // 7: workflow.v1.RegisterRequest.definition:type_name -> workflow.v1.WorkflowDefinition
 	6,  // 8: workflow.v1.WorkflowDefinition.steps:type_name -> workflow.v1.Step
-	59, // 9: workflow.v1.WorkflowDefinition.input_schema:type_name -> google.protobuf.Struct
-	60, // 10: workflow.v1.WorkflowDefinition.output:type_name -> google.protobuf.Value
+	60, // 9: workflow.v1.WorkflowDefinition.input_schema:type_name -> google.protobuf.Struct
+	61, // 10: workflow.v1.WorkflowDefinition.output:type_name -> google.protobuf.Value
 	7,  // 11: workflow.v1.Step.tool:type_name -> workflow.v1.ToolAction
 	8,  // 12: workflow.v1.Step.workflow:type_name -> workflow.v1.WorkflowAction
 	9,  // 13: workflow.v1.Step.retry:type_name -> workflow.v1.RetryPolicy
-	61, // 14: workflow.v1.Step.timeout:type_name -> google.protobuf.Duration
-	59, // 15: workflow.v1.ToolAction.arguments:type_name -> google.protobuf.Struct
-	59, // 16: workflow.v1.WorkflowAction.input:type_name -> google.protobuf.Struct
-	61, // 17: workflow.v1.RetryPolicy.initial_interval:type_name -> google.protobuf.Duration
-	61, // 18: workflow.v1.RetryPolicy.maximum_interval:type_name -> google.protobuf.Duration
+	62, // 14: workflow.v1.Step.timeout:type_name -> google.protobuf.Duration
+	60, // 15: workflow.v1.ToolAction.arguments:type_name -> google.protobuf.Struct
+	60, // 16: workflow.v1.WorkflowAction.input:type_name -> google.protobuf.Struct
+	62, // 17: workflow.v1.RetryPolicy.initial_interval:type_name -> google.protobuf.Duration
+	62, // 18: workflow.v1.RetryPolicy.maximum_interval:type_name -> google.protobuf.Duration
 	2,  // 19: workflow.v1.RegisterResponse.workflow:type_name -> workflow.v1.Workflow
 	46, // 20: workflow.v1.ListRequest.label_filter:type_name -> workflow.v1.ListRequest.LabelFilterEntry
 	2,  // 21: workflow.v1.ListResponse.workflows:type_name -> workflow.v1.Workflow
 	2,  // 22: workflow.v1.GetResponse.workflow:type_name -> workflow.v1.Workflow
-	59, // 23: workflow.v1.ExecuteRequest.input:type_name -> google.protobuf.Struct
-	59, // 24: workflow.v1.ExecuteRequest.metadata:type_name -> google.protobuf.Struct
+	60, // 23: workflow.v1.ExecuteRequest.input:type_name -> google.protobuf.Struct
+	60, // 24: workflow.v1.ExecuteRequest.metadata:type_name -> google.protobuf.Struct
 	43, // 25: workflow.v1.ExecuteResponse.event:type_name -> workflow.v1.ExecutionEvent
-	59, // 26: workflow.v1.StartExecutionRequest.input:type_name -> google.protobuf.Struct
-	59, // 27: workflow.v1.StartExecutionRequest.metadata:type_name -> google.protobuf.Struct
+	60, // 26: workflow.v1.StartExecutionRequest.input:type_name -> google.protobuf.Struct
+	60, // 27: workflow.v1.StartExecutionRequest.metadata:type_name -> google.protobuf.Struct
 	40, // 28: workflow.v1.GetExecutionResponse.execution:type_name -> workflow.v1.Execution
 	0,  // 29: workflow.v1.ListExecutionsRequest.status:type_name -> workflow.v1.ExecutionStatus
-	58, // 30: workflow.v1.ListExecutionsRequest.create_time_start:type_name -> google.protobuf.Timestamp
-	58, // 31: workflow.v1.ListExecutionsRequest.create_time_end:type_name -> google.protobuf.Timestamp
+	59, // 30: workflow.v1.ListExecutionsRequest.create_time_start:type_name -> google.protobuf.Timestamp
+	59, // 31: workflow.v1.ListExecutionsRequest.create_time_end:type_name -> google.protobuf.Timestamp
 	40, // 32: workflow.v1.ListExecutionsResponse.executions:type_name -> workflow.v1.Execution
 	43, // 33: workflow.v1.WatchExecutionResponse.event:type_name -> workflow.v1.ExecutionEvent
 	0,  // 34: workflow.v1.CancelExecutionResponse.status:type_name -> workflow.v1.ExecutionStatus
 	31, // 35: workflow.v1.ListWorkflowTypesResponse.workflow_types:type_name -> workflow.v1.WorkflowType
-	59, // 36: workflow.v1.WorkflowType.arguments_schema:type_name -> google.protobuf.Struct
+	60, // 36: workflow.v1.WorkflowType.arguments_schema:type_name -> google.protobuf.Struct
 	34, // 37: workflow.v1.ListToolsResponse.tools:type_name -> workflow.v1.Tool
-	59, // 38: workflow.v1.Tool.input_schema:type_name -> google.protobuf.Struct
-	61, // 39: workflow.v1.ShutdownRequest.grace_period:type_name -> google.protobuf.Duration
+	60, // 38: workflow.v1.Tool.input_schema:type_name -> google.protobuf.Struct
+	62, // 39: workflow.v1.ShutdownRequest.grace_period:type_name -> google.protobuf.Duration
 	39, // 40: workflow.v1.GetStatsResponse.workflows:type_name -> workflow.v1.WorkflowStats
-	58, // 41: workflow.v1.GetStatsResponse.since:type_name -> google.protobuf.Timestamp
-	61, // 42: workflow.v1.WorkflowStats.p50_duration:type_name -> google.protobuf.Duration
-	61, // 43: workflow.v1.WorkflowStats.p99_duration:type_name -> google.protobuf.Duration
+	59, // 41: workflow.v1.GetStatsResponse.since:type_name -> google.protobuf.Timestamp
+	62, // 42: workflow.v1.WorkflowStats.p50_duration:type_name -> google.protobuf.Duration
+	62, // 43: workflow.v1.WorkflowStats.p99_duration:type_name -> google.protobuf.Duration
 	0,  // 44: workflow.v1.Execution.status:type_name -> workflow.v1.ExecutionStatus
-	59, // 45: workflow.v1.Execution.input:type_name -> google.protobuf.Struct
-	59, // 46: workflow.v1.Execution.metadata:type_name -> google.protobuf.Struct
-	58, // 47: workflow.v1.Execution.create_time:type_name -> google.protobuf.Timestamp
-	58, // 48: workflow.v1.Execution.start_time:type_name -> google.protobuf.Timestamp
-	58, // 49: workflow.v1.Execution.end_time:type_name -> google.protobuf.Timestamp
+	60, // 45: workflow.v1.Execution.input:type_name -> google.protobuf.Struct
+	60, // 46: workflow.v1.Execution.metadata:type_name -> google.protobuf.Struct
+	59, // 47: workflow.v1.Execution.create_time:type_name -> google.protobuf.Timestamp
+	59, // 48: workflow.v1.Execution.start_time:type_name -> google.protobuf.Timestamp
+	59, // 49: workflow.v1.Execution.end_time:type_name -> google.protobuf.Timestamp
 	42, // 50: workflow.v1.Execution.result:type_name -> workflow.v1.ExecutionResult
 	1,  // 51: workflow.v1.StepResult.status:type_name -> workflow.v1.StepStatus
-	60, // 52: workflow.v1.StepResult.output:type_name -> google.protobuf.Value
-	61, // 53: workflow.v1.StepResult.duration:type_name -> google.protobuf.Duration
-	61, // 54: workflow.v1.ExecutionResult.execution_time:type_name -> google.protobuf.Duration
+	61, // 52: workflow.v1.StepResult.output:type_name -> google.protobuf.Value
+	62, // 53: workflow.v1.StepResult.duration:type_name -> google.protobuf.Duration
+	62, // 54: workflow.v1.ExecutionResult.execution_time:type_name -> google.protobuf.Duration
 	41, // 55: workflow.v1.ExecutionResult.steps:type_name -> workflow.v1.StepResult
-	60, // 56: workflow.v1.ExecutionResult.output:type_name -> google.protobuf.Value
-	58, // 57: workflow.v1.ExecutionEvent.time:type_name -> google.protobuf.Timestamp
+	61, // 56: workflow.v1.ExecutionResult.output:type_name -> google.protobuf.Value
+	59, // 57: workflow.v1.ExecutionEvent.time:type_name -> google.protobuf.Timestamp
 	47, // 58: workflow.v1.ExecutionEvent.accepted:type_name -> workflow.v1.ExecutionEvent.Accepted
 	48, // 59: workflow.v1.ExecutionEvent.queued:type_name -> workflow.v1.ExecutionEvent.Queued
 	49, // 60: workflow.v1.ExecutionEvent.started:type_name -> workflow.v1.ExecutionEvent.Started
@@ -4175,47 +4261,48 @@ var file_workflow_v1_workflow_service_proto_depIdxs = []int32{
 	52, // 63: workflow.v1.ExecutionEvent.step_completed:type_name -> workflow.v1.ExecutionEvent.StepCompleted
 	53, // 64: workflow.v1.ExecutionEvent.step_failed:type_name -> workflow.v1.ExecutionEvent.StepFailed
 	54, // 65: workflow.v1.ExecutionEvent.step_skipped:type_name -> workflow.v1.ExecutionEvent.StepSkipped
-	55, // 66: workflow.v1.ExecutionEvent.completed:type_name -> workflow.v1.ExecutionEvent.Completed
-	56, // 67: workflow.v1.ExecutionEvent.failed:type_name -> workflow.v1.ExecutionEvent.Failed
-	57, // 68: workflow.v1.ExecutionEvent.cancelled:type_name -> workflow.v1.ExecutionEvent.Cancelled
-	60, // 69: workflow.v1.ExecutionEvent.StepCompleted.output:type_name -> google.protobuf.Value
-	61, // 70: workflow.v1.ExecutionEvent.StepCompleted.duration:type_name -> google.protobuf.Duration
-	42, // 71: workflow.v1.ExecutionEvent.Completed.result:type_name -> workflow.v1.ExecutionResult
-	42, // 72: workflow.v1.ExecutionEvent.Failed.result:type_name -> workflow.v1.ExecutionResult
-	42, // 73: workflow.v1.ExecutionEvent.Cancelled.result:type_name -> workflow.v1.ExecutionResult
-	4,  // 74: workflow.v1.WorkflowService.Register:input_type -> workflow.v1.RegisterRequest
-	11, // 75: workflow.v1.WorkflowService.Unregister:input_type -> workflow.v1.UnregisterRequest
-	13, // 76: workflow.v1.WorkflowService.List:input_type -> workflow.v1.ListRequest
-	15, // 77: workflow.v1.WorkflowService.Get:input_type -> workflow.v1.GetRequest
-	17, // 78: workflow.v1.WorkflowService.Execute:input_type -> workflow.v1.ExecuteRequest
-	19, // 79: workflow.v1.WorkflowService.StartExecution:input_type -> workflow.v1.StartExecutionRequest
-	21, // 80: workflow.v1.WorkflowService.GetExecution:input_type -> workflow.v1.GetExecutionRequest
-	23, // 81: workflow.v1.WorkflowService.ListExecutions:input_type -> workflow.v1.ListExecutionsRequest
-	25, // 82: workflow.v1.WorkflowService.WatchExecution:input_type -> workflow.v1.WatchExecutionRequest
-	27, // 83: workflow.v1.WorkflowService.CancelExecution:input_type -> workflow.v1.CancelExecutionRequest
-	29, // 84: workflow.v1.WorkflowService.ListWorkflowTypes:input_type -> workflow.v1.ListWorkflowTypesRequest
-	32, // 85: workflow.v1.WorkflowService.ListTools:input_type -> workflow.v1.ListToolsRequest
-	35, // 86: workflow.v1.WorkflowService.Shutdown:input_type -> workflow.v1.ShutdownRequest
-	37, // 87: workflow.v1.WorkflowService.GetStats:input_type -> workflow.v1.GetStatsRequest
-	10, // 88: workflow.v1.WorkflowService.Register:output_type -> workflow.v1.RegisterResponse
-	12, // 89: workflow.v1.WorkflowService.Unregister:output_type -> workflow.v1.UnregisterResponse
-	14, // 90: workflow.v1.WorkflowService.List:output_type -> workflow.v1.ListResponse
-	16, // 91: workflow.v1.WorkflowService.Get:output_type -> workflow.v1.GetResponse
-	18, // 92: workflow.v1.WorkflowService.Execute:output_type -> workflow.v1.ExecuteResponse
-	20, // 93: workflow.v1.WorkflowService.StartExecution:output_type -> workflow.v1.StartExecutionResponse
-	22, // 94: workflow.v1.WorkflowService.GetExecution:output_type -> workflow.v1.GetExecutionResponse
-	24, // 95: workflow.v1.WorkflowService.ListExecutions:output_type -> workflow.v1.ListExecutionsResponse
-	26, // 96: workflow.v1.WorkflowService.WatchExecution:output_type -> workflow.v1.WatchExecutionResponse
-	28, // 97: workflow.v1.WorkflowService.CancelExecution:output_type -> workflow.v1.CancelExecutionResponse
-	30, // 98: workflow.v1.WorkflowService.ListWorkflowTypes:output_type -> workflow.v1.ListWorkflowTypesResponse
-	33, // 99: workflow.v1.WorkflowService.ListTools:output_type -> workflow.v1.ListToolsResponse
-	36, // 100: workflow.v1.WorkflowService.Shutdown:output_type -> workflow.v1.ShutdownResponse
-	38, // 101: workflow.v1.WorkflowService.GetStats:output_type -> workflow.v1.GetStatsResponse
-	88, // [88:102] is the sub-list for method output_type
-	74, // [74:88] is the sub-list for method input_type
-	74, // [74:74] is the sub-list for extension type_name
-	74, // [74:74] is the sub-list for extension extendee
-	0,  // [0:74] is the sub-list for field type_name
+	56, // 66: workflow.v1.ExecutionEvent.completed:type_name -> workflow.v1.ExecutionEvent.Completed
+	57, // 67: workflow.v1.ExecutionEvent.failed:type_name -> workflow.v1.ExecutionEvent.Failed
+	58, // 68: workflow.v1.ExecutionEvent.cancelled:type_name -> workflow.v1.ExecutionEvent.Cancelled
+	55, // 69: workflow.v1.ExecutionEvent.step_cancelled:type_name -> workflow.v1.ExecutionEvent.StepCancelled
+	61, // 70: workflow.v1.ExecutionEvent.StepCompleted.output:type_name -> google.protobuf.Value
+	62, // 71: workflow.v1.ExecutionEvent.StepCompleted.duration:type_name -> google.protobuf.Duration
+	42, // 72: workflow.v1.ExecutionEvent.Completed.result:type_name -> workflow.v1.ExecutionResult
+	42, // 73: workflow.v1.ExecutionEvent.Failed.result:type_name -> workflow.v1.ExecutionResult
+	42, // 74: workflow.v1.ExecutionEvent.Cancelled.result:type_name -> workflow.v1.ExecutionResult
+	4,  // 75: workflow.v1.WorkflowService.Register:input_type -> workflow.v1.RegisterRequest
+	11, // 76: workflow.v1.WorkflowService.Unregister:input_type -> workflow.v1.UnregisterRequest
+	13, // 77: workflow.v1.WorkflowService.List:input_type -> workflow.v1.ListRequest
+	15, // 78: workflow.v1.WorkflowService.Get:input_type -> workflow.v1.GetRequest
+	17, // 79: workflow.v1.WorkflowService.Execute:input_type -> workflow.v1.ExecuteRequest
+	19, // 80: workflow.v1.WorkflowService.StartExecution:input_type -> workflow.v1.StartExecutionRequest
+	21, // 81: workflow.v1.WorkflowService.GetExecution:input_type -> workflow.v1.GetExecutionRequest
+	23, // 82: workflow.v1.WorkflowService.ListExecutions:input_type -> workflow.v1.ListExecutionsRequest
+	25, // 83: workflow.v1.WorkflowService.WatchExecution:input_type -> workflow.v1.WatchExecutionRequest
+	27, // 84: workflow.v1.WorkflowService.CancelExecution:input_type -> workflow.v1.CancelExecutionRequest
+	29, // 85: workflow.v1.WorkflowService.ListWorkflowTypes:input_type -> workflow.v1.ListWorkflowTypesRequest
+	32, // 86: workflow.v1.WorkflowService.ListTools:input_type -> workflow.v1.ListToolsRequest
+	35, // 87: workflow.v1.WorkflowService.Shutdown:input_type -> workflow.v1.ShutdownRequest
+	37, // 88: workflow.v1.WorkflowService.GetStats:input_type -> workflow.v1.GetStatsRequest
+	10, // 89: workflow.v1.WorkflowService.Register:output_type -> workflow.v1.RegisterResponse
+	12, // 90: workflow.v1.WorkflowService.Unregister:output_type -> workflow.v1.UnregisterResponse
+	14, // 91: workflow.v1.WorkflowService.List:output_type -> workflow.v1.ListResponse
+	16, // 92: workflow.v1.WorkflowService.Get:output_type -> workflow.v1.GetResponse
+	18, // 93: workflow.v1.WorkflowService.Execute:output_type -> workflow.v1.ExecuteResponse
+	20, // 94: workflow.v1.WorkflowService.StartExecution:output_type -> workflow.v1.StartExecutionResponse
+	22, // 95: workflow.v1.WorkflowService.GetExecution:output_type -> workflow.v1.GetExecutionResponse
+	24, // 96: workflow.v1.WorkflowService.ListExecutions:output_type -> workflow.v1.ListExecutionsResponse
+	26, // 97: workflow.v1.WorkflowService.WatchExecution:output_type -> workflow.v1.WatchExecutionResponse
+	28, // 98: workflow.v1.WorkflowService.CancelExecution:output_type -> workflow.v1.CancelExecutionResponse
+	30, // 99: workflow.v1.WorkflowService.ListWorkflowTypes:output_type -> workflow.v1.ListWorkflowTypesResponse
+	33, // 100: workflow.v1.WorkflowService.ListTools:output_type -> workflow.v1.ListToolsResponse
+	36, // 101: workflow.v1.WorkflowService.Shutdown:output_type -> workflow.v1.ShutdownResponse
+	38, // 102: workflow.v1.WorkflowService.GetStats:output_type -> workflow.v1.GetStatsResponse
+	89, // [89:103] is the sub-list for method output_type
+	75, // [75:89] is the sub-list for method input_type
+	75, // [75:75] is the sub-list for extension type_name
+	75, // [75:75] is the sub-list for extension extendee
+	0,  // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_workflow_v1_workflow_service_proto_init() }
@@ -4248,6 +4335,7 @@ func file_workflow_v1_workflow_service_proto_init() {
 		(*ExecutionEvent_Completed_)(nil),
 		(*ExecutionEvent_Failed_)(nil),
 		(*ExecutionEvent_Cancelled_)(nil),
+		(*ExecutionEvent_StepCancelled_)(nil),
 	}
 	file_workflow_v1_workflow_service_proto_msgTypes[49].OneofWrappers = []any{}
 	type x struct{}
@@ -4256,7 +4344,7 @@ func file_workflow_v1_workflow_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_workflow_v1_workflow_service_proto_rawDesc), len(file_workflow_v1_workflow_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   56,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1597,6 +1597,35 @@ class ExecutionEvent(_message.Message):
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     @_typing.final
+    class StepCancelled(_message.Message):
+        """The step was cut short in `attempt`: the execution was cancelled or shut down, or a
+        step beside it failed and ended the run. The step itself did not fail; its result
+        says STEP_STATUS_CANCELLED. (Servers before this event sent step_failed instead, and
+        histories recorded then keep it.)
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        STEP_ID_FIELD_NUMBER: _builtins.int
+        REASON_FIELD_NUMBER: _builtins.int
+        ATTEMPT_FIELD_NUMBER: _builtins.int
+        step_id: _builtins.str
+        reason: _builtins.str
+        attempt: _builtins.int
+        def __init__(
+            self,
+            *,
+            step_id: _builtins.str = ...,
+            reason: _builtins.str = ...,
+            attempt: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "reason", b"reason", "step_id", b"step_id"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
     class Completed(_message.Message):
         DESCRIPTOR: _descriptor.Descriptor
 
@@ -1670,6 +1699,7 @@ class ExecutionEvent(_message.Message):
     COMPLETED_FIELD_NUMBER: _builtins.int
     FAILED_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
+    STEP_CANCELLED_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     sequence: _builtins.int
     @_builtins.property
@@ -1696,6 +1726,8 @@ class ExecutionEvent(_message.Message):
     def failed(self) -> Global___ExecutionEvent.Failed: ...
     @_builtins.property
     def cancelled(self) -> Global___ExecutionEvent.Cancelled: ...
+    @_builtins.property
+    def step_cancelled(self) -> Global___ExecutionEvent.StepCancelled: ...
     def __init__(
         self,
         *,
@@ -1713,12 +1745,13 @@ class ExecutionEvent(_message.Message):
         completed: Global___ExecutionEvent.Completed | None = ...,
         failed: Global___ExecutionEvent.Failed | None = ...,
         cancelled: Global___ExecutionEvent.Cancelled | None = ...,
+        step_cancelled: Global___ExecutionEvent.StepCancelled | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "cancelled", b"cancelled", "completed", b"completed", "failed", b"failed", "kind", b"kind", "queued", b"queued", "started", b"started", "step_completed", b"step_completed", "step_failed", b"step_failed", "step_progress", b"step_progress", "step_skipped", b"step_skipped", "step_started", b"step_started", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "cancelled", b"cancelled", "completed", b"completed", "failed", b"failed", "kind", b"kind", "queued", b"queued", "started", b"started", "step_cancelled", b"step_cancelled", "step_completed", b"step_completed", "step_failed", b"step_failed", "step_progress", b"step_progress", "step_skipped", b"step_skipped", "step_started", b"step_started", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "cancelled", b"cancelled", "completed", b"completed", "execution_id", b"execution_id", "failed", b"failed", "kind", b"kind", "queued", b"queued", "sequence", b"sequence", "started", b"started", "step_completed", b"step_completed", "step_failed", b"step_failed", "step_progress", b"step_progress", "step_skipped", b"step_skipped", "step_started", b"step_started", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "cancelled", b"cancelled", "completed", b"completed", "execution_id", b"execution_id", "failed", b"failed", "kind", b"kind", "queued", b"queued", "sequence", b"sequence", "started", b"started", "step_cancelled", b"step_cancelled", "step_completed", b"step_completed", "step_failed", b"step_failed", "step_progress", b"step_progress", "step_skipped", b"step_skipped", "step_started", b"step_started", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["accepted", "queued", "started", "step_started", "step_progress", "step_completed", "step_failed", "step_skipped", "completed", "failed", "cancelled"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["accepted", "queued", "started", "step_started", "step_progress", "step_completed", "step_failed", "step_skipped", "completed", "failed", "cancelled", "step_cancelled"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
