@@ -42,15 +42,24 @@ impl DefinitionFile {
             .with_context(|| format!("{} is not a valid workflow definition", path.display()))
     }
 
-    /// Parses a definition file's text, JSON or YAML; a repeated key in any object is refused.
+    /// Parses a definition file's text, JSON or YAML; a repeated key in any object is refused,
+    /// and so is a number that would not arrive as written.
     pub fn parse(text: &str, is_json: bool) -> anyhow::Result<Self> {
-        Ok(if is_json {
+        let file: Self = if is_json {
             super::unique_keys::check_json(text)?;
             serde_json::from_str(text)?
         } else {
             super::unique_keys::check_yaml(text)?;
             serde_norway::from_str(text)?
-        })
+        };
+        // JSON text is YAML too: one walk finds what either would change on the way.
+        let document: serde_norway::Value = serde_norway::from_str(text)?;
+        if let Some((path, number)) = super::exact_numbers::first_unsendable_yaml(&document) {
+            bail!(
+                "{number} at {path} would not arrive as written: values travel as JSON numbers (doubles), which hold integers up to ±2^53 and no NaN or infinity; write it as a string"
+            );
+        }
+        Ok(file)
     }
 
     /// The RegisterRequest; `name` given on the command line wins over the file's.
@@ -82,6 +91,18 @@ impl DefinitionFile {
                 "input_schema must be a JSON Schema object that accepts an object, like {{type: object}}; it is {schema}"
             );
         }
+        for step in &self.steps {
+            check_object(
+                &step.id,
+                "tool.arguments",
+                step.tool.as_ref().map(|t| &t.arguments),
+            )?;
+            check_object(
+                &step.id,
+                "workflow.input",
+                step.workflow.as_ref().map(|w| &w.input),
+            )?;
+        }
         let mut all_labels = self.labels;
         all_labels.extend(labels);
         let definition = Definition {
@@ -106,5 +127,16 @@ impl DefinitionFile {
                 definition_to_proto(&definition),
             )),
         })
+    }
+}
+
+/// A step's arguments or child input travel as an object (google.protobuf.Struct): another
+/// value would arrive wrapped as `{"value": ...}` and be checked and run as that.
+fn check_object(step: &str, field: &str, value: Option<&Value>) -> anyhow::Result<()> {
+    match value {
+        None | Some(Value::Null | Value::Object(_)) => Ok(()),
+        Some(other) => bail!(
+            "step '{step}': {field} must be an object of names to values, each of which may be a template, like {{n: \"{{{{ input.n }}}}\"}}; it is {other}"
+        ),
     }
 }

@@ -26,7 +26,7 @@ fn wfm(server: &Server, args: &[&str]) -> Result<String, String> {
 }
 
 #[tokio::test]
-async fn duplicated_keys_are_refused_before_anything_is_sent() {
+async fn what_would_not_arrive_as_written_is_refused_before_anything_is_sent() {
     let server = Server::start().await;
     let mut c = server.client().await;
     register(&mut c, "echo", "echo", json!({})).await;
@@ -100,6 +100,66 @@ async fn duplicated_keys_are_refused_before_anything_is_sent() {
             "input_schema must be a JSON Schema object that accepts an object, like {type: object}; it is false",
         ),
         (
+            "YAML definition whose tool arguments are a template, not an object",
+            vec![
+                "register".into(),
+                "-f".into(),
+                file(
+                    "args-template.yaml",
+                    "name: dup\nsteps:\n  - {id: a, tool: {name: sleep, arguments: \"{{ input }}\"}}\n",
+                ),
+            ],
+            "step 'a': tool.arguments must be an object of names to values, each of which may be a template, like {n: \"{{ input.n }}\"}; it is \"{{ input }}\"",
+        ),
+        (
+            "YAML definition whose child input is a list",
+            vec![
+                "register".into(),
+                "-f".into(),
+                file(
+                    "input-list.yaml",
+                    "name: dup\nsteps:\n  - {id: a, workflow: {name: echo, input: [1, 2]}}\n",
+                ),
+            ],
+            "step 'a': workflow.input must be an object of names to values",
+        ),
+        (
+            "YAML definition with an integer a double cannot hold",
+            vec![
+                "register".into(),
+                "-f".into(),
+                file(
+                    "big.yaml",
+                    "name: dup\nsteps:\n  - {id: a, tool: {name: json_transform, arguments: {data: 9007199254740993, expression: data}}}\n",
+                ),
+            ],
+            "9007199254740993 at /steps/0/tool/arguments/data would not arrive as written",
+        ),
+        (
+            "YAML definition with .nan",
+            vec![
+                "register".into(),
+                "-f".into(),
+                file(
+                    "nan.yaml",
+                    "name: dup\nsteps:\n  - {id: a, tool: {name: json_transform, arguments: {data: .nan, expression: data}}}\n",
+                ),
+            ],
+            ".nan at /steps/0/tool/arguments/data would not arrive as written",
+        ),
+        (
+            "JSON definition with an integer a double cannot hold",
+            vec![
+                "register".into(),
+                "-f".into(),
+                file(
+                    "big.json",
+                    r#"{"name": "dup", "steps": [{"id": "a", "tool": {"name": "json_transform", "arguments": {"data": [12345678901234567890], "expression": "data"}}}]}"#,
+                ),
+            ],
+            "12345678901234567890 at /steps/0/tool/arguments/data/0 would not arrive as written",
+        ),
+        (
             "a label given twice",
             vec![
                 "register".into(),
@@ -158,7 +218,7 @@ async fn duplicated_keys_are_refused_before_anything_is_sent() {
         "name: fine\nsteps:\n  - id: a\n    tool: {name: sleep, arguments: {duration_ms: 1}}\n",
     );
     wfm(&server, &["register", "-f", &ok]).expect("a clean definition registers");
-    assert_eq!(m.cases, 8);
+    assert_eq!(m.cases, 13);
 }
 
 /// A client option given to `wfm serve` would be ignored (a --tls-cert server would start
