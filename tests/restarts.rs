@@ -405,3 +405,74 @@ async fn a_resumed_child_is_cancelled_when_its_parent_cannot_resume() {
     let error = kid.result.as_ref().map(|r| r.error.as_str()).unwrap_or("");
     assert!(error.contains("its parent execution ended"), "{kid:?}");
 }
+
+/// A parent that reaches its child step during a shutdown's grace period starts the child:
+/// it is part of work accepted before the shutdown. Within the grace period both finish;
+/// past it, with `resume_unfinished`, both are left for the next server, which ends them.
+#[tokio::test]
+async fn a_parent_reaching_its_child_step_during_a_shutdown_starts_it() {
+    for (grace_secs, resume) in [(30, false), (1, true)] {
+        let mut server = Server::start("");
+        let mut c = server.client().await;
+        register(
+            &mut c,
+            "kid",
+            "steps:\n  - {id: nap, tool: {name: sleep, arguments: {duration_ms: 1500}}}\n",
+        )
+        .await
+        .unwrap();
+        register(
+            &mut c,
+            "mom",
+            r#"
+steps:
+  - {id: pre, tool: {name: sleep, arguments: {duration_ms: 300}}}
+  - {id: kid, depends_on: [pre], workflow: {name: kid}}
+output: "{{ steps.kid.output }}"
+"#,
+        )
+        .await
+        .unwrap();
+        let parent = start(&mut c, "mom", json!({})).await;
+        let report = c
+            .shutdown(proto::ShutdownRequest {
+                grace_period: Some(prost_types::Duration {
+                    seconds: grace_secs,
+                    nanos: 0,
+                }),
+                resume_unfinished: Some(resume),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let case = format!("grace {grace_secs}s, resume {resume}: {report:?}");
+        if resume {
+            assert_eq!(report.left_to_resume, 2, "{case}");
+        } else {
+            assert_eq!(
+                (
+                    report.finished_during_grace,
+                    report.cancelled,
+                    report.left_to_resume
+                ),
+                (2, 0, 0),
+                "{case}"
+            );
+        }
+        server.kill_and_restart();
+        let mut c = server.client().await;
+        let done = wait_for(&mut c, &parent, ended).await;
+        assert_eq!(
+            done.status,
+            proto::ExecutionStatus::Completed as i32,
+            "{case}: {done:?}"
+        );
+        let children = executions_of(&mut c, "kid").await;
+        assert_eq!(children.len(), 1, "{case}: {children:#?}");
+        assert_eq!(
+            children[0].status,
+            proto::ExecutionStatus::Completed as i32,
+            "{case}"
+        );
+    }
+}

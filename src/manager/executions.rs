@@ -91,7 +91,15 @@ impl WorkflowManager {
         spec: StartSpec,
         cancel_with: Option<CancellationToken>,
     ) -> Result<(String, bool, Option<broadcast::Receiver<Arc<Event>>>), ManagerError> {
-        self.ensure_accepting("executions")?;
+        // A child is part of the work its parent was accepted for: a shutdown's grace period
+        // lets it start, and what is left at the deadline is cancelled or left to resume
+        // with its parent.
+        if cancel_with.is_none() {
+            self.ensure_accepting("executions")?;
+        } else if !self.is_accepting() {
+            self.started_while_draining
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         validate::name("name", &spec.name)?;
         let version = check_version(spec.version)?;
         if !spec.request_id.is_empty() {

@@ -135,8 +135,12 @@ impl WorkflowManager {
         }
         self.tools.close().await;
         self.stopped.cancel();
+        let started = self
+            .started_while_draining
+            .load(std::sync::atomic::Ordering::SeqCst);
         let report = ShutdownReport {
-            finished_during_grace: running_at_start.saturating_sub(cancelled + left_to_resume),
+            finished_during_grace: (running_at_start + started)
+                .saturating_sub(cancelled + left_to_resume),
             cancelled,
             left_to_resume,
         };

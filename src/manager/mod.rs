@@ -75,6 +75,9 @@ pub struct WorkflowManager {
     live: Mutex<HashMap<Arc<str>, Arc<LiveExecution>>>,
     gate: Gate,
     accepting: AtomicBool,
+    /// Children started after the shutdown stopped accepting (their parents' work), so its
+    /// report counts them among what finished, was cancelled or was left.
+    started_while_draining: std::sync::atomic::AtomicUsize,
     tasks: TaskTracker,
     /// Cancelled once shutdown has finished: open streams end on it.
     stopped: CancellationToken,
@@ -110,6 +113,7 @@ impl WorkflowManager {
             live: Mutex::new(HashMap::new()),
             gate,
             accepting: AtomicBool::new(true),
+            started_while_draining: Default::default(),
             tasks: TaskTracker::new(),
             stopped: CancellationToken::new(),
             recovered: CancellationToken::new(),
