@@ -476,3 +476,66 @@ output: "{{ steps.kid.output }}"
         );
     }
 }
+
+/// A step retrying when the server is killed goes on from the attempts its history
+/// records, after what is left of its backoff: the retry policy's attempts hold in all,
+/// and the step's result counts the attempts that ran.
+#[tokio::test]
+async fn a_retrying_step_keeps_its_attempts_across_a_restart() {
+    let mut server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "flaky",
+        r#"
+steps:
+  - id: call
+    tool: {name: http_request, arguments: {url: "http://127.0.0.1:1/", method: GET}}
+    retry: {maximum_attempts: 4, initial_interval: 1500ms, backoff_coefficient: 1}
+"#,
+    )
+    .await
+    .unwrap();
+    let id = start(&mut c, "flaky", json!({})).await;
+    let second_failed = |e: &proto::Execution| {
+        ended(e)
+            || e.result.as_ref().is_some_and(|r| {
+                r.steps
+                    .iter()
+                    .any(|s| s.step_id == "call" && s.attempts == 2 && !s.error.is_empty())
+            })
+    };
+    // Attempt 2 recorded as failed: the step waits to retry.
+    let waiting = wait_for(&mut c, &id, second_failed).await;
+    assert!(!ended(&waiting), "{waiting:?}");
+    server.kill_and_restart();
+    let mut c = server.client().await;
+    let done = wait_for(&mut c, &id, ended).await;
+    let events = events_of(&mut c, &id).await;
+    let step_lines = step_lines(&events, "call");
+    let attempts: Vec<i32> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(Kind::StepStarted(s)) => Some(s.attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2, 3, 4], "{step_lines:#?}");
+    let result = done.result.expect("result");
+    assert_eq!(result.steps[0].attempts, 4, "{step_lines:#?}");
+    // The third attempt waited out its backoff from the second's failure, restart or not.
+    let time_of = |wanted: &str| {
+        let e = events
+            .iter()
+            .find(|e| {
+                lines(std::slice::from_ref(e))
+                    .first()
+                    .is_some_and(|l| l.starts_with(wanted))
+            })
+            .unwrap_or_else(|| panic!("no '{wanted}': {step_lines:#?}"));
+        let t = e.time.as_ref().unwrap();
+        Duration::new(t.seconds as u64, t.nanos as u32)
+    };
+    let gap = time_of("started call 3") - time_of("failed call 2");
+    assert!(gap >= Duration::from_millis(1400), "{gap:?}");
+}

@@ -1,7 +1,7 @@
 //! The execution context a workflow runs with: call tools, report steps and progress,
 //! and see cancellation. Step results are kept here to build the final summary.
 
-use std::{future::Future, sync::Arc, sync::Mutex, time::Instant};
+use std::{collections::HashMap, future::Future, sync::Arc, sync::Mutex, time::Instant};
 
 use async_trait::async_trait;
 use serde::{Serialize, de::DeserializeOwned};
@@ -9,6 +9,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::progress::ResumePoint;
 use super::{ChildRunner, EventKind, StepResult, StepStatus, WorkflowError};
 use crate::tools::ToolManager;
 
@@ -27,6 +28,8 @@ pub struct ExecutionContext {
     sink: Arc<dyn EventSink>,
     steps: Mutex<Vec<StepResult>>,
     completed_before: Vec<StepResult>,
+    /// Steps an earlier attempt of this execution left unfinished: where each picks up.
+    resume_points: HashMap<String, ResumePoint>,
     children: Option<Arc<dyn ChildRunner>>,
     /// The workflow's name, labelling the step metrics; None records none.
     workflow: Option<Arc<str>>,
@@ -48,6 +51,7 @@ impl ExecutionContext {
             sink,
             steps: Mutex::new(Vec::new()),
             completed_before: Vec::new(),
+            resume_points: HashMap::new(),
             children: None,
             workflow: None,
             max_output_bytes: None,
@@ -171,6 +175,17 @@ impl ExecutionContext {
     pub fn with_completed_steps(mut self, steps: Vec<StepResult>) -> Self {
         self.completed_before = steps;
         self
+    }
+
+    /// Steps an earlier attempt left unfinished, as recorded in the execution's events.
+    pub fn with_resume_points(mut self, points: HashMap<String, ResumePoint>) -> Self {
+        self.resume_points = points;
+        self
+    }
+
+    /// Where a step an earlier attempt left unfinished picks up; None for a fresh start.
+    pub fn resume_point(&self, step_id: &str) -> Option<ResumePoint> {
+        self.resume_points.get(step_id).copied()
     }
 
     /// The recorded output of a step an earlier attempt of this execution completed, now

@@ -1,7 +1,10 @@
 //! The steps of an execution as its events tell them so far: what a running execution's
 //! result shows, and what a resumed one reuses.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime},
+};
 
 use serde_json::Value;
 
@@ -98,6 +101,60 @@ pub fn steps_so_far<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Step
     steps
 }
 
+/// Where a step that had not ended picks up when its execution resumes: the attempt to
+/// run, and, when the attempt before it failed and was to be retried, when that failure
+/// was (so the retry still waits out what is left of its backoff).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResumePoint {
+    pub attempt: u32,
+    pub failed_at: Option<SystemTime>,
+}
+
+/// The resume point of every step that started and had not ended. An attempt cut short
+/// by the restart runs again under its own number (the restart is not the step's failure);
+/// one that failed to be retried is followed by the next, so the attempts in all stay
+/// within the step's retry policy.
+pub fn resume_points<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+) -> HashMap<String, ResumePoint> {
+    let mut points = HashMap::new();
+    for event in events {
+        match &event.kind {
+            EventKind::StepStarted { step_id, attempt } => {
+                points.insert(
+                    step_id.clone(),
+                    ResumePoint {
+                        attempt: *attempt,
+                        failed_at: None,
+                    },
+                );
+            }
+            EventKind::StepFailed {
+                step_id,
+                attempt,
+                will_retry: true,
+                ..
+            } => {
+                points.insert(
+                    step_id.clone(),
+                    ResumePoint {
+                        attempt: attempt + 1,
+                        failed_at: Some(event.time),
+                    },
+                );
+            }
+            EventKind::StepCompleted { step_id, .. }
+            | EventKind::StepFailed { step_id, .. }
+            | EventKind::StepSkipped { step_id, .. }
+            | EventKind::StepCancelled { step_id, .. } => {
+                points.remove(step_id);
+            }
+            _ => {}
+        }
+    }
+    points
+}
+
 /// The result of an execution that has not ended: its steps so far, not a success (yet),
 /// no output.
 pub fn result_so_far<'a>(
@@ -113,7 +170,7 @@ pub fn result_so_far<'a>(
 
 #[cfg(test)]
 mod tests {
-    use std::{sync::Arc, time::SystemTime};
+    use std::sync::Arc;
 
     use serde_json::json;
 
@@ -184,6 +241,44 @@ mod tests {
         assert!(!result.success, "not ended: not a success yet");
         assert_eq!((result.steps_completed, result.steps_skipped), (1, 1));
         assert_eq!(result.output, Value::Null);
+    }
+
+    #[test]
+    fn a_retrying_step_resumes_at_its_next_attempt_and_an_interrupted_one_at_its_own() {
+        let history = events(vec![
+            started("retrying", 1),
+            EventKind::StepFailed {
+                step_id: "retrying".into(),
+                error: "boom".into(),
+                attempt: 1,
+                will_retry: true,
+            },
+            started("retrying", 2),
+            EventKind::StepFailed {
+                step_id: "retrying".into(),
+                error: "boom".into(),
+                attempt: 2,
+                will_retry: true,
+            },
+            started("cut", 1),
+            started("done", 1),
+            EventKind::StepCompleted {
+                step_id: "done".into(),
+                output: json!(1),
+                duration: Duration::ZERO,
+            },
+        ]);
+        let points = resume_points(&history);
+        assert_eq!(points.len(), 2, "{points:?}");
+        assert_eq!(points["retrying"].attempt, 3);
+        assert_eq!(points["retrying"].failed_at, Some(history[3].time));
+        assert_eq!(
+            points["cut"],
+            ResumePoint {
+                attempt: 1,
+                failed_at: None
+            }
+        );
     }
 
     #[test]

@@ -27,14 +27,17 @@ use crate::telemetry::executions::ExecutionObserver;
 /// How long CancelExecution waits for the execution to reach its terminal state.
 const CANCEL_WAIT: Duration = Duration::from_secs(10);
 
-/// Where a resumed execution picks up: its attempt number and the steps it completed
-/// before, whose outputs are reused instead of running them again.
+/// Where a resumed execution picks up: its attempt number, the steps it completed before,
+/// whose outputs are reused instead of running them again, and the attempt of each step
+/// it left unfinished.
 #[derive(Debug, Default)]
 pub(super) struct Resume {
     pub attempt: u32,
     /// Its Accepted event is in its history already (it was queued, or it ran).
     pub accepted: bool,
     pub completed_steps: Vec<StepResult>,
+    /// The steps it left unfinished: the attempt each goes on from.
+    pub resume_points: std::collections::HashMap<String, crate::engine::progress::ResumePoint>,
 }
 
 /// What a client asks to run.
@@ -336,6 +339,7 @@ impl WorkflowManager {
         .with_workflow(&record.workflow_name)
         .with_output_limit(self.limits.max_output_bytes)
         .with_completed_steps(resume.completed_steps)
+        .with_resume_points(resume.resume_points)
         .with_children(Arc::new(super::children::Children {
             manager: self.clone(),
         }));

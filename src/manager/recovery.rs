@@ -90,6 +90,7 @@ impl WorkflowManager {
     }
 
     fn resume(self: &Arc<Self>, execution: ExecutionRecord, events: Vec<Event>) {
+        let resume_points = progress::resume_points(&events);
         let (accepted, attempts, completed_steps) = replay(events);
         let workflow = self
             .registry
@@ -110,6 +111,7 @@ impl WorkflowManager {
                 attempt: attempts + 1,
                 accepted,
                 completed_steps,
+                resume_points,
             },
             false,
         );

@@ -58,6 +58,11 @@ fn policy(step: &Step) -> (u32, Option<&RetryPolicy>) {
 /// Waits between attempts; false when cancelled meanwhile.
 async fn back_off(policy: Option<&RetryPolicy>, attempt: u32, cancel: &CancellationToken) -> bool {
     let delay = policy.map(|p| p.delay(attempt)).unwrap_or_default();
+    wait(delay, cancel).await
+}
+
+/// Waits `delay`; false when cancelled meanwhile.
+async fn wait(delay: std::time::Duration, cancel: &CancellationToken) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(delay) => true,
         _ = cancel.cancelled() => false,
@@ -79,6 +84,21 @@ async fn single(
     let (max, policy) = policy(step);
     let started = Instant::now();
     let mut attempt = 1;
+    // Resumed after a restart: on from the attempts its history records, after what is
+    // left of the backoff a recorded failure started.
+    if let Some(point) = ctx.resume_point(&step.id) {
+        attempt = point.attempt.clamp(1, max);
+        if let Some(failed_at) = point.failed_at {
+            let delay = policy.map(|p| p.delay(attempt - 1)).unwrap_or_default();
+            let waited = failed_at.elapsed().unwrap_or_default();
+            if !wait(delay.saturating_sub(waited), cancel).await {
+                let error = StepError::cancelled();
+                report_failure(ctx, &step.id, &error, started.elapsed(), attempt - 1, false)
+                    .await?;
+                return Err(error);
+            }
+        }
+    }
     loop {
         ctx.step_started(&step.id, attempt).await?;
         match action::attempt(step, ctx, context, attempt, cancel).await {
