@@ -1611,6 +1611,57 @@ async fn a_name_registered_again_after_unregister_does_not_reuse_a_version_numbe
     }
 }
 
+/// Unregister is refused while an execution of the name is unfinished: it could not
+/// resume after a restart without its definition. Once the execution has ended, it is not.
+#[tokio::test]
+async fn a_workflow_with_an_unfinished_execution_is_not_unregistered() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    register(&mut client, "nap", "sleep", json!({})).await;
+    let id = client
+        .start_execution(proto::StartExecutionRequest {
+            name: "nap".into(),
+            input: Some(wfm::api::convert::json_to_struct(
+                &json!({"duration_ms": 60000}),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .execution_id;
+    let unregister = |mut c: Client| async move {
+        c.unregister(proto::UnregisterRequest { name: "nap".into() })
+            .await
+    };
+    let refused = unregister(client.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().starts_with(&format!(
+            "execution {id} of workflow 'nap' is running: a workflow's unfinished executions need it to resume after a restart; cancel it (wfm cancel {id})"
+        )),
+        "{}",
+        refused.message()
+    );
+    client
+        .get(proto::GetRequest {
+            name: "nap".into(),
+            version: 0,
+        })
+        .await
+        .expect("still registered");
+    client
+        .cancel_execution(proto::CancelExecutionRequest {
+            execution_id: id,
+            reason: "done with it".into(),
+        })
+        .await
+        .unwrap();
+    unregister(client.clone())
+        .await
+        .expect("no unfinished execution left");
+}
+
 /// Time filters compare the nanoseconds an execution's `create_time` shows, in either
 /// store: a bound a few nanoseconds after it excludes it from "from" and includes it in
 /// "before" (the durable store's index holds whole microseconds).

@@ -33,7 +33,9 @@ pub use watch::Watcher;
 use crate::config::Limits;
 use crate::engine::definition::{Action, Definition};
 use crate::engine::{Catalog, Workflow, WorkflowError, WorkflowType};
-use crate::store::{Store, WorkflowRecord, WorkflowSource};
+use crate::store::{
+    ExecutionFilter, ExecutionRecord, ExecutionStatus, Store, WorkflowRecord, WorkflowSource,
+};
 use crate::tools::{ToolManager, ToolSpec};
 use gate::Gate;
 use live::LiveExecution;
@@ -267,6 +269,14 @@ impl WorkflowManager {
                 "{caller} runs workflow '{name}': unregister it first (a workflow whose child is gone could not be restored at the next start)"
             )));
         }
+        if let Some(execution) = self.an_unfinished_execution_of(name).await? {
+            return Err(ManagerError::FailedPrecondition(format!(
+                "execution {} of workflow '{name}' is {}: a workflow's unfinished executions need it to resume after a restart; cancel it (wfm cancel {}) or let it end, then unregister",
+                execution.id,
+                execution.status.name(),
+                execution.id
+            )));
+        }
         let removed = self.registry.remove(name);
         let unrestored = self
             .unrestored
@@ -293,6 +303,24 @@ impl WorkflowManager {
             "unregistered"
         );
         Ok(removed.len() + unrestored)
+    }
+
+    /// An execution of `name` that is queued or running, if any.
+    async fn an_unfinished_execution_of(
+        &self,
+        name: &str,
+    ) -> Result<Option<ExecutionRecord>, ManagerError> {
+        for status in [ExecutionStatus::Running, ExecutionStatus::Queued] {
+            let filter = ExecutionFilter {
+                workflow_name: Some(name.to_string()),
+                status: Some(status),
+                ..Default::default()
+            };
+            if let Some(found) = self.store.list_executions(&filter, None, 1).await?.pop() {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
     }
 
     /// A registered workflow of another name with a step that runs `name`, described.
