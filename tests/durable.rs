@@ -246,6 +246,49 @@ fn refuses_a_database_from_a_newer_version_and_a_corrupted_one() {
     );
 }
 
+/// A `wfm.db` this user may not write is refused at start, naming the file: SQLite would
+/// open it read-only, silently, and the server would answer SERVING and fail every write.
+/// As root, mode bits do not stop a write, so the file is made immutable (`chattr +i`);
+/// where that is not permitted either, there is no way to make the file read-only for
+/// this user and the test says so and stops.
+#[test]
+fn refuses_a_database_it_cannot_write() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wfm.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
+        .unwrap();
+    let is_root = std::fs::metadata(&db).unwrap().uid() == 0;
+    let chattr = |flag: &str| {
+        Command::new("chattr")
+            .arg(flag)
+            .arg(&db)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if is_root {
+        if !chattr("+i") {
+            eprintln!("SKIPPED: running as root without the right to make a file immutable");
+            return;
+        }
+    } else {
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    let stderr = serve_fails(dir.path());
+    if is_root {
+        chattr("-i");
+    }
+    assert!(
+        stderr.contains(&format!(
+            "cannot write {}: the file is read-only for this user",
+            db.display()
+        )),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn retention_purges_old_executions_but_keeps_workflows() {
     let server = Server::start().await;

@@ -124,6 +124,14 @@ impl SqliteStore {
             ))
         };
         conn.busy_timeout(Duration::from_secs(5)).map_err(refuse)?;
+        // SQLite opens a file it may not write read-only, silently: such a server would
+        // read, say SERVING and fail every write.
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(refuse)? {
+            return Err(StoreError::Open(format!(
+                "cannot write {}: the file is read-only for this user; give it write permission (and its directory) or use another data directory",
+                path.display()
+            )));
+        }
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(refuse)?;
