@@ -4,6 +4,7 @@ mod client;
 pub mod definition_file;
 mod display;
 mod exact_numbers;
+pub mod exit;
 mod json;
 mod report;
 mod unique_keys;
