@@ -425,3 +425,44 @@ fn token_create_refusing_its_id_exits_2() {
     assert!(stderr.contains("token id 'two words' must be"), "{stderr}");
     assert!(output.stdout.is_empty(), "no token printed");
 }
+
+/// A connection lost mid-stream (the server killed) is UNAVAILABLE, the code to retry on,
+/// not tonic's UNKNOWN, with where to follow on from.
+#[tokio::test]
+async fn a_watch_whose_server_is_killed_says_unavailable() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("slow.yaml");
+    std::fs::write(
+        &file,
+        "name: slow\nsteps:\n  - {id: nap, tool: {name: sleep, arguments: {duration_ms: 60000}}}\n",
+    )
+    .unwrap();
+    wfm(&server, &["register", "-f", &file.display().to_string()]).expect("registers");
+    let id = wfm(&server, &["start", "slow"]).expect("starts");
+    let id = id.trim();
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["--server", &server.url(), "watch", id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wfm watch runs");
+    // Once it shows the step running, the stream is established.
+    let mut stdout = std::io::BufReader::new(watch.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("nap") {
+        let mut line = String::new();
+        let read = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(read > 0, "wfm watch ended early: {seen}");
+        seen.push_str(&line);
+    }
+    server.signal("KILL");
+    let output = watch.wait_with_output().expect("wfm watch ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: Unavailable: "), "{stderr}");
+    assert!(
+        stderr.contains(&format!("to follow on from here: wfm watch {id} --after ")),
+        "{stderr}"
+    );
+}
