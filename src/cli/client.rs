@@ -126,7 +126,7 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
             let request = match (file, type_name) {
                 (Some(file), _) => super::definition_file::DefinitionFile::read(&file)
                     .and_then(|definition| {
-                        definition.into_request(
+                        definition.with_flags(
                             name,
                             description,
                             unique_labels(labels)?,
@@ -136,9 +136,9 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
                     .map_err(Refused)?,
                 (None, type_name) => proto::RegisterRequest {
                     name: name.unwrap_or_default(),
-                    description,
+                    description: description.unwrap_or_default(),
                     labels: unique_labels(labels)?.into_iter().collect(),
-                    max_concurrency,
+                    max_concurrency: max_concurrency.unwrap_or(0),
                     source: Some(proto::register_request::Source::Native(
                         proto::NativeSource {
                             r#type: type_name.unwrap_or_default(),

@@ -466,3 +466,78 @@ async fn a_watch_whose_server_is_killed_says_unavailable() {
         "{stderr}"
     );
 }
+
+/// `register -f` flags given replace the file's values, even to clear or lower them.
+#[tokio::test]
+async fn register_flags_given_replace_the_files_values() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("limited.yaml");
+    std::fs::write(
+        &file,
+        "name: limited\ndescription: from the file\nmax_concurrency: 1\nsteps:\n  - {id: a, tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let latest = |c: &mut Client| {
+        let mut c = c.clone();
+        async move {
+            c.get(wfm::proto::GetRequest {
+                name: "limited".into(),
+                version: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .workflow
+            .unwrap()
+        }
+    };
+    let mut c = server.client().await;
+    wfm(&server, &["register", "-f", &file]).expect("registers");
+    let w = latest(&mut c).await;
+    assert_eq!(
+        (w.description.as_str(), w.max_concurrency),
+        ("from the file", 1)
+    );
+    wfm(
+        &server,
+        &[
+            "register",
+            "-f",
+            &file,
+            "--description",
+            "given",
+            "--max-concurrency",
+            "5",
+        ],
+    )
+    .expect("registers");
+    let w = latest(&mut c).await;
+    assert_eq!((w.description.as_str(), w.max_concurrency), ("given", 5));
+    wfm(
+        &server,
+        &[
+            "register",
+            "-f",
+            &file,
+            "--description",
+            "",
+            "--max-concurrency",
+            "0",
+        ],
+    )
+    .expect("registers");
+    let w = latest(&mut c).await;
+    assert_eq!(
+        (w.description.as_str(), w.max_concurrency, w.version),
+        ("", 0, 3)
+    );
+    // Not given: the file's again.
+    wfm(&server, &["register", "-f", &file]).expect("registers");
+    let w = latest(&mut c).await;
+    assert_eq!(
+        (w.description.as_str(), w.max_concurrency, w.version),
+        ("from the file", 1, 4)
+    );
+}
