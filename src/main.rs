@@ -5,7 +5,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use wfm::cli::{Cli, Command, Target, TokenAction};
+use wfm::cli::{Cli, Command, Target, TokenAction, exit};
 use wfm::config::{AuthOverrides, Config, FlagOverrides, LogFormat, LogOverrides, MetricsConfig};
 
 fn main() -> std::process::ExitCode {
@@ -57,7 +57,7 @@ fn main() -> std::process::ExitCode {
                 Ok(code) => code,
                 Err(e) => {
                     wfm::cli::report_error(&e, &target);
-                    1
+                    exit::of_client(&e).into()
                 }
             },
         }
@@ -139,14 +139,14 @@ async fn serve(
         Ok(c) => c,
         Err(e) => {
             eprintln!("wfm: {e}");
-            return 2;
+            return exit::REFUSED.into();
         }
     };
     let telemetry = match wfm::telemetry::init(&config) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("wfm: {e}");
-            return 2;
+            return exit::REFUSED.into();
         }
     };
     let json_logs = matches!(config.log.format, LogFormat::Json);
@@ -167,7 +167,10 @@ async fn serve(
         }
     }
     telemetry.shutdown();
-    if result.is_ok() { 0 } else { 1 }
+    match &result {
+        Ok(()) => 0,
+        Err(e) => exit::of_serve(e).into(),
+    }
 }
 
 /// Prints a new token on the first line and its tokens-file line on the second.
@@ -186,9 +189,11 @@ fn create_token(id: &str, role: wfm::api::auth::Role) -> i32 {
             );
             0
         }
+        // An id that is not one word of the tokens file; or, the one other failure, no
+        // randomness from the kernel: either way before anything is done.
         Err(e) => {
             eprintln!("wfm: {e}");
-            1
+            exit::REFUSED.into()
         }
     }
 }

@@ -1343,3 +1343,102 @@ steps:
     .await
     .expect("a templated value is checked when the step runs");
 }
+
+/// A `for_each` or `when` that does not parse says so, with the parser's message, rather
+/// than that it has text around its `{{ }}`.
+#[tokio::test]
+async fn refuses_an_unclosed_for_each_or_when_as_not_parsing() {
+    let s = refused(
+        "steps:\n  - {id: each, for_each: \"{{ input.items\", tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: gate, when: \"{{ input.x > \", tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    assert!(
+        m.contains("step 'each': for_each does not parse: expression '{{ input.items': "),
+        "{m}"
+    );
+    assert!(
+        m.contains("step 'gate': when does not parse: expression '{{ input.x > ': "),
+        "{m}"
+    );
+    assert!(!m.contains("text around"), "{m}");
+    assert!(m.contains("2 problems"), "{m}");
+}
+
+/// A `{% %}` block has no `{{ }}` to have text around: it is named as what it is.
+#[tokio::test]
+async fn refuses_a_when_or_for_each_that_is_a_block() {
+    let s = refused(
+        "steps:\n  - {id: gate, when: \"{% if input.x %}true{% endif %}\", tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: each, for_each: \"{% for i in input.items %}{{ i }}{% endfor %}\", tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    assert!(
+        m.contains("step 'gate': when '{% if input.x %}true{% endif %}' is a {% %} block, which renders to a string rather than a value: a when is one expression, like `input.count > 3` or `{{ input.count > 3 }}`"),
+        "{m}"
+    );
+    assert!(
+        m.contains("step 'each': for_each '{% for i in input.items %}{{ i }}{% endfor %}' is a {% %} block, which renders to a string rather than a value: a for_each is one expression, like `input.items` or `{{ input.items }}`"),
+        "{m}"
+    );
+    assert!(!m.contains("text around"), "{m}");
+}
+
+/// A step listing itself twice: one problem for the repeat, one for depending on itself,
+/// and no cycle of the step onto itself.
+#[tokio::test]
+async fn refuses_a_repeated_self_dependency_once_each() {
+    let s = refused(
+        "steps:\n  - {id: a, depends_on: [a, a], tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: b, depends_on: [nope, a, nope, a, a], tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    assert_eq!(
+        m.matches("step 'a': depends_on lists 'a' twice").count(),
+        1,
+        "{m}"
+    );
+    assert_eq!(m.matches("step 'a': depends on itself").count(), 1, "{m}");
+    assert_eq!(
+        m.matches("step 'b': depends_on lists 'nope' twice").count(),
+        1,
+        "{m}"
+    );
+    assert_eq!(
+        m.matches("step 'b': depends_on 'nope' is not a step of this workflow")
+            .count(),
+        1,
+        "{m}"
+    );
+    assert!(m.contains("step 'b': depends_on lists 'a' 3 times"), "{m}");
+    assert!(!m.contains("cycle"), "{m}");
+    assert!(m.contains("5 problems"), "{m}");
+}
+
+/// A cycle does not hide the definition's other problems: every one is reported at once.
+#[tokio::test]
+async fn refuses_a_cycle_and_the_other_problems_at_once() {
+    let s = refused(
+        "steps:\n  - {id: a, depends_on: [c], tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: c, depends_on: [a], tool: {name: sleep, arguments: {duration_ms: 1}}}\n  - {id: f, tool: {name: json_transform, arguments: {data: \"{{ item }}\", expression: data}}}\n  - {id: g, tool: {name: json_transform, arguments: {data: \"{{ steps.f.output }}\", expression: data}}}\n",
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    let m = s.message();
+    assert!(
+        m.contains("depends_on forms a cycle: a → c → a")
+            || m.contains("depends_on forms a cycle: c → a → c"),
+        "{m}"
+    );
+    assert!(
+        m.contains("step 'f': reads 'item', which only exists in a step with for_each"),
+        "{m}"
+    );
+    assert!(
+        m.contains("step 'g': reads steps.f but does not depend on it"),
+        "{m}"
+    );
+    assert!(m.contains("3 problems"), "{m}");
+}

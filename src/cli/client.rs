@@ -8,19 +8,20 @@ use crate::api::convert;
 use crate::proto;
 
 use super::Target;
+use super::exit::{self, Refused};
 use crate::client::Client;
 
 /// The `--label` flags as a map; a key given twice is refused (one of its values would be
 /// dropped without a word).
 fn unique_labels(
     labels: Vec<(String, String)>,
-) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+) -> Result<std::collections::BTreeMap<String, String>, Refused> {
     let mut map = std::collections::BTreeMap::new();
     for (key, value) in labels {
         if let Some(first) = map.insert(key.clone(), value.clone()) {
-            anyhow::bail!(
+            return Err(Refused::new(format!(
                 "--label {key} is given twice ({key}={first} and {key}={value}); give it once"
-            );
+            )));
         }
     }
     Ok(map)
@@ -32,9 +33,11 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("'{s}' is not key=value"))
 }
 
-fn connect_options(server: &Target) -> anyhow::Result<crate::client::ConnectOptions> {
+fn connect_options(server: &Target) -> Result<crate::client::ConnectOptions, Refused> {
     let read = |flag: &str, path: &std::path::Path| {
-        std::fs::read(path).with_context(|| format!("{flag} {}", path.display()))
+        std::fs::read(path)
+            .with_context(|| format!("{flag} {}", path.display()))
+            .map_err(Refused)
     };
     let ca_pem = match &server.tls_ca {
         Some(path) => Some(read("--tls-ca", path)?),
@@ -52,12 +55,18 @@ fn connect_options(server: &Target) -> anyhow::Result<crate::client::ConnectOpti
 }
 
 async fn connect(server: &Target) -> anyhow::Result<Client> {
-    Ok(crate::client::connect(&server.url, connect_options(server)?).await?)
+    crate::client::connect(&server.url, connect_options(server)?)
+        .await
+        .map_err(exit::connect_error)
 }
 
 /// A JSON object given inline, or as `@FILE` (`@-`: standard input) when it is too large
 /// for a command line.
-fn json_object(flag: &str, text: &str) -> anyhow::Result<prost_types::Struct> {
+fn json_object(flag: &str, text: &str) -> Result<prost_types::Struct, Refused> {
+    read_json_object(flag, text).map_err(Refused)
+}
+
+fn read_json_object(flag: &str, text: &str) -> anyhow::Result<prost_types::Struct> {
     static STDIN_READ: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let read;
     let text = match text.strip_prefix('@') {
@@ -115,13 +124,21 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
             max_concurrency,
         } => {
             let request = match (file, type_name) {
-                (Some(file), _) => super::definition_file::DefinitionFile::read(&file)?
-                    .into_request(name, description, unique_labels(labels)?, max_concurrency)?,
+                (Some(file), _) => super::definition_file::DefinitionFile::read(&file)
+                    .and_then(|definition| {
+                        definition.with_flags(
+                            name,
+                            description,
+                            unique_labels(labels)?,
+                            max_concurrency,
+                        )
+                    })
+                    .map_err(Refused)?,
                 (None, type_name) => proto::RegisterRequest {
                     name: name.unwrap_or_default(),
-                    description,
+                    description: description.unwrap_or_default(),
                     labels: unique_labels(labels)?.into_iter().collect(),
-                    max_concurrency,
+                    max_concurrency: max_concurrency.unwrap_or(0),
                     source: Some(proto::register_request::Source::Native(
                         proto::NativeSource {
                             r#type: type_name.unwrap_or_default(),
@@ -222,17 +239,15 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
             request_id,
             json: as_json,
         } => {
+            let request = proto::ExecuteRequest {
+                name,
+                version,
+                input: Some(json_object("--input", &input)?),
+                metadata: Some(json_object("--metadata", &metadata)?),
+                request_id,
+            };
             let mut client = connect(server).await?;
-            let stream = client
-                .execute(proto::ExecuteRequest {
-                    name,
-                    version,
-                    input: Some(json_object("--input", &input)?),
-                    metadata: Some(json_object("--metadata", &metadata)?),
-                    request_id,
-                })
-                .await?
-                .into_inner();
+            let stream = client.execute(request).await?.into_inner();
             let code =
                 display::follow(stream, |r: proto::ExecuteResponse| r.event, as_json).await?;
             return Ok(code.unwrap_or(1));
@@ -244,15 +259,16 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
             version,
             request_id,
         } => {
+            let request = proto::StartExecutionRequest {
+                name,
+                version,
+                input: Some(json_object("--input", &input)?),
+                metadata: Some(json_object("--metadata", &metadata)?),
+                request_id,
+            };
             let r = connect(server)
                 .await?
-                .start_execution(proto::StartExecutionRequest {
-                    name,
-                    version,
-                    input: Some(json_object("--input", &input)?),
-                    metadata: Some(json_object("--metadata", &metadata)?),
-                    request_id,
-                })
+                .start_execution(request)
                 .await?
                 .into_inner();
             println!("{}", r.execution_id);
@@ -269,10 +285,11 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
                     "EXECUTION_STATUS_{}",
                     s.to_uppercase()
                 ))
-                .with_context(|| {
-                    format!(
+                .filter(|status| *status != proto::ExecutionStatus::Unspecified)
+                .ok_or_else(|| {
+                    Refused::new(format!(
                         "unknown status '{s}': use queued, running, completed, failed or cancelled"
-                    )
+                    ))
                 })?,
             };
             let mut client = connect(server).await?;

@@ -62,7 +62,28 @@ impl DefinitionFile {
         Ok(file)
     }
 
-    /// The RegisterRequest; `name` given on the command line wins over the file's.
+    /// The RegisterRequest of `wfm register -f`: each flag given replaces the file's value,
+    /// even to clear or lower it (`--description ""`, `--max-concurrency 0`); `--label`s are
+    /// added to the file's, replacing one of the same key.
+    pub fn with_flags(
+        mut self,
+        name: Option<String>,
+        description: Option<String>,
+        labels: BTreeMap<String, String>,
+        max_concurrency: Option<i32>,
+    ) -> anyhow::Result<proto::RegisterRequest> {
+        if let Some(description) = description {
+            self.description = description;
+        }
+        if let Some(max_concurrency) = max_concurrency {
+            self.max_concurrency = max_concurrency;
+        }
+        self.into_request(name, String::new(), labels, 0)
+    }
+
+    /// The RegisterRequest; `name` given wins over the file's, and so do a `description`
+    /// that is not empty and a `max_concurrency` that is not 0 (see [`Self::with_flags`]
+    /// for flags that may clear them).
     pub fn into_request(
         self,
         name: Option<String>,

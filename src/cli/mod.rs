@@ -4,6 +4,7 @@ mod client;
 pub mod definition_file;
 mod display;
 mod exact_numbers;
+pub mod exit;
 mod json;
 mod report;
 mod unique_keys;
@@ -170,20 +171,23 @@ pub enum Command {
         /// A declarative workflow definition in YAML (or JSON, by the .json extension).
         #[arg(long, short = 'f')]
         file: Option<PathBuf>,
-        /// Name (defaults to the type's name).
+        /// Name (defaults to the type's name, or to the file's `name`).
         #[arg(long)]
         name: Option<String>,
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Label as key=value; repeat for more.
+        /// Description (with -f: the file's unless given; "" clears it).
+        #[arg(long)]
+        description: Option<String>,
+        /// Label as key=value; repeat for more (with -f, added to the file's labels,
+        /// replacing one of the same key).
         #[arg(long = "label", value_parser = client::parse_label)]
         labels: Vec<(String, String)>,
         /// Custom arguments of the type as a JSON object.
         #[arg(long, default_value = "{}")]
         arguments: String,
-        /// Executions of this workflow running at once (0: no per-workflow limit).
-        #[arg(long, default_value_t = 0)]
-        max_concurrency: i32,
+        /// Executions of this workflow running at once, 0 for no per-workflow limit (the
+        /// default; with -f: the file's unless given, even as 0).
+        #[arg(long)]
+        max_concurrency: Option<i32>,
     },
     /// Removes a workflow and every version (its executions stay readable).
     Unregister { name: String },

@@ -10,13 +10,40 @@ pub fn report_error(e: &anyhow::Error, target: &Target) {
             let causes = transport_causes(status);
             eprintln!(
                 "error: {:?}: {}{causes}{}",
-                status.code(),
+                code(status),
                 status.message(),
                 transport_hint(&causes, target)
             )
         }
         None => eprintln!("error: {e:#}"),
     }
+}
+
+/// The code to name. tonic gives UNKNOWN to a connection lost mid-call (the server killed,
+/// the network gone): a status made here from a transport error, not one the server sent.
+/// That is UNAVAILABLE, the code scripts retry on, as other gRPC clients say it.
+fn code(status: &tonic::Status) -> tonic::Code {
+    if status.code() == tonic::Code::Unknown && lost_connection(status) {
+        tonic::Code::Unavailable
+    } else {
+        status.code()
+    }
+}
+
+/// Whether the status's sources hold a transport failure (HTTP/2, I/O): a status the
+/// server sent has no source.
+fn lost_connection(status: &tonic::Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(inner) = cause {
+        if inner.is::<hyper::Error>()
+            || inner.is::<std::io::Error>()
+            || inner.is::<tonic::transport::Error>()
+        {
+            return true;
+        }
+        cause = inner.source();
+    }
+    false
 }
 
 /// What usually makes a connection fail this way, for the two mistakes that end in a bare

@@ -301,3 +301,243 @@ fn a_listen_address_that_is_a_host_name_is_refused_with_what_to_give() {
         "{stderr}"
     );
 }
+
+/// Runs the `wfm` CLI against the server at `url`; its exit code and stderr.
+fn wfm_code(url: &str, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .arg("--server")
+        .arg(url)
+        .args(args)
+        .output()
+        .expect("wfm runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// README: every command exits 2 for a command line or configuration it refuses before
+/// doing anything, and 1 when it fails after that.
+#[tokio::test]
+async fn refusals_before_anything_is_sent_exit_2_and_failures_after_exit_1() {
+    let server = Server::start().await;
+    let mut c = server.client().await;
+    register(&mut c, "child", "echo", json!({})).await;
+    let mut m = Matrix::new(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let unparsable = dir.path().join("unparsable.yaml");
+    std::fs::write(&unparsable, "steps: [\n").unwrap();
+    let unparsable = unparsable.display().to_string();
+    let missing = dir.path().join("missing.yaml").display().to_string();
+    let refused: &[(&[&str], &str)] = &[
+        (
+            &["run", "child", "--input", "{bad"],
+            "--input is not valid JSON",
+        ),
+        (
+            &["run", "child", "--input", "[1]"],
+            "--input must be a JSON object",
+        ),
+        (
+            &["start", "child", "--metadata", "3"],
+            "--metadata must be a JSON object",
+        ),
+        (
+            &["executions", "--status", "weird"],
+            "unknown status 'weird'",
+        ),
+        (
+            &["register", "-t", "echo", "--arguments", "[1]"],
+            "--arguments must be a JSON object",
+        ),
+        (
+            &["list", "--label", "a=1", "--label", "a=2"],
+            "--label a is given twice",
+        ),
+        (
+            &["register", "-f", &unparsable],
+            "is not a valid workflow definition",
+        ),
+        (&["register", "-f", &missing], "cannot read"),
+        (&["--tls-ca", &missing, "list"], "--tls-ca"),
+    ];
+    let url = server.url();
+    let cases = refused
+        .iter()
+        .map(|(args, says)| (url.as_str(), *args, *says))
+        .chain([("notaurl", &["list"][..], "invalid server address 'notaurl'")]);
+    for (url, args, says) in cases {
+        let (code, stderr) = wfm_code(url, args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        m.check(
+            &format!("{url} {args:?}"),
+            Err::<(), _>(tonic::Status::invalid_argument(stderr.clone())),
+            tonic::Code::InvalidArgument,
+            says,
+        )
+        .await;
+    }
+
+    // Failures after that: a call the server refused, a server that does not answer.
+    let (code, stderr) = wfm_code(&url, &["run", "nope"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("error: NotFound: "), "{stderr}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let (code, stderr) = wfm_code(&nobody, &["list"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot connect to wfm"), "{stderr}");
+}
+
+/// A server refusing its configuration exits 2 before it listens: no tokens on an address
+/// other machines reach.
+#[test]
+fn serve_refusing_to_listen_without_authentication_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("WFM_AUTH__TOKENS")
+        .env_remove("WFM_AUTH__TOKENS_FILE")
+        .env_remove("WFM_AUTH__INSECURE")
+        .output()
+        .expect("wfm runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("wfm.db").exists(), "nothing started");
+}
+
+/// `wfm token create` refusing its id exits 2, like any command line refused.
+#[test]
+fn token_create_refusing_its_id_exits_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["token", "create", "--role", "admin", "--id", "two words"])
+        .output()
+        .expect("wfm runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("token id 'two words' must be"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no token printed");
+}
+
+/// A connection lost mid-stream (the server killed) is UNAVAILABLE, the code to retry on,
+/// not tonic's UNKNOWN, with where to follow on from.
+#[tokio::test]
+async fn a_watch_whose_server_is_killed_says_unavailable() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("slow.yaml");
+    std::fs::write(
+        &file,
+        "name: slow\nsteps:\n  - {id: nap, tool: {name: sleep, arguments: {duration_ms: 60000}}}\n",
+    )
+    .unwrap();
+    wfm(&server, &["register", "-f", &file.display().to_string()]).expect("registers");
+    let id = wfm(&server, &["start", "slow"]).expect("starts");
+    let id = id.trim();
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["--server", &server.url(), "watch", id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wfm watch runs");
+    // Once it shows the step running, the stream is established.
+    let mut stdout = std::io::BufReader::new(watch.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("nap") {
+        let mut line = String::new();
+        let read = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(read > 0, "wfm watch ended early: {seen}");
+        seen.push_str(&line);
+    }
+    server.signal("KILL");
+    let output = watch.wait_with_output().expect("wfm watch ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: Unavailable: "), "{stderr}");
+    assert!(
+        stderr.contains(&format!("to follow on from here: wfm watch {id} --after ")),
+        "{stderr}"
+    );
+}
+
+/// `register -f` flags given replace the file's values, even to clear or lower them.
+#[tokio::test]
+async fn register_flags_given_replace_the_files_values() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("limited.yaml");
+    std::fs::write(
+        &file,
+        "name: limited\ndescription: from the file\nmax_concurrency: 1\nsteps:\n  - {id: a, tool: {name: sleep, arguments: {duration_ms: 1}}}\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let latest = |c: &mut Client| {
+        let mut c = c.clone();
+        async move {
+            c.get(wfm::proto::GetRequest {
+                name: "limited".into(),
+                version: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .workflow
+            .unwrap()
+        }
+    };
+    let mut c = server.client().await;
+    wfm(&server, &["register", "-f", &file]).expect("registers");
+    let w = latest(&mut c).await;
+    assert_eq!(
+        (w.description.as_str(), w.max_concurrency),
+        ("from the file", 1)
+    );
+    wfm(
+        &server,
+        &[
+            "register",
+            "-f",
+            &file,
+            "--description",
+            "given",
+            "--max-concurrency",
+            "5",
+        ],
+    )
+    .expect("registers");
+    let w = latest(&mut c).await;
+    assert_eq!((w.description.as_str(), w.max_concurrency), ("given", 5));
+    wfm(
+        &server,
+        &[
+            "register",
+            "-f",
+            &file,
+            "--description",
+            "",
+            "--max-concurrency",
+            "0",
+        ],
+    )
+    .expect("registers");
+    let w = latest(&mut c).await;
+    assert_eq!(
+        (w.description.as_str(), w.max_concurrency, w.version),
+        ("", 0, 3)
+    );
+    // Not given: the file's again.
+    wfm(&server, &["register", "-f", &file]).expect("registers");
+    let w = latest(&mut c).await;
+    assert_eq!(
+        (w.description.as_str(), w.max_concurrency, w.version),
+        ("from the file", 1, 4)
+    );
+}

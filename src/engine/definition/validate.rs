@@ -113,9 +113,7 @@ pub fn validate(
         v.check_for_each(step, definition.input_schema.as_ref());
     }
     let order = v.check_cycles(&definition.steps, &ids);
-    if let Some(order) = order {
-        v.check_references(definition, &ids, &order);
-    }
+    v.check_references(definition, &ids, &order);
     v.check_schema(definition.input_schema.as_ref());
     v.check_composition(definition, subject, workflows, limits);
     if v.problems.is_empty() {
@@ -186,8 +184,27 @@ impl Validator {
         subject: &Subject<'_>,
     ) {
         let here = at(&step.id);
-        let mut seen = HashSet::new();
+        // Each entry once, at its first place: a repeat is one problem, not another
+        // report of what is wrong with the entry.
+        let mut times: HashMap<&str, usize> = HashMap::new();
         for dep in &step.depends_on {
+            *times.entry(dep).or_default() += 1;
+        }
+        for dep in &step.depends_on {
+            let Some(n) = times.remove(dep.as_str()) else {
+                continue;
+            };
+            if n > 1 {
+                let n = if n == 2 {
+                    "twice".to_string()
+                } else {
+                    format!("{n} times")
+                };
+                self.invalid(
+                    &here,
+                    format!("depends_on lists '{}' {n}", crate::quote::shown(dep)),
+                );
+            }
             if dep == &step.id {
                 self.invalid(&here, "depends on itself");
             } else if !ids.contains_key(dep) {
@@ -198,8 +215,6 @@ impl Validator {
                         crate::quote::shown(dep)
                     ),
                 );
-            } else if !seen.insert(dep) {
-                self.invalid(&here, format!("depends_on lists '{dep}' twice"));
             }
         }
         match step.action() {
@@ -253,34 +268,55 @@ impl Validator {
                 self.check_templates(&here, "workflow.input", &w.input);
             }
         }
-        // Text around `{{ }}` would render to a string: a condition always true, a list
-        // never a list.
-        for (field, text, what, like) in [
-            ("when", &step.when, "condition", "{{ input.count > 3 }}"),
+        // Text around `{{ }}`, or a `{% %}` block, would render to a string: a condition
+        // always true, a list never a list.
+        for (field, text, what, bare, like) in [
+            (
+                "when",
+                &step.when,
+                "condition",
+                "input.count > 3",
+                "{{ input.count > 3 }}",
+            ),
             (
                 "for_each",
                 &step.for_each,
                 "list expression",
+                "input.items",
                 "{{ input.items }}",
             ),
         ] {
             if text.is_empty() {
                 continue;
             }
-            if template::has_text_around(text) {
-                if !self.registering {
-                    continue; // fails the step at run time
+            if !template::has_text_around(text) {
+                if let Err(e) = template::check_expression(text) {
+                    self.invalid(&here, format!("{field} does not parse: {e}"));
                 }
-                self.invalid(
-                    &here,
-                    format!(
-                        "{field} '{}' has text around its {{{{ }}}}, so it renders to a string rather than the expression's value: write the whole {what} inside one {{{{ }}}}, like \"{like}\", or as a bare expression",
-                        crate::quote::shown(text)
-                    ),
-                );
-            } else if let Err(e) = template::check_expression(text) {
-                self.invalid(&here, format!("{field} does not parse: {e}"));
+                continue;
             }
+            if !self.registering {
+                continue; // fails the step at run time
+            }
+            let shown = crate::quote::shown(text);
+            let problem = if let Err(e) = template::check_value(&Value::String(text.clone())) {
+                format!("{field} does not parse: {e}")
+            } else if text.contains("{%") {
+                let trimmed = text.trim();
+                let is = if trimmed.starts_with("{%") && trimmed.ends_with("%}") {
+                    "is"
+                } else {
+                    "uses"
+                };
+                format!(
+                    "{field} '{shown}' {is} a {{% %}} block, which renders to a string rather than a value: a {field} is one expression, like `{bare}` or `{like}`"
+                )
+            } else {
+                format!(
+                    "{field} '{shown}' has text around its {{{{ }}}}, so it renders to a string rather than the expression's value: write the whole {what} inside one {{{{ }}}}, like \"{like}\", or as a bare expression"
+                )
+            };
+            self.invalid(&here, problem);
         }
         if step.max_parallel > MAX_PARALLEL {
             self.invalid(
@@ -382,16 +418,23 @@ impl Validator {
         }
     }
 
-    /// Kahn's algorithm; on a cycle, names one. Returns a topological order when acyclic.
-    fn check_cycles(&mut self, steps: &[Step], ids: &HashMap<String, usize>) -> Option<Vec<usize>> {
+    /// Kahn's algorithm; on a cycle, names one. Returns a topological order of the steps
+    /// that are neither in a cycle nor after one: every step when there is none. A step
+    /// depending on itself is reported as such (see `check_step`), not as a cycle.
+    fn check_cycles(&mut self, steps: &[Step], ids: &HashMap<String, usize>) -> Vec<usize> {
         let n = steps.len();
         let deps: Vec<Vec<usize>> = steps
             .iter()
             .map(|s| {
-                s.depends_on
+                let mut deps: Vec<usize> = s
+                    .depends_on
                     .iter()
+                    .filter(|d| **d != s.id)
                     .filter_map(|d| ids.get(d).copied())
-                    .collect()
+                    .collect();
+                deps.sort_unstable();
+                deps.dedup();
+                deps
             })
             .collect();
         let mut dependents = vec![Vec::new(); n];
@@ -413,7 +456,7 @@ impl Validator {
             }
         }
         if order.len() == n {
-            return Some(order);
+            return order;
         }
         // Walk dependencies from a step left over until one repeats: that is a cycle.
         let left: HashSet<usize> = (0..n).filter(|&i| waiting[i] > 0).collect();
@@ -437,16 +480,19 @@ impl Validator {
             path.push(next);
             current = next;
         }
-        None
+        order
     }
 
     /// Templates may read `input`, `steps.<id>` of the steps they depend on (directly or
     /// not), and `item` / `index` inside a for_each; anything else is a mistake that would
-    /// only show at run time, or a race.
+    /// only show at run time, or a race. `order` is topological and leaves out the steps
+    /// in or after a cycle: what they depend on is not checked.
     fn check_references(&mut self, d: &Definition, ids: &HashMap<String, usize>, order: &[usize]) {
         let steps = &d.steps;
         let mut ancestors: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); steps.len()];
+        let mut ordered = vec![false; steps.len()];
         for &i in order {
+            ordered[i] = true;
             let mut all = BTreeSet::new();
             for dep in &steps[i].depends_on {
                 if let Some(&j) = ids.get(dep) {
@@ -511,7 +557,7 @@ impl Validator {
                                 &here,
                                 format!("{field}, when or for_each read steps.{other}, which is not a step"),
                             ),
-                            Some(&j) if !ancestors[i].contains(&j) => self.invalid(
+                            Some(&j) if ordered[i] && !ancestors[i].contains(&j) => self.invalid(
                                 &here,
                                 format!("reads steps.{other} but does not depend on it: add '{other}' to depends_on"),
                             ),
