@@ -411,6 +411,8 @@ async fn tls_and_mutual_tls() {
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert_eq!(refused.status.code(), Some(1), "{refused:?}");
         assert!(stderr.contains("give --tls-cert and --tls-key"), "{stderr}");
+        // However the handshake's end reached the call, it is a connection refused to it.
+        assert!(stderr.starts_with("error: Unavailable: "), "{stderr}");
     }
 }
 

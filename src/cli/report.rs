@@ -20,10 +20,13 @@ pub fn report_error(e: &anyhow::Error, target: &Target) {
 }
 
 /// The code to name. tonic gives UNKNOWN to a connection lost mid-call (the server killed,
-/// the network gone): a status made here from a transport error, not one the server sent.
-/// That is UNAVAILABLE, the code scripts retry on, as other gRPC clients say it.
+/// the network gone), and CANCELLED to a call whose connection closed before it was ready
+/// (a TLS handshake the server ended): statuses made here from a transport error, not
+/// ones the server sent. That is UNAVAILABLE, the code scripts retry on, as other gRPC
+/// clients say it.
 fn code(status: &tonic::Status) -> tonic::Code {
-    if status.code() == tonic::Code::Unknown && lost_connection(status) {
+    let made_here = matches!(status.code(), tonic::Code::Unknown | tonic::Code::Cancelled);
+    if made_here && lost_connection(status) {
         tonic::Code::Unavailable
     } else {
         status.code()
@@ -53,9 +56,14 @@ fn transport_hint(causes: &str, target: &Target) -> &'static str {
         " (is the server using TLS? then give https:// and --tls-ca)"
     } else if target.url.starts_with("https://")
         && target.tls_identity.is_none()
-        && ["connection closed", "broken pipe", "CertificateRequired"]
-            .iter()
-            .any(|sign| causes.contains(sign))
+        && [
+            "connection closed",
+            "connection was not ready",
+            "broken pipe",
+            "CertificateRequired",
+        ]
+        .iter()
+        .any(|sign| causes.contains(sign))
     {
         " (a server that requires client certificates closes the connection without one: give --tls-cert and --tls-key)"
     } else {
