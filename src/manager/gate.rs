@@ -1,12 +1,17 @@
 //! Admission of executions: a global and a per-workflow concurrency limit, and a bounded
 //! queue in front of them. Past the queue, admission is refused: never an unbounded backlog.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Waker},
 };
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use super::ManagerError;
 
@@ -63,9 +68,16 @@ impl SlotSource {
     }
 }
 
+type Acquire = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
+
 /// A place in the queue; dropping it leaves the queue.
 pub struct Ticket {
     source: SlotSource,
+    /// The wait for the first slot (the workflow's, else the global one), polled once when
+    /// the ticket was made: that takes its place in the semaphore's line then, so queued
+    /// executions start in the order they were admitted, not in the order their tasks
+    /// first run (after a restart, that order is close to the reverse).
+    in_line: Acquire,
     waiting: Arc<AtomicUsize>,
     pub reason: String,
 }
@@ -125,11 +137,11 @@ impl Gate {
                 self.max_running
             ),
         };
-        Ok(Admission::Queued(Ticket {
-            source: self.source(workflow),
-            waiting: self.waiting.clone(),
+        Ok(Admission::Queued(Ticket::new(
+            self.source(workflow),
+            self.waiting.clone(),
             reason,
-        }))
+        )))
     }
 
     /// Admission for an execution accepted before a restart: it is never refused, and
@@ -139,11 +151,11 @@ impl Gate {
             Ok(admission) => admission,
             Err(_) => {
                 self.waiting.fetch_add(1, Ordering::SeqCst);
-                Admission::Queued(Ticket {
-                    source: self.source(workflow),
-                    waiting: self.waiting.clone(),
-                    reason: "resumed after a restart: waiting for a slot".into(),
-                })
+                Admission::Queued(Ticket::new(
+                    self.source(workflow),
+                    self.waiting.clone(),
+                    "resumed after a restart: waiting for a slot".into(),
+                ))
             }
         }
     }
@@ -165,9 +177,42 @@ impl Gate {
 }
 
 impl Ticket {
-    /// Waits in line for the slots.
-    pub async fn wait(self) -> Permits {
-        self.source.acquire().await
+    fn new(source: SlotSource, waiting: Arc<AtomicUsize>, reason: String) -> Ticket {
+        let first = source.workflow.as_ref().unwrap_or(&source.global).clone();
+        let mut in_line: Acquire = Box::pin(first.acquire_owned());
+        // Polled once to join the line now; a permit free already is kept in the future.
+        let _ = in_line
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
+        Ticket {
+            source,
+            in_line,
+            waiting,
+            reason,
+        }
+    }
+
+    /// Waits in line for the slots: the workflow's first, then the global one.
+    pub async fn wait(mut self) -> Permits {
+        let first = (&mut self.in_line)
+            .await
+            .expect("semaphores are never closed");
+        match &self.source.workflow {
+            Some(_) => Permits {
+                workflow: Some(first),
+                global: self
+                    .source
+                    .global
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("global semaphore is never closed"),
+            },
+            None => Permits {
+                workflow: None,
+                global: first,
+            },
+        }
     }
 }
 
@@ -198,6 +243,46 @@ mod tests {
         drop(first);
         let _second = ticket.wait().await;
         assert_eq!((gate.running(), gate.queued()), (1, 0));
+    }
+
+    /// Queued executions get their slots in the order they were admitted, whatever order
+    /// their tasks first wait in (after a restart, close to the reverse).
+    #[tokio::test]
+    async fn the_queue_is_first_in_first_out_whatever_order_tasks_wait_in() {
+        for workflow in [None, Some(Arc::new(Semaphore::new(1)))] {
+            let gate = Gate::new(1, 10);
+            let slots = workflow.as_ref().map(|s| (s, "w", 1));
+            let Admission::Now(running) = gate.admit(slots).unwrap() else {
+                panic!("first runs")
+            };
+            let tickets: Vec<Ticket> = (0..3)
+                .map(|_| match gate.admit_recovered(slots) {
+                    Admission::Queued(t) => t,
+                    Admission::Now(_) => panic!("queued"),
+                })
+                .collect();
+            let (order_tx, mut order_rx) = tokio::sync::mpsc::unbounded_channel();
+            for (i, ticket) in tickets.into_iter().enumerate().rev() {
+                let order_tx = order_tx.clone();
+                tokio::spawn(async move {
+                    let permits = ticket.wait().await;
+                    order_tx.send(i).unwrap();
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    drop(permits);
+                });
+                tokio::task::yield_now().await;
+            }
+            drop(running);
+            let order: Vec<usize> = [
+                order_rx.recv().await,
+                order_rx.recv().await,
+                order_rx.recv().await,
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            assert_eq!(order, [0, 1, 2], "workflow slots: {}", workflow.is_some());
+        }
     }
 
     #[tokio::test]
