@@ -1442,3 +1442,73 @@ async fn refuses_a_cycle_and_the_other_problems_at_once() {
     );
     assert!(m.contains("3 problems"), "{m}");
 }
+
+/// An execution stopped by `limits.max_events_per_execution` ends with a result that
+/// agrees with its history: the step whose event was refused failed with the limit, and
+/// no step counts as completed without its `step_completed` event.
+#[tokio::test]
+async fn the_event_limit_ends_a_run_with_a_result_that_agrees_with_its_history() {
+    let server = Server::start("[limits]\nmax_events_per_execution = 30\n");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "many",
+        r#"
+steps:
+  - id: c
+    for_each: "range(40)"
+    max_parallel: 1
+    tool: {name: json_transform, arguments: {data: "{{ item }}", expression: "data"}}
+  - {id: d, depends_on: [c], tool: {name: json_transform, arguments: {data: 1, expression: "data"}}}
+"#,
+    )
+    .await
+    .unwrap();
+    let events = execute(&mut c, "many", json!({})).await.unwrap();
+    assert_eq!(
+        events.len(),
+        31,
+        "the limit, then the terminal event: {:#?}",
+        lines(&events)
+    );
+    let r = result(&events);
+    let c_result = step_result(&r, "c");
+    assert_eq!(
+        proto::StepStatus::try_from(c_result.status),
+        Ok(proto::StepStatus::Failed),
+        "{r:#?}"
+    );
+    assert!(
+        c_result
+            .error
+            .contains("limits.max_events_per_execution is 30"),
+        "{}",
+        c_result.error
+    );
+    assert_eq!((r.steps_completed, r.steps_failed), (0, 1), "{r:#?}");
+
+    // A native workflow's steps: completed in the result only with their event.
+    let mut n = server.client().await;
+    n.register(proto::RegisterRequest {
+        name: "naps".into(),
+        source: Some(proto::register_request::Source::Native(
+            proto::NativeSource {
+                r#type: "sleep".into(),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let events = execute(&mut n, "naps", json!({"duration_ms": 1, "steps": 20}))
+        .await
+        .unwrap();
+    let completed_events = lines(&events)
+        .iter()
+        .filter(|l| l.starts_with("completed "))
+        .count();
+    let r = result(&events);
+    assert_eq!(r.steps_completed as usize, completed_events, "{r:#?}");
+    assert_eq!(r.steps_failed, 1, "{r:#?}");
+}

@@ -225,6 +225,12 @@ impl ExecutionContext {
             "another step failed and ended the run while this one ran"
         };
         self.step_ended(step_id, duration);
+        self.emit(EventKind::StepCancelled {
+            step_id: step_id.to_string(),
+            reason: reason.to_string(),
+            attempt,
+        })
+        .await?;
         self.record(
             step_id,
             StepStatus::Cancelled,
@@ -233,12 +239,7 @@ impl ExecutionContext {
             duration.as_secs_f64(),
             attempt,
         );
-        self.emit(EventKind::StepCancelled {
-            step_id: step_id.to_string(),
-            reason: reason.to_string(),
-            attempt,
-        })
-        .await
+        Ok(())
     }
 
     /// Records a step the run ended before starting, so the result lists every step.
@@ -248,6 +249,11 @@ impl ExecutionContext {
 
     /// Reports the start of an attempt of a step (attempts count from 1).
     pub async fn step_started(&self, step_id: &str, attempt: u32) -> Result<(), WorkflowError> {
+        self.emit(EventKind::StepStarted {
+            step_id: step_id.to_string(),
+            attempt,
+        })
+        .await?;
         self.record(
             step_id,
             StepStatus::Running,
@@ -256,11 +262,7 @@ impl ExecutionContext {
             0.0,
             attempt,
         );
-        self.emit(EventKind::StepStarted {
-            step_id: step_id.to_string(),
-            attempt,
-        })
-        .await
+        Ok(())
     }
 
     /// Reports a step's completion after `attempts` attempts; an output over the limit
@@ -291,20 +293,21 @@ impl ExecutionContext {
             }
         }
         self.step_ended(step_id, duration);
+        self.emit(EventKind::StepCompleted {
+            step_id: step_id.to_string(),
+            output: output.clone(),
+            duration,
+        })
+        .await?;
         self.record(
             step_id,
             StepStatus::Completed,
-            output.clone(),
+            output,
             None,
             duration.as_secs_f64(),
             attempts,
         );
-        self.emit(EventKind::StepCompleted {
-            step_id: step_id.to_string(),
-            output,
-            duration,
-        })
-        .await
+        Ok(())
     }
 
     /// Reports a failed attempt; with `will_retry` the step stays running.
@@ -322,21 +325,22 @@ impl ExecutionContext {
             self.step_ended(step_id, duration);
             StepStatus::Failed
         };
+        self.emit(EventKind::StepFailed {
+            step_id: step_id.to_string(),
+            error: error.clone(),
+            attempt,
+            will_retry,
+        })
+        .await?;
         self.record(
             step_id,
             status,
             Value::Null,
-            Some(error.clone()),
+            Some(error),
             duration.as_secs_f64(),
             attempt,
         );
-        self.emit(EventKind::StepFailed {
-            step_id: step_id.to_string(),
-            error,
-            attempt,
-            will_retry,
-        })
-        .await
+        Ok(())
     }
 
     /// Reports progress of a running step; `fraction` is between 0 and 1 when known.
@@ -360,12 +364,13 @@ impl ExecutionContext {
         step_id: &str,
         reason: impl Into<String>,
     ) -> Result<(), WorkflowError> {
-        self.record(step_id, StepStatus::Skipped, Value::Null, None, 0.0, 0);
         self.emit(EventKind::StepSkipped {
             step_id: step_id.to_string(),
             reason: reason.into(),
         })
-        .await
+        .await?;
+        self.record(step_id, StepStatus::Skipped, Value::Null, None, 0.0, 0);
+        Ok(())
     }
 
     /// The results of every step reported so far, in the order they started.
@@ -379,6 +384,8 @@ impl ExecutionContext {
         }
     }
 
+    /// Sets a step's result. Called once its event is recorded (an event over
+    /// `max_events_per_execution` is refused), so the result agrees with the history.
     fn record(
         &self,
         step_id: &str,

@@ -18,8 +18,8 @@ use super::{
     registry::RegisteredWorkflow, validate,
 };
 use crate::engine::{
-    Event, EventKind, EventSink, ExecutionContext, ExecutionResult, StepResult, WorkflowError,
-    progress,
+    Event, EventKind, EventSink, ExecutionContext, ExecutionResult, StepResult, StepStatus,
+    WorkflowError, progress,
 };
 use crate::store::{ExecutionFilter, ExecutionRecord, ExecutionStatus};
 use crate::telemetry::executions::ExecutionObserver;
@@ -352,27 +352,38 @@ impl WorkflowManager {
                     panic_message(&panic)
                 )))
             });
-        let summary = |output: Value, error: Option<String>| {
+        // A step still running when the execution ends (its end could not be recorded, the
+        // event limit say) ended with it: failed with the execution's error, or cancelled.
+        let summary = |output: Value, error: Option<String>, cut_short: StepStatus| {
             let took = SystemTime::now()
                 .duration_since(first_start)
                 .unwrap_or_default();
-            ExecutionResult::summarize(ctx.step_results(), took, output, error)
+            let mut steps = ctx.step_results();
+            for step in steps.iter_mut().filter(|s| s.status == StepStatus::Running) {
+                step.status = cut_short;
+                step.error.clone_from(&error);
+            }
+            ExecutionResult::summarize(steps, took, output, error)
         };
         Ok(match outcome {
             Ok(output) => EventKind::Completed {
-                result: summary(output, None),
+                result: summary(output, None, StepStatus::Running),
             },
             Err(_) if live.cancel.is_cancelled() => {
                 let reason = live.cancel_reason();
                 EventKind::Cancelled {
-                    result: summary(Value::Null, Some(format!("cancelled: {reason}"))),
+                    result: summary(
+                        Value::Null,
+                        Some(format!("cancelled: {reason}")),
+                        StepStatus::Cancelled,
+                    ),
                     reason,
                 }
             }
             Err(error) => {
                 let error = error.to_string();
                 EventKind::Failed {
-                    result: summary(Value::Null, Some(error.clone())),
+                    result: summary(Value::Null, Some(error.clone()), StepStatus::Failed),
                     error,
                 }
             }
