@@ -539,3 +539,57 @@ steps:
     let gap = time_of("started call 3") - time_of("failed call 2");
     assert!(gap >= Duration::from_millis(1400), "{gap:?}");
 }
+
+/// An execution whose version the restarted server could not restore fails with that
+/// reason (not "no longer registered"), keeping the steps it completed and its time since
+/// its first start.
+#[tokio::test]
+async fn an_execution_of_a_version_not_restored_fails_with_the_reason_and_keeps_its_steps() {
+    let mut server = Server::start("");
+    let mut c = server.client().await;
+    register(
+        &mut c,
+        "three",
+        r#"
+steps:
+  - {id: a, tool: {name: json_transform, arguments: {data: 1, expression: data}}}
+  - {id: b, depends_on: [a], tool: {name: sleep, arguments: {duration_ms: 60000}}}
+  - {id: c, depends_on: [b], tool: {name: json_transform, arguments: {data: 3, expression: data}}}
+"#,
+    )
+    .await
+    .unwrap();
+    let id = start(&mut c, "three", json!({})).await;
+    wait_for(&mut c, &id, |e| {
+        e.result
+            .as_ref()
+            .is_some_and(|r| r.steps.iter().any(|s| s.step_id == "b"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kill_and_restart_with_two_steps_at_most(&mut server);
+    let mut c = server.client().await;
+    let done = wait_for(&mut c, &id, ended).await;
+    let result = done.result.expect("result");
+    assert_eq!(done.status, proto::ExecutionStatus::Failed as i32);
+    assert!(
+        result.error.starts_with(
+            "workflow 'three' version 1 is stored but this server could not restore it when it started:"
+        ) && result.error.contains("max_steps_per_workflow")
+            && result.error.ends_with("; the execution cannot resume"),
+        "{}",
+        result.error
+    );
+    let completed: Vec<&str> = result
+        .steps
+        .iter()
+        .filter(|s| s.status == proto::StepStatus::Completed as i32)
+        .map(|s| s.step_id.as_str())
+        .collect();
+    assert_eq!(completed, ["a"], "{result:#?}");
+    let took = result.execution_time.expect("execution time");
+    assert!(
+        took.seconds > 0 || took.nanos >= 300_000_000,
+        "counted from its first start: {took:?}"
+    );
+}

@@ -262,10 +262,23 @@ impl WorkflowManager {
                 self.drive(&live, workflow, admission, &mut record, resume)
                     .await
             }
-            None => Err(format!(
-                "workflow '{}' version {} is no longer registered; the execution cannot resume",
-                record.workflow_name, record.workflow_version
-            )),
+            None => {
+                // Its steps so far and its time since its first start, as a resumed run's.
+                let error = self.cannot_resume(&record.workflow_name, record.workflow_version);
+                let took = record
+                    .start_time
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .unwrap_or_default();
+                Ok(EventKind::Failed {
+                    result: ExecutionResult::summarize(
+                        resume.completed_steps,
+                        took,
+                        Value::Null,
+                        Some(error.clone()),
+                    ),
+                    error,
+                })
+            }
         };
         let terminal = match outcome {
             Ok(kind) => kind,
@@ -280,6 +293,25 @@ impl WorkflowManager {
             },
         };
         self.finish(&live, record, terminal, &mut observer).await;
+    }
+
+    /// Why an execution of a version this server does not have cannot resume: the reason
+    /// the stored version could not be restored, or that it is gone.
+    fn cannot_resume(&self, name: &str, version: u32) -> String {
+        let unrestored = self
+            .unrestored
+            .lock()
+            .expect("unrestored lock")
+            .get(name)
+            .and_then(|versions| versions.get(&version).cloned());
+        match unrestored {
+            Some(why) => format!(
+                "workflow '{name}' version {version} is stored but this server could not restore it when it started: {why}; the execution cannot resume"
+            ),
+            None => format!(
+                "workflow '{name}' version {version} is no longer registered; the execution cannot resume"
+            ),
+        }
     }
 
     /// Admission, start and the workflow itself; returns the terminal event to emit.
