@@ -7,17 +7,20 @@ use serde_json::Value;
 /// The largest integer a double holds exactly, and every one below it.
 const MAX_EXACT: u64 = 1 << 53;
 
+/// Whether an integer (as a number gives it: signed, else unsigned) is beyond ±2^53.
+fn beyond_exact(signed: Option<i64>, unsigned: Option<u64>) -> bool {
+    signed
+        .map(|i| i.unsigned_abs() > MAX_EXACT)
+        .or_else(|| unsigned.map(|u| u > MAX_EXACT))
+        .unwrap_or(false)
+}
+
 /// The first integer in `value` that a double cannot hold, with its JSON pointer.
 pub fn first_inexact(value: &Value) -> Option<(String, String)> {
     fn walk(value: &Value, path: &mut String) -> Option<(String, String)> {
         match value {
             Value::Number(n) => {
-                let beyond = n
-                    .as_i64()
-                    .map(|i| i.unsigned_abs() > MAX_EXACT)
-                    .or_else(|| n.as_u64().map(|u| u > MAX_EXACT))
-                    .unwrap_or(false);
-                beyond.then(|| (path.clone(), n.to_string()))
+                beyond_exact(n.as_i64(), n.as_u64()).then(|| (path.clone(), n.to_string()))
             }
             Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
                 let len = path.len();
@@ -55,14 +58,8 @@ pub fn first_unsendable_yaml(value: &serde_norway::Value) -> Option<(String, Str
             found
         };
         match value {
-            Y::Number(n) => {
-                let beyond = n
-                    .as_i64()
-                    .map(|i| i.unsigned_abs() > MAX_EXACT)
-                    .or_else(|| n.as_u64().map(|u| u > MAX_EXACT))
-                    .unwrap_or(false);
-                (beyond || n.is_nan() || n.is_infinite()).then(|| (path.clone(), n.to_string()))
-            }
+            Y::Number(n) => (beyond_exact(n.as_i64(), n.as_u64()) || n.is_nan() || n.is_infinite())
+                .then(|| (path.clone(), n.to_string())),
             Y::Sequence(items) => items
                 .iter()
                 .enumerate()
