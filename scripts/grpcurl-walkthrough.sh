@@ -135,7 +135,7 @@ step -plaintext -d '{"name":"hello","input":{"greeting":"hi"}}' "$addr" workflow
 expect '"accepted": {' '"started": {' '"stepStarted": {' '"stepCompleted": {' '"completed": {' \
   '"stepId": "echo"' '"success": true' '"greeting": "hi"'; check
 # ... in order, numbered 1 to 5.
-kinds="$(grep -oE '^    "(accepted|queued|started|stepStarted|stepProgress|stepCompleted|stepFailed|stepSkipped|completed|failed|cancelled)"' <<<"$out" | tr -d ' "' | paste -sd, -)"
+kinds="$(grep -oE '^    "(accepted|queued|started|stepStarted|stepProgress|stepCompleted|stepFailed|stepSkipped|stepCancelled|completed|failed|cancelled)"' <<<"$out" | tr -d ' "' | paste -sd, -)"
 [ "$kinds" = "accepted,started,stepStarted,stepCompleted,completed" ] || fail "Execute event kinds: $kinds"
 seqs="$(grep -oE '"sequence": "[0-9]+"' <<<"$out" | grep -oE '[0-9]+' | paste -sd, -)"
 [ "$seqs" = "1,2,3,4,5" ] || fail "Execute sequence numbers: $seqs"

@@ -1621,9 +1621,7 @@ async fn a_workflow_with_an_unfinished_execution_is_not_unregistered() {
     let id = client
         .start_execution(proto::StartExecutionRequest {
             name: "nap".into(),
-            input: Some(wfm::api::convert::json_to_struct(
-                &json!({"duration_ms": 60000}),
-            )),
+            input: json_struct(json!({"duration_ms": 60000})),
             ..Default::default()
         })
         .await

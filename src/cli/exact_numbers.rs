@@ -15,6 +15,16 @@ fn beyond_exact(signed: Option<i64>, unsigned: Option<u64>) -> bool {
         .unwrap_or(false)
 }
 
+/// Runs `inner` with `key` appended to the JSON pointer `path`, then takes it off again.
+fn under<T>(path: &mut String, key: &str, inner: impl FnOnce(&mut String) -> T) -> T {
+    let len = path.len();
+    path.push('/');
+    path.push_str(&key.replace('~', "~0").replace('/', "~1"));
+    let found = inner(path);
+    path.truncate(len);
+    found
+}
+
 /// The first integer in `value` that a double cannot hold, with its JSON pointer.
 pub fn first_inexact(value: &Value) -> Option<(String, String)> {
     fn walk(value: &Value, path: &mut String) -> Option<(String, String)> {
@@ -22,21 +32,13 @@ pub fn first_inexact(value: &Value) -> Option<(String, String)> {
             Value::Number(n) => {
                 beyond_exact(n.as_i64(), n.as_u64()).then(|| (path.clone(), n.to_string()))
             }
-            Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
-                let len = path.len();
-                path.push_str(&format!("/{i}"));
-                let found = walk(item, path);
-                path.truncate(len);
-                found
-            }),
-            Value::Object(map) => map.iter().find_map(|(key, item)| {
-                let len = path.len();
-                path.push('/');
-                path.push_str(&key.replace('~', "~0").replace('/', "~1"));
-                let found = walk(item, path);
-                path.truncate(len);
-                found
-            }),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| under(path, &i.to_string(), |path| walk(item, path))),
+            Value::Object(map) => map
+                .iter()
+                .find_map(|(key, item)| under(path, key, |path| walk(item, path))),
             _ => None,
         }
     }
@@ -49,14 +51,7 @@ pub fn first_inexact(value: &Value) -> Option<(String, String)> {
 pub fn first_unsendable_yaml(value: &serde_norway::Value) -> Option<(String, String)> {
     use serde_norway::Value as Y;
     fn walk(value: &Y, path: &mut String) -> Option<(String, String)> {
-        let mut nested = |key: &str, item: &Y| {
-            let len = path.len();
-            path.push('/');
-            path.push_str(&key.replace('~', "~0").replace('/', "~1"));
-            let found = walk(item, path);
-            path.truncate(len);
-            found
-        };
+        let mut nested = |key: &str, item: &Y| under(path, key, |path| walk(item, path));
         match value {
             Y::Number(n) => (beyond_exact(n.as_i64(), n.as_u64()) || n.is_nan() || n.is_infinite())
                 .then(|| (path.clone(), n.to_string())),
