@@ -17,6 +17,8 @@ use tokio::{
 use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 
+use super::coalesce::Coalescing;
+
 /// What the server knows of a connection's peer; in every request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerInfo {
@@ -25,9 +27,10 @@ pub struct PeerInfo {
     pub other_user: Option<u32>,
 }
 
-/// An accepted connection and what is known of its peer.
+/// An accepted connection and what is known of its peer. Its writes wait for the flush
+/// (see [`Coalescing`]).
 pub struct PeerStream {
-    inner: TcpStream,
+    inner: Coalescing<TcpStream>,
     info: PeerInfo,
 }
 
@@ -63,7 +66,7 @@ pub fn incoming(
                 _ => None,
             };
             Ok(PeerStream {
-                inner: stream,
+                inner: Coalescing::new(stream),
                 info: PeerInfo { other_user },
             })
         });
@@ -124,14 +127,6 @@ impl AsyncWrite for PeerStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
