@@ -1660,6 +1660,72 @@ async fn a_workflow_with_an_unfinished_execution_is_not_unregistered() {
         .expect("no unfinished execution left");
 }
 
+/// An execution starting while its workflow is unregistered makes the unregister refuse,
+/// or is refused itself (NOT_FOUND): never do both succeed, which would leave a running
+/// execution whose definition is gone and which could not resume after a restart. Before
+/// the fix both succeeded in nearly every round: unregister looked in the store, where a
+/// starting execution's record was not yet committed, and removed the workflow after.
+#[tokio::test]
+async fn an_execution_starting_during_unregister_never_outlives_its_workflow() {
+    for store in ["sqlite", "memory"] {
+        let server = Server::start_with(&[("WFM_STORE", store)], &[]).await;
+        let client = server.client().await;
+        let (mut refused, mut both) = (0, Vec::new());
+        for round in 0..30 {
+            let name = format!("nap{round}");
+            register(&mut client.clone(), &name, "sleep", json!({})).await;
+            let starts: Vec<_> = (0..8)
+                .map(|_| {
+                    let (mut c, name) = (client.clone(), name.clone());
+                    tokio::spawn(async move {
+                        c.start_execution(proto::StartExecutionRequest {
+                            name,
+                            input: json_struct(json!({"duration_ms": 60000})),
+                            ..Default::default()
+                        })
+                        .await
+                    })
+                })
+                .collect();
+            tokio::task::yield_now().await;
+            let unregistered = client
+                .clone()
+                .unregister(proto::UnregisterRequest { name: name.clone() })
+                .await;
+            let mut started = Vec::new();
+            for start in starts {
+                match start.await.unwrap() {
+                    Ok(r) => started.push(r.into_inner().execution_id),
+                    Err(e) => assert_eq!(e.code(), Code::NotFound, "{store}: {e:?}"),
+                }
+            }
+            match &unregistered {
+                Ok(_) if !started.is_empty() => both.push((name.clone(), started.clone())),
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.code(), Code::FailedPrecondition, "{store}: {e:?}");
+                    refused += 1;
+                }
+            }
+            for id in started {
+                client
+                    .clone()
+                    .cancel_execution(proto::CancelExecutionRequest {
+                        execution_id: id,
+                        reason: "the test is done with it".into(),
+                    })
+                    .await
+                    .unwrap();
+            }
+        }
+        assert!(
+            both.is_empty(),
+            "{store}: unregistered while these executions started and ran: {both:?}"
+        );
+        eprintln!("{store}: {refused} of 30 unregisters refused, the others came first");
+    }
+}
+
 /// Time filters compare the nanoseconds an execution's `create_time` shows, in either
 /// store: a bound a few nanoseconds after it excludes it from "from" and includes it in
 /// "before" (the durable store's index holds whole microseconds).

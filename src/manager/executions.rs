@@ -120,15 +120,6 @@ impl WorkflowManager {
                 ));
             }
         }
-        let workflow = self.resolve(&spec.name, version)?;
-        workflow
-            .instance
-            .validate_input(&spec.input)
-            .map_err(|e| match e {
-                WorkflowError::InvalidInput(reason) => ManagerError::invalid("input", reason),
-                other => ManagerError::invalid("input", other.to_string()),
-            })?;
-
         let _request_guard = if spec.request_id.is_empty() {
             None
         } else {
@@ -157,6 +148,19 @@ impl WorkflowManager {
             Some(guard)
         };
 
+        // From the workflow's lookup to the execution's place among the live ones, an
+        // unregister waits (see `unregister`): it either sees this execution and refuses, or
+        // has removed the workflow before the lookup.
+        let starting = self.starting.read().expect("starting lock");
+        let workflow = self.resolve(&spec.name, version)?;
+        workflow
+            .instance
+            .validate_input(&spec.input)
+            .map_err(|e| match e {
+                WorkflowError::InvalidInput(reason) => ManagerError::invalid("input", reason),
+                other => ManagerError::invalid("input", other.to_string()),
+            })?;
+
         let slots = workflow.slots.as_ref().map(|s| {
             (
                 s,
@@ -183,6 +187,7 @@ impl WorkflowManager {
         };
         let (live, follower) =
             self.spawn_execution(record, Some(workflow), admission, Resume::default(), true);
+        drop(starting);
         if let Some(step) = cancel_with {
             super::children::cancel_with_step(step, &live);
         }
@@ -205,6 +210,7 @@ impl WorkflowManager {
         let (live, follower) = LiveExecution::start(
             id.clone(),
             record.parent_execution_id.as_deref().map(Arc::from),
+            record.workflow_name.as_str().into(),
             record.last_sequence,
             self.limits.max_events_per_execution,
             self.store.clone(),

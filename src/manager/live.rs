@@ -61,6 +61,8 @@ pub(crate) struct LiveExecution {
     pub id: Arc<str>,
     /// The execution that started it as a step's child, if any.
     pub parent: Option<Arc<str>>,
+    /// Its workflow's name: an unregister refuses while it is live.
+    pub workflow: Arc<str>,
     pub cancel: CancellationToken,
     cancel_reason: Mutex<Option<String>>,
     /// Cancelled when the execution has reached its terminal state.
@@ -92,6 +94,7 @@ impl LiveExecution {
     pub fn start(
         id: Arc<str>,
         parent: Option<Arc<str>>,
+        workflow: Arc<str>,
         last_sequence: u64,
         max_events: u64,
         store: Arc<dyn Store>,
@@ -100,6 +103,7 @@ impl LiveExecution {
         let live = Arc::new_cyclic(|me| LiveExecution {
             id,
             parent,
+            workflow,
             cancel: CancellationToken::new(),
             cancel_reason: Mutex::new(None),
             finished: CancellationToken::new(),

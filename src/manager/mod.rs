@@ -75,6 +75,9 @@ pub struct WorkflowManager {
     /// Serializes starts that carry a request_id, so concurrent retries find each other.
     request_lock: tokio::sync::Mutex<()>,
     live: Mutex<HashMap<Arc<str>, Arc<LiveExecution>>>,
+    /// Held (shared) by a start from its workflow's lookup until the execution is live, and
+    /// (alone) by an unregister while it looks for live executions and removes the workflow.
+    starting: std::sync::RwLock<()>,
     gate: Gate,
     accepting: AtomicBool,
     /// Children started after the shutdown stopped accepting (their parents' work), so its
@@ -113,6 +116,7 @@ impl WorkflowManager {
             register_lock: tokio::sync::Mutex::new(()),
             request_lock: tokio::sync::Mutex::new(()),
             live: Mutex::new(HashMap::new()),
+            starting: std::sync::RwLock::new(()),
             gate,
             accepting: AtomicBool::new(true),
             started_while_draining: Default::default(),
@@ -277,7 +281,17 @@ impl WorkflowManager {
                 execution.id
             )));
         }
-        let removed = self.registry.remove(name);
+        // A start past its workflow's lookup is live by now (it holds `starting` until it
+        // is); a later one will not find the workflow.
+        let removed = {
+            let _no_starts = self.starting.write().expect("starting lock");
+            if let Some(id) = self.a_live_execution_of(name) {
+                return Err(ManagerError::FailedPrecondition(format!(
+                    "execution {id} of workflow '{name}' is starting or running: a workflow's unfinished executions need it to resume after a restart; cancel it (wfm cancel {id}) or let it end, then unregister"
+                )));
+            }
+            self.registry.remove(name)
+        };
         let unrestored = self
             .unrestored
             .lock()
@@ -303,6 +317,14 @@ impl WorkflowManager {
             "unregistered"
         );
         Ok(removed.len() + unrestored)
+    }
+
+    /// The id of a live execution of `name` (queued, running, or being started), if any.
+    fn a_live_execution_of(&self, name: &str) -> Option<Arc<str>> {
+        let live = self.live.lock().expect("live executions lock");
+        live.values()
+            .find(|e| &*e.workflow == name)
+            .map(|e| e.id.clone())
     }
 
     /// An execution of `name` that is queued or running, if any.
