@@ -1299,6 +1299,19 @@ async fn the_cli_shows_a_whole_definition_that_registers_as_the_same_workflow() 
     let versions: serde_json::Value =
         serde_json::from_str(&wfm(&["get", "fan-out", "--json"])).unwrap();
     assert_eq!(versions["versions"], json!([1]));
+
+    // `--arguments` belongs to a native type: with -f it was ignored without a word.
+    let refused = Command::new(env!("CARGO_BIN_EXE_wfm"))
+        .args(["--server", &server.url(), "register", "-f", example])
+        .args(["--name", "fan-out-2", "--arguments", r#"{"x": 1}"#])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        stderr.contains("'--file <FILE>' cannot be used with '--arguments <ARGUMENTS>'"),
+        "{stderr}"
+    );
 }
 
 /// `--input @- --metadata @-`: standard input can be read once; the second flag says so

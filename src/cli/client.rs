@@ -142,7 +142,10 @@ pub async fn run(server: &Target, command: Command) -> anyhow::Result<i32> {
                     source: Some(proto::register_request::Source::Native(
                         proto::NativeSource {
                             r#type: type_name.unwrap_or_default(),
-                            arguments: Some(json_object("--arguments", &arguments)?),
+                            arguments: Some(json_object(
+                                "--arguments",
+                                arguments.as_deref().unwrap_or("{}"),
+                            )?),
                         },
                     )),
                 },

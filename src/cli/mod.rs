@@ -181,9 +181,10 @@ pub enum Command {
         /// replacing one of the same key).
         #[arg(long = "label", value_parser = client::parse_label)]
         labels: Vec<(String, String)>,
-        /// Custom arguments of the type as a JSON object.
-        #[arg(long, default_value = "{}")]
-        arguments: String,
+        /// Custom arguments of the type as a JSON object (default `{}`). Not with -f: a
+        /// definition's steps carry their own.
+        #[arg(long, conflicts_with = "file")]
+        arguments: Option<String>,
         /// Executions of this workflow running at once, 0 for no per-workflow limit (the
         /// default; with -f: the file's unless given, even as 0).
         #[arg(long)]
