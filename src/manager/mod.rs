@@ -287,7 +287,7 @@ impl WorkflowManager {
             let _no_starts = self.starting.write().expect("starting lock");
             if let Some(id) = self.a_live_execution_of(name) {
                 return Err(ManagerError::FailedPrecondition(format!(
-                    "execution {id} of workflow '{name}' is starting or running: a workflow's unfinished executions need it to resume after a restart; cancel it (wfm cancel {id}) or let it end, then unregister"
+                    "execution {id} of workflow '{name}' is starting, queued or running: a workflow's unfinished executions need it to resume after a restart; cancel it (wfm cancel {id}) or let it end, then unregister"
                 )));
             }
             self.registry.remove(name)
