@@ -17,7 +17,7 @@ use tokio::{
 use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 
-use super::coalesce::Coalescing;
+use crate::coalesce::Coalescing;
 
 /// What the server knows of a connection's peer; in every request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

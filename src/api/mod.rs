@@ -1,7 +1,6 @@
 //! The gRPC layer: the WorkflowService, health, reflection, and the server's lifecycle.
 
 pub mod auth;
-mod coalesce;
 pub mod convert;
 pub mod convert_definition;
 mod decode_errors;

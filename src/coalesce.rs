@@ -8,8 +8,15 @@
 //! writes (so h2 copies payloads up to 1,024 bytes) and collects every write up to
 //! [`LIMIT`] until h2 flushes: headers, events and trailers, of every stream ready, leave
 //! together.
+//!
+//! A client's connection ([`Coalescing::batching`]) also waits once before a small flush.
+//! hyper hands a request's body to h2 only after its headers are queued, so h2 flushes the
+//! headers alone and the body follows in a second write: the server wakes for each. Like
+//! grpc-go's writer, a flush of less than [`MIN_BATCH`] bytes first lets the tasks ready on
+//! this thread run, so the body joins its headers.
 
 use std::{
+    future::Future,
     io::{self, IoSlice},
     pin::Pin,
     task::{Context, Poll, ready},
@@ -22,10 +29,16 @@ const LIMIT: usize = 16 * 1024;
 /// A buffer that grew beyond this is given back after its flush: an idle connection keeps
 /// at most this much.
 const KEEP: usize = 4 * 1024;
+/// Below this, a batching connection's flush waits for the tasks ready on its thread first
+/// (grpc-go's `minBatchSize`).
+const MIN_BATCH: usize = 1000;
 
 pub struct Coalescing<T: WriteNow> {
     inner: T,
     pending: Vec<u8>,
+    batching: bool,
+    /// The wait of the flush in progress: a yield to the tasks ready on this thread.
+    waiting: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 /// A write that does not wait, for what is still held when the connection is dropped.
@@ -59,7 +72,17 @@ impl<T: WriteNow> Coalescing<T> {
         Coalescing {
             inner,
             pending: Vec::new(),
+            batching: false,
+            waiting: None,
         }
+    }
+
+    /// A connection whose small flushes first wait for the tasks ready on this thread, so
+    /// that a request's body leaves with its headers.
+    pub fn batching(inner: T) -> Self {
+        let mut connection = Coalescing::new(inner);
+        connection.batching = true;
+        connection
     }
 }
 
@@ -117,8 +140,19 @@ impl<T: AsyncWrite + WriteNow + Unpin> AsyncWrite for Coalescing<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_drain(cx))?;
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let me = &mut *self;
+        if me.batching && !me.pending.is_empty() && me.pending.len() < MIN_BATCH {
+            // tokio's yield puts this task behind every task already ready here (hyper's
+            // body pipe among them), so h2 is polled again once they have queued their
+            // frames: the flush after that sends them all.
+            let wait = me
+                .waiting
+                .get_or_insert_with(|| Box::pin(tokio::task::yield_now()));
+            ready!(wait.as_mut().poll(cx));
+        }
+        me.waiting = None;
+        ready!(me.poll_drain(cx))?;
+        Pin::new(&mut me.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -233,6 +267,55 @@ mod tests {
         w.shutdown().await.unwrap();
         assert_eq!(w.inner.writes.concat(), sent);
         assert!(w.pending.capacity() <= KEEP);
+    }
+
+    /// What h2 does on a client: it queues a request's headers and flushes; hyper's body
+    /// task, ready by then, queues the body, and h2 writes it and flushes again. Emulated
+    /// here with a channel for the body and one polling loop for h2.
+    async fn headers_then_body(mut w: Coalescing<Calls>) -> Vec<Vec<u8>> {
+        let (body_tx, mut body_rx) = tokio::sync::mpsc::unbounded_channel::<&[u8]>();
+        tokio::spawn(async move { body_tx.send(b"body").unwrap() });
+        w.write_all(b"headers").await.unwrap();
+        let mut flushes = 0;
+        std::future::poll_fn(|cx| {
+            while let Ok(frame) = body_rx.try_recv() {
+                assert!(Pin::new(&mut w).poll_write(cx, frame).is_ready());
+            }
+            let flushed = ready!(Pin::new(&mut w).poll_flush(cx));
+            flushes += 1;
+            // h2 flushes again when the body has come since its last flush.
+            if flushes < 2 && w.inner.writes.concat() == b"headers" {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(flushed)
+        })
+        .await
+        .unwrap();
+        std::mem::take(&mut w.inner.writes)
+    }
+
+    #[tokio::test]
+    async fn a_batching_flush_lets_a_ready_body_join_its_headers() {
+        assert_eq!(
+            headers_then_body(Coalescing::new(Calls::default())).await,
+            [b"headers".to_vec(), b"body".to_vec()],
+            "without the wait, the headers leave alone"
+        );
+        assert_eq!(
+            headers_then_body(Coalescing::batching(Calls::default())).await,
+            [b"headersbody".to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_batching_flush_of_a_full_batch_does_not_wait() {
+        let mut w = Coalescing::batching(Calls::default());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let full = vec![3; MIN_BATCH];
+        assert!(Pin::new(&mut w).poll_write(&mut cx, &full).is_ready());
+        assert!(Pin::new(&mut w).poll_flush(&mut cx).is_ready());
+        assert_eq!(w.inner.writes, [full]);
     }
 
     /// A connection dropped with writes held (a failed TLS handshake's alert) still sends them.
