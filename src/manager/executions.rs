@@ -237,14 +237,15 @@ impl WorkflowManager {
         );
         let (manager, task_live) = (self.clone(), live.clone());
         let recovered = (!create).then(|| self.recovered.clone());
-        let task = async move {
+        // Boxed: the future is ~2 KB, and each wrapper below would otherwise copy it.
+        let task = Box::pin(async move {
             if let Some(recovered) = recovered {
                 recovered.cancelled().await;
             }
             manager
                 .run(task_live, workflow, admission, record, resume)
                 .await
-        };
+        });
         let task = self
             .tasks
             .spawn(super::live::CommitOnYield::new(live.clone(), task).instrument(span));
