@@ -26,17 +26,37 @@ struct Stored {
     kind: EventKind,
 }
 
+/// One event as an element of the `events` column, made by the thread that queues it.
+pub fn element_text(event: &Event) -> StoreResult<String> {
+    serde_json::to_string(&StoredRef {
+        sequence: event.sequence,
+        time: event.time,
+        kind: &event.kind,
+    })
+    .map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// The `events` column for consecutive events of one execution, from their elements.
+pub fn join<'a>(elements: impl IntoIterator<Item = &'a str>) -> String {
+    let mut text = String::from("[");
+    for (i, element) in elements.into_iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(element);
+    }
+    text.push(']');
+    text
+}
+
 /// The `events` column for consecutive events of one execution.
+#[cfg(test)]
 pub fn to_text(events: &[&Event]) -> StoreResult<String> {
-    let stored: Vec<StoredRef<'_>> = events
+    let elements = events
         .iter()
-        .map(|e| StoredRef {
-            sequence: e.sequence,
-            time: e.time,
-            kind: &e.kind,
-        })
-        .collect();
-    serde_json::to_string(&stored).map_err(|e| StoreError::Backend(e.to_string()))
+        .map(|e| element_text(e))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(join(elements.iter().map(String::as_str)))
 }
 
 /// The events of one row of `execution_id`.

@@ -19,7 +19,7 @@ use super::{
     StoreWrite, WorkflowRecord,
 };
 use crate::engine::Event;
-use writer::{Job, Write};
+use writer::{Job, WithJson, Write};
 
 /// Schema migrations, in order; the database's `user_version` is how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -293,13 +293,13 @@ impl Store for SqliteStore {
     }
 
     async fn create_execution(&self, execution: &ExecutionRecord) -> StoreResult<()> {
-        self.write(Write::CreateExecution(execution.clone()))
+        self.write(Write::CreateExecution(WithJson::record(execution.clone())))
             .await
             .map(|_| ())
     }
 
     async fn update_execution(&self, execution: &ExecutionRecord) -> StoreResult<()> {
-        self.write(Write::UpdateExecution(execution.clone()))
+        self.write(Write::UpdateExecution(WithJson::record(execution.clone())))
             .await
             .map(|_| ())
     }
@@ -420,9 +420,11 @@ impl Store for SqliteStore {
     }
 
     async fn append_event(&self, event: &Event) -> StoreResult<()> {
-        self.write(Write::AppendEvent(std::sync::Arc::new(event.clone())))
-            .await
-            .map(|_| ())
+        self.write(Write::AppendEvent(WithJson::event(std::sync::Arc::new(
+            event.clone(),
+        ))))
+        .await
+        .map(|_| ())
     }
 
     async fn write_batch(&self, writes: Vec<StoreWrite>) -> StoreResult<()> {

@@ -17,21 +17,53 @@ const MAX_BATCH: usize = 4096;
 pub enum Write {
     SaveWorkflow(WorkflowRecord),
     DeleteWorkflow(String),
-    CreateExecution(ExecutionRecord),
-    UpdateExecution(ExecutionRecord),
-    AppendEvent(Arc<Event>),
+    CreateExecution(WithJson<ExecutionRecord>),
+    UpdateExecution(WithJson<ExecutionRecord>),
+    AppendEvent(WithJson<Arc<Event>>),
     /// Deletes finished executions (and their events) that ended before this many
     /// microseconds since the epoch.
     PurgeEndedBefore(i64),
+}
+
+/// A value and the JSON it is stored as, made on the thread that queues the write: the
+/// writer thread, which every commit waits for, only copies it.
+pub struct WithJson<T> {
+    pub value: T,
+    pub json: StoreResult<String>,
+}
+
+impl<T> WithJson<T> {
+    fn text(&self) -> StoreResult<&str> {
+        json_text(&self.json)
+    }
+}
+
+fn json_text(json: &StoreResult<String>) -> StoreResult<&str> {
+    json.as_deref()
+        .map_err(|e| StoreError::Backend(format!("cannot serialize: {e}")))
+}
+
+impl WithJson<ExecutionRecord> {
+    pub fn record(value: ExecutionRecord) -> Self {
+        let json = json(&value);
+        WithJson { value, json }
+    }
+}
+
+impl WithJson<Arc<Event>> {
+    pub fn event(value: Arc<Event>) -> Self {
+        let json = super::event_batch::element_text(&value);
+        WithJson { value, json }
+    }
 }
 
 impl From<crate::store::StoreWrite> for Write {
     fn from(write: crate::store::StoreWrite) -> Write {
         use crate::store::StoreWrite;
         match write {
-            StoreWrite::CreateExecution(e) => Write::CreateExecution(*e),
-            StoreWrite::UpdateExecution(e) => Write::UpdateExecution(*e),
-            StoreWrite::AppendEvent(event) => Write::AppendEvent(event),
+            StoreWrite::CreateExecution(e) => Write::CreateExecution(WithJson::record(*e)),
+            StoreWrite::UpdateExecution(e) => Write::UpdateExecution(WithJson::record(*e)),
+            StoreWrite::AppendEvent(event) => Write::AppendEvent(WithJson::event(event)),
         }
     }
 }
@@ -155,14 +187,16 @@ fn apply_all(tx: &rusqlite::Transaction<'_>, writes: &[Write]) -> StoreResult<us
     while let Some(first) = rest.first() {
         let taken = match first {
             Write::AppendEvent(head) => {
-                let run: Vec<&Event> = rest
+                let head = &head.value;
+                let run: Vec<&WithJson<Arc<Event>>> = rest
                     .iter()
                     .zip(head.sequence..)
                     .map_while(|(write, sequence)| match write {
                         Write::AppendEvent(e)
-                            if e.execution_id == head.execution_id && e.sequence == sequence =>
+                            if e.value.execution_id == head.execution_id
+                                && e.value.sequence == sequence =>
                         {
-                            Some(&**e)
+                            Some(e)
                         }
                         _ => None,
                     })
@@ -182,11 +216,19 @@ fn apply_all(tx: &rusqlite::Transaction<'_>, writes: &[Write]) -> StoreResult<us
 
 /// Stores consecutive events of one execution (in sequence order, none missing) as one row,
 /// a JSON array.
-fn append_events(tx: &rusqlite::Transaction<'_>, events: &[&Event]) -> StoreResult<usize> {
+fn append_events(
+    tx: &rusqlite::Transaction<'_>,
+    events: &[&WithJson<Arc<Event>>],
+) -> StoreResult<usize> {
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
         return Ok(0);
     };
-    let text = super::event_batch::to_text(events)?;
+    let (first, last) = (&first.value, &last.value);
+    let elements = events
+        .iter()
+        .map(|e| e.text())
+        .collect::<StoreResult<Vec<&str>>>()?;
+    let text = super::event_batch::join(elements);
     tx.prepare_cached(
         "INSERT INTO event_batches (execution_id, last_sequence, first_sequence, events)
          VALUES (?1, ?2, ?3, ?4)",
@@ -233,8 +275,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> StoreResult<usize> {
             .prepare_cached("DELETE FROM workflows WHERE name = ?1")
             .and_then(|mut s| s.execute(params![name]))
             .map_err(backend),
-        Write::CreateExecution(e) => {
-            let record = json(e)?;
+        Write::CreateExecution(WithJson { value: e, json }) => {
+            let record = json_text(json)?;
             tx.prepare_cached(
                 "INSERT INTO executions (id, workflow_name, status, create_time, end_time, request_id, parent_id, record)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -253,8 +295,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> StoreResult<usize> {
             })
             .map_err(backend)
         }
-        Write::UpdateExecution(e) => {
-            let record = json(e)?;
+        Write::UpdateExecution(WithJson { value: e, json }) => {
+            let record = json_text(json)?;
             let n = tx
                 .prepare_cached(
                     "UPDATE executions SET status = ?2, end_time = ?3, record = ?4 WHERE id = ?1",
@@ -273,7 +315,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> StoreResult<usize> {
             }
             Ok(n)
         }
-        Write::AppendEvent(event) => append_events(tx, &[&**event]),
+        Write::AppendEvent(event) => append_events(tx, &[event]),
         Write::PurgeEndedBefore(before) => {
             // Only ids created before the cutoff can have ended before it (schema 4).
             let below = uuid_v7_prefix(*before);
