@@ -264,6 +264,38 @@ async fn list_paginates_and_filters_by_label() {
         .into_inner();
     let odd: Vec<_> = odd.workflows.into_iter().map(|w| w.name).collect();
     assert_eq!(odd, ["wf-1", "wf-3"]);
+
+    // A token continues the listing it came from, not one with another label filter.
+    let even = |page_token: String| proto::ListRequest {
+        page_size: 1,
+        page_token,
+        label_filter: [("parity".to_string(), "even".to_string())].into(),
+    };
+    let first = client.list(even(String::new())).await.unwrap().into_inner();
+    assert_eq!(first.workflows[0].name, "wf-0");
+    let other = client
+        .list(proto::ListRequest {
+            page_size: 1,
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::InvalidArgument);
+    assert!(
+        other
+            .message()
+            .contains("page_token: was returned for another label_filter"),
+        "{}",
+        other.message()
+    );
+    let second = client
+        .list(even(first.next_page_token))
+        .await
+        .unwrap()
+        .into_inner();
+    let second: Vec<_> = second.workflows.into_iter().map(|w| w.name).collect();
+    assert_eq!(second, ["wf-2"]);
 }
 
 #[tokio::test]

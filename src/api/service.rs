@@ -270,13 +270,14 @@ impl WorkflowService for Service {
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::ListResponse>, Status> {
         let r = request.into_inner();
-        let (page, next) =
-            self.manager
-                .list(r.page_size, &r.page_token, &labels(r.label_filter))?;
+        let label_filter = labels(r.label_filter);
+        let (page, next) = self
+            .manager
+            .list(r.page_size, &r.page_token, &label_filter)?;
         let (workflows, next_page_token) = self.fit_page(
             page.iter().map(convert::workflow).collect(),
             next,
-            |kept| crate::manager::workflow_page_token(&page[kept - 1].name),
+            |kept| crate::manager::workflow_page_token(&label_filter, &page[kept - 1].name),
             |first| format!("workflow '{}'", page[first].name),
         )?;
         Ok(Response::new(proto::ListResponse {

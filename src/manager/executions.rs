@@ -694,7 +694,6 @@ pub fn execution_page_token(filter: &ExecutionFilter, last_id: &str) -> String {
 }
 
 fn filter_digest(filter: &ExecutionFilter) -> String {
-    use sha2::{Digest, Sha256};
     let nanos = |t: Option<SystemTime>| {
         t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map(|d| d.as_nanos())
@@ -706,8 +705,5 @@ fn filter_digest(filter: &ExecutionFilter) -> String {
         nanos(filter.created_from),
         nanos(filter.created_before)
     );
-    Sha256::digest(key.as_bytes())[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::short_digest(&key)
 }

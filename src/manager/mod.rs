@@ -381,13 +381,21 @@ impl WorkflowManager {
         let after = if page_token.is_empty() {
             None
         } else {
-            Some(decode_token(page_token)?)
+            // A token of an earlier version is the bare name, and has no filter to compare.
+            let (name, digest) = page_token.split_once('.').unwrap_or((page_token, ""));
+            if !digest.is_empty() && digest != labels_digest(label_filter) {
+                return Err(ManagerError::invalid(
+                    "page_token",
+                    "was returned for another label_filter: give the same label_filter, or start again with an empty page_token",
+                ));
+            }
+            Some(decode_token(name)?)
         };
         let (page, more) = self.registry.page(after.as_deref(), size, |r| {
             label_filter.iter().all(|(k, v)| r.labels.get(k) == Some(v))
         });
         let next = match (more, page.last()) {
-            (true, Some(last)) => encode_token(&last.name),
+            (true, Some(last)) => workflow_page_token(label_filter, &last.name),
             _ => String::new(),
         };
         Ok((page, next))
@@ -570,8 +578,24 @@ fn check_version(version: i32) -> Result<u32, ManagerError> {
 }
 
 /// The List page token that continues after the workflow `name` (opaque to clients).
-pub fn workflow_page_token(name: &str) -> String {
-    encode_token(name)
+/// The List page token that continues after workflow `name` (opaque to clients): the name
+/// and a digest of the label filter, so a token is not used with another filter, which
+/// would page through another listing from a place in this one.
+pub fn workflow_page_token(label_filter: &BTreeMap<String, String>, name: &str) -> String {
+    format!("{}.{}", encode_token(name), labels_digest(label_filter))
+}
+
+fn labels_digest(label_filter: &BTreeMap<String, String>) -> String {
+    short_digest(&format!("{label_filter:?}"))
+}
+
+/// 12 hex digits of SHA-256: enough to tell a page token's filters from others by mistake.
+pub(crate) fn short_digest(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn encode_token(key: &str) -> String {
