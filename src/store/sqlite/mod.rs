@@ -2,6 +2,7 @@
 //! (every commit is on disk), written through a group-commit writer, read through a small
 //! pool of read connections. Migrations are versioned in `migrations/` and applied at start.
 
+mod checkpoints;
 mod event_batch;
 mod writer;
 
@@ -39,6 +40,8 @@ pub struct SqliteStore {
     writes: mpsc::Sender<Job>,
     readers: Vec<Arc<Mutex<Connection>>>,
     next_reader: AtomicUsize,
+    /// Stopped by `close`, before the last checkpoint (or when the store is dropped).
+    checkpoints: Mutex<Option<checkpoints::Checkpoints>>,
 }
 
 /// Microseconds since 1970, saturating: times before 1970 are 0, far future ones i64::MAX.
@@ -168,6 +171,10 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Open(format!("cannot write {}: {e}", path.display())))?;
             tracing::info!(version = i + 1, "database migrated");
         }
+        // The writer checkpoints only what the checkpoint thread left (see checkpoints.rs).
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoints::WRITER_PAGES)
+            .map_err(refuse)?;
+        let checkpoints = checkpoints::start(&path)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let reader = Connection::open_with_flags(
@@ -191,6 +198,7 @@ impl SqliteStore {
             writes,
             readers,
             next_reader: AtomicUsize::new(0),
+            checkpoints: Mutex::new(Some(checkpoints)),
         })
     }
 
@@ -448,6 +456,12 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) -> StoreResult<()> {
+        let running = self.checkpoints.lock().expect("checkpoints lock").take();
+        if let Some(checkpoints) = running {
+            tokio::task::spawn_blocking(move || checkpoints.stop())
+                .await
+                .map_err(|e| StoreError::Backend(format!("checkpoint thread: {e}")))?;
+        }
         let (job, answer) = Job::checkpoint();
         self.run_job(job, answer).await.map(|_| ())
     }
