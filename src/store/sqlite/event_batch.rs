@@ -37,16 +37,8 @@ pub fn element_text(event: &Event) -> StoreResult<String> {
 }
 
 /// The `events` column for consecutive events of one execution, from their elements.
-pub fn join<'a>(elements: impl IntoIterator<Item = &'a str>) -> String {
-    let mut text = String::from("[");
-    for (i, element) in elements.into_iter().enumerate() {
-        if i > 0 {
-            text.push(',');
-        }
-        text.push_str(element);
-    }
-    text.push(']');
-    text
+pub fn join(elements: &[&str]) -> String {
+    format!("[{}]", elements.join(","))
 }
 
 /// The `events` column for consecutive events of one execution.
@@ -56,7 +48,9 @@ pub fn to_text(events: &[&Event]) -> StoreResult<String> {
         .iter()
         .map(|e| element_text(e))
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok(join(elements.iter().map(String::as_str)))
+    Ok(join(
+        &elements.iter().map(String::as_str).collect::<Vec<_>>(),
+    ))
 }
 
 /// The events of one row of `execution_id`.

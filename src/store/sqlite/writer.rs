@@ -34,13 +34,10 @@ pub struct WithJson<T> {
 
 impl<T> WithJson<T> {
     fn text(&self) -> StoreResult<&str> {
-        json_text(&self.json)
+        self.json
+            .as_deref()
+            .map_err(|e| StoreError::Backend(format!("cannot serialize: {e}")))
     }
-}
-
-fn json_text(json: &StoreResult<String>) -> StoreResult<&str> {
-    json.as_deref()
-        .map_err(|e| StoreError::Backend(format!("cannot serialize: {e}")))
 }
 
 impl WithJson<ExecutionRecord> {
@@ -228,7 +225,7 @@ fn append_events(
         .iter()
         .map(|e| e.text())
         .collect::<StoreResult<Vec<&str>>>()?;
-    let text = super::event_batch::join(elements);
+    let text = super::event_batch::join(&elements);
     tx.prepare_cached(
         "INSERT INTO event_batches (execution_id, last_sequence, first_sequence, events)
          VALUES (?1, ?2, ?3, ?4)",
@@ -275,8 +272,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> StoreResult<usize> {
             .prepare_cached("DELETE FROM workflows WHERE name = ?1")
             .and_then(|mut s| s.execute(params![name]))
             .map_err(backend),
-        Write::CreateExecution(WithJson { value: e, json }) => {
-            let record = json_text(json)?;
+        Write::CreateExecution(with_json) => {
+            let (e, record) = (&with_json.value, with_json.text()?);
             tx.prepare_cached(
                 "INSERT INTO executions (id, workflow_name, status, create_time, end_time, request_id, parent_id, record)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -295,8 +292,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> StoreResult<usize> {
             })
             .map_err(backend)
         }
-        Write::UpdateExecution(WithJson { value: e, json }) => {
-            let record = json_text(json)?;
+        Write::UpdateExecution(with_json) => {
+            let (e, record) = (&with_json.value, with_json.text()?);
             let n = tx
                 .prepare_cached(
                     "UPDATE executions SET status = ?2, end_time = ?3, record = ?4 WHERE id = ?1",
