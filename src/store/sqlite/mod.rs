@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_fewer_btrees.sql"),
     include_str!("migrations/0003_events_inline.sql"),
     include_str!("migrations/0004_no_end_index.sql"),
+    include_str!("migrations/0005_first_events_in_row.sql"),
 ];
 /// Read connections: reads run in parallel with each other and with the writer (WAL).
 const READERS: usize = 4;
@@ -262,8 +263,9 @@ impl SqliteStore {
     }
 }
 
-/// An execution record with its last sequence number read from the events.
-const EXECUTION_COLUMNS: &str = "e.record, (SELECT MAX(last_sequence) FROM event_batches WHERE execution_id = e.id) FROM executions e";
+/// An execution record with its last sequence number: that of its later batches, else that
+/// of the events in its row (schema 5).
+const EXECUTION_COLUMNS: &str = "e.record, COALESCE((SELECT MAX(last_sequence) FROM event_batches WHERE execution_id = e.id), e.first_events_last) FROM executions e";
 
 fn execution_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Option<i64>)> {
     Ok((row.get(0)?, row.get(1)?))
@@ -397,15 +399,27 @@ impl Store for SqliteStore {
     async fn unfinished_with_events(&self) -> StoreResult<Vec<(ExecutionRecord, Vec<Event>)>> {
         self.read(|c| {
             let mut s = c
-                .prepare(&format!("SELECT {EXECUTION_COLUMNS} WHERE e.status IN ('queued', 'running') ORDER BY e.id"))
+                .prepare(&format!("SELECT e.first_events, {EXECUTION_COLUMNS} WHERE e.status IN ('queued', 'running') ORDER BY e.id"))
                 .map_err(backend)?;
-            let rows = s.query_map([], execution_row).map_err(backend)?;
+            let rows = s
+                .query_map([], |r| {
+                    Ok((
+                        (r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?),
+                        r.get::<_, Option<String>>(0)?,
+                    ))
+                })
+                .map_err(backend)?;
             let mut all = Vec::new();
             let mut index = std::collections::HashMap::new();
             for row in rows {
-                let execution = to_execution(row.map_err(backend)?)?;
+                let (execution, first_events) = row.map_err(backend)?;
+                let execution = to_execution(execution)?;
+                let events = match first_events {
+                    Some(text) => event_batch::parse_batch(&execution.id, &text)?,
+                    None => Vec::new(),
+                };
                 index.insert(execution.id.clone(), all.len());
-                all.push((execution, Vec::new()));
+                all.push((execution, events));
             }
             let mut s = c
                 .prepare(
@@ -476,8 +490,13 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let mut s = c
                 .prepare_cached(
-                    "SELECT events FROM event_batches WHERE execution_id = ?1 AND last_sequence > ?2
-                     ORDER BY last_sequence",
+                    "SELECT events FROM (
+                       SELECT first_events AS events, first_events_last AS last FROM executions
+                       WHERE id = ?1 AND first_events_last > ?2
+                       UNION ALL
+                       SELECT events, last_sequence FROM event_batches
+                       WHERE execution_id = ?1 AND last_sequence > ?2)
+                     ORDER BY last",
                 )
                 .map_err(backend)?;
             let mut rows = s.query(params![id, after as i64]).map_err(backend)?;
@@ -506,6 +525,8 @@ impl Store for SqliteStore {
     }
 }
 
+#[cfg(test)]
+mod first_events_tests;
 #[cfg(test)]
 mod migration_tests;
 #[cfg(test)]

@@ -177,7 +177,8 @@ fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
 
 /// Applies a job's writes in order, stopping at the first that fails. Consecutive events of
 /// one execution become one row: a commit stores what an execution emitted since its last
-/// commit as one insert, not one per event.
+/// commit as one insert, not one per event; the events that follow an execution's creation
+/// go in its own row (schema 5).
 fn apply_all(tx: &rusqlite::Transaction<'_>, writes: &[Write]) -> StoreResult<usize> {
     let mut rows = 0;
     let mut rest = writes;
@@ -185,21 +186,14 @@ fn apply_all(tx: &rusqlite::Transaction<'_>, writes: &[Write]) -> StoreResult<us
         let taken = match first {
             Write::AppendEvent(head) => {
                 let head = &head.value;
-                let run: Vec<&WithJson<Arc<Event>>> = rest
-                    .iter()
-                    .zip(head.sequence..)
-                    .map_while(|(write, sequence)| match write {
-                        Write::AppendEvent(e)
-                            if e.value.execution_id == head.execution_id
-                                && e.value.sequence == sequence =>
-                        {
-                            Some(e)
-                        }
-                        _ => None,
-                    })
-                    .collect();
+                let run = event_run(rest, &head.execution_id, head.sequence);
                 rows += append_events(tx, &run)?;
                 run.len()
+            }
+            Write::CreateExecution(created) => {
+                let first_events = event_run(&rest[1..], &created.value.id, 1);
+                rows += create_execution(tx, created, &first_events)?;
+                1 + first_events.len()
             }
             write => {
                 rows += apply(tx, write)?;
@@ -209,6 +203,72 @@ fn apply_all(tx: &rusqlite::Transaction<'_>, writes: &[Write]) -> StoreResult<us
         rest = &rest[taken..];
     }
     Ok(rows)
+}
+
+/// The events at the head of `writes` that are `execution_id`'s, in sequence from `from`
+/// with none missing.
+fn event_run<'w>(
+    writes: &'w [Write],
+    execution_id: &str,
+    from: u64,
+) -> Vec<&'w WithJson<Arc<Event>>> {
+    writes
+        .iter()
+        .zip(from..)
+        .map_while(|(write, sequence)| match write {
+            Write::AppendEvent(e)
+                if &*e.value.execution_id == execution_id && e.value.sequence == sequence =>
+            {
+                Some(e)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Inserts an execution's row with the events that follow its creation in the same job.
+fn create_execution(
+    tx: &rusqlite::Transaction<'_>,
+    created: &WithJson<ExecutionRecord>,
+    first_events: &[&WithJson<Arc<Event>>],
+) -> StoreResult<usize> {
+    let (e, record) = (&created.value, created.text()?);
+    let (events, last) = match first_events.last() {
+        Some(last) => (
+            Some(events_text(first_events)?),
+            Some(last.value.sequence as i64),
+        ),
+        None => (None, None),
+    };
+    tx.prepare_cached(
+        "INSERT INTO executions (id, workflow_name, status, create_time, end_time, request_id, parent_id, record, first_events, first_events_last)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            e.id,
+            e.workflow_name,
+            status_name(e.status),
+            micros(e.create_time),
+            e.end_time.map(micros),
+            e.request_id,
+            e.parent_execution_id,
+            record,
+            events,
+            last
+        ])
+    })
+    .map_err(|e| StoreError::Backend(e.to_string()))
+    .map(|_| 1 + first_events.len())
+}
+
+/// The JSON array of consecutive events of one execution.
+fn events_text(events: &[&WithJson<Arc<Event>>]) -> StoreResult<String> {
+    let elements = events
+        .iter()
+        .map(|e| e.text())
+        .collect::<StoreResult<Vec<&str>>>()?;
+    Ok(super::event_batch::join(&elements))
 }
 
 /// Stores consecutive events of one execution (in sequence order, none missing) as one row,
@@ -221,11 +281,7 @@ fn append_events(
         return Ok(0);
     };
     let (first, last) = (&first.value, &last.value);
-    let elements = events
-        .iter()
-        .map(|e| e.text())
-        .collect::<StoreResult<Vec<&str>>>()?;
-    let text = super::event_batch::join(&elements);
+    let text = events_text(events)?;
     tx.prepare_cached(
         "INSERT INTO event_batches (execution_id, last_sequence, first_sequence, events)
          VALUES (?1, ?2, ?3, ?4)",
@@ -272,26 +328,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write) -> StoreResult<usize> {
             .prepare_cached("DELETE FROM workflows WHERE name = ?1")
             .and_then(|mut s| s.execute(params![name]))
             .map_err(backend),
-        Write::CreateExecution(with_json) => {
-            let (e, record) = (&with_json.value, with_json.text()?);
-            tx.prepare_cached(
-                "INSERT INTO executions (id, workflow_name, status, create_time, end_time, request_id, parent_id, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    e.id,
-                    e.workflow_name,
-                    status_name(e.status),
-                    micros(e.create_time),
-                    e.end_time.map(micros),
-                    e.request_id,
-                    e.parent_execution_id,
-                    record
-                ])
-            })
-            .map_err(backend)
-        }
+        Write::CreateExecution(created) => create_execution(tx, created, &[]),
         Write::UpdateExecution(with_json) => {
             let (e, record) = (&with_json.value, with_json.text()?);
             let n = tx
