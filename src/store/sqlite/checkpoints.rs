@@ -45,7 +45,12 @@ pub fn start(path: &Path) -> StoreResult<Checkpoints> {
             path.display()
         ))
     };
-    let conn = Connection::open(path).map_err(failed)?;
+    let conn = Connection::open_with_flags_and_vfs(
+        path,
+        rusqlite::OpenFlags::default(),
+        super::wal_vfs::NAME,
+    )
+    .map_err(failed)?;
     conn.execute_batch("PRAGMA synchronous = FULL;")
         .map_err(failed)?;
     let (stop, stopped) = mpsc::channel::<()>();

@@ -4,6 +4,7 @@
 
 mod checkpoints;
 mod event_batch;
+mod wal_vfs;
 mod writer;
 
 use std::{
@@ -119,8 +120,10 @@ impl SqliteStore {
         })?;
         let lock = lock_data_dir(data_dir)?;
         let path = data_dir.join("wfm.db");
-        let mut conn = Connection::open(&path)
-            .map_err(|e| StoreError::Open(format!("cannot open {}: {e}", path.display())))?;
+        wal_vfs::register().map_err(StoreError::Open)?;
+        let mut conn =
+            Connection::open_with_flags_and_vfs(&path, OpenFlags::default(), wal_vfs::NAME)
+                .map_err(|e| StoreError::Open(format!("cannot open {}: {e}", path.display())))?;
         let refuse = |e: rusqlite::Error| {
             StoreError::Open(format!(
                 "{} is not a readable wfm database ({e}); wfm will not overwrite it: move it away or restore a backup",
@@ -178,9 +181,10 @@ impl SqliteStore {
         let checkpoints = checkpoints::start(&path)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let reader = Connection::open_with_flags(
+            let reader = Connection::open_with_flags_and_vfs(
                 &path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                wal_vfs::NAME,
             )
             .map_err(refuse)?;
             reader
@@ -531,3 +535,5 @@ mod first_events_tests;
 mod migration_tests;
 #[cfg(test)]
 mod purge_tests;
+#[cfg(test)]
+mod wal_vfs_tests;
