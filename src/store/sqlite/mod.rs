@@ -158,6 +158,8 @@ impl SqliteStore {
                 path.display()
             )));
         }
+        // FULL syncs the WAL at every commit, before SQLite publishes its frames: wal_vfs
+        // writes the frames it holds at that sync, so no weaker setting may be used here.
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(refuse)?;
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {

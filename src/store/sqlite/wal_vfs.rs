@@ -6,7 +6,9 @@
 //!
 //! Nothing is at risk that was not before: a frame is part of the database only once SQLite
 //! has synced the WAL and then published the frame in the WAL index, and the sync writes
-//! what is held first. Every other file (the database, the index) is SQLite's own, untouched.
+//! what is held first. That needs `synchronous = FULL` on every connection that writes (a
+//! weaker setting publishes frames without a sync). Every other file (the database, the
+//! index) is SQLite's own, untouched. At most MAX_PENDING bytes are held per open WAL.
 
 use std::ffi::{CStr, c_int, c_void};
 use std::ptr;
