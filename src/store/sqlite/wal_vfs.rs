@@ -204,6 +204,26 @@ unsafe extern "C" fn write(
     }
 }
 
+/// Calls the "unix" VFS's method on the file behind a WAL, once what is held is written
+/// (`flush_first`) or as it is.
+unsafe fn forward(
+    file: *mut ffi::sqlite3_file,
+    flush_first: bool,
+    call: impl FnOnce(*mut ffi::sqlite3_file, &ffi::sqlite3_io_methods) -> c_int,
+) -> c_int {
+    // SAFETY: only WAL_METHODS call this, with the file SQLite opened through `open`.
+    unsafe {
+        if flush_first {
+            let rc = flush(file);
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+        }
+        let inner = inner(file);
+        call(inner, methods(inner))
+    }
+}
+
 unsafe extern "C" fn read(
     file: *mut ffi::sqlite3_file,
     data: *mut c_void,
@@ -212,74 +232,43 @@ unsafe extern "C" fn read(
 ) -> c_int {
     // SAFETY: forwarded as SQLite gave them, after what is held is in the file.
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let inner = inner(file);
-        methods(inner).xRead.expect("xRead")(inner, data, amount, offset)
+        forward(file, true, |f, m| {
+            m.xRead.expect("xRead")(f, data, amount, offset)
+        })
     }
 }
 
 unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
     // SAFETY: as `read`.
-    unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let inner = inner(file);
-        methods(inner).xTruncate.expect("xTruncate")(inner, size)
-    }
+    unsafe { forward(file, true, |f, m| m.xTruncate.expect("xTruncate")(f, size)) }
 }
 
 unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     // SAFETY: as `read`.
-    unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let inner = inner(file);
-        methods(inner).xSync.expect("xSync")(inner, flags)
-    }
+    unsafe { forward(file, true, |f, m| m.xSync.expect("xSync")(f, flags)) }
 }
 
 unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
     // SAFETY: as `read`.
-    unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let inner = inner(file);
-        methods(inner).xFileSize.expect("xFileSize")(inner, size)
-    }
+    unsafe { forward(file, true, |f, m| m.xFileSize.expect("xFileSize")(f, size)) }
 }
 
 unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: forwarded.
-    unsafe {
-        let inner = inner(file);
-        methods(inner).xLock.expect("xLock")(inner, level)
-    }
+    // SAFETY: forwarded as SQLite gave them.
+    unsafe { forward(file, false, |f, m| m.xLock.expect("xLock")(f, level)) }
 }
 
 unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: forwarded.
-    unsafe {
-        let inner = inner(file);
-        methods(inner).xUnlock.expect("xUnlock")(inner, level)
-    }
+    // SAFETY: as `lock`.
+    unsafe { forward(file, false, |f, m| m.xUnlock.expect("xUnlock")(f, level)) }
 }
 
 unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    // SAFETY: forwarded.
+    // SAFETY: as `lock`.
     unsafe {
-        let inner = inner(file);
-        methods(inner)
-            .xCheckReservedLock
-            .expect("xCheckReservedLock")(inner, out)
+        forward(file, false, |f, m| {
+            m.xCheckReservedLock.expect("xCheckReservedLock")(f, out)
+        })
     }
 }
 
@@ -288,27 +277,24 @@ unsafe extern "C" fn file_control(
     op: c_int,
     arg: *mut c_void,
 ) -> c_int {
-    // SAFETY: forwarded.
+    // SAFETY: as `lock`.
     unsafe {
-        let inner = inner(file);
-        methods(inner).xFileControl.expect("xFileControl")(inner, op, arg)
+        forward(file, false, |f, m| {
+            m.xFileControl.expect("xFileControl")(f, op, arg)
+        })
     }
 }
 
 unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: forwarded.
-    unsafe {
-        let inner = inner(file);
-        methods(inner).xSectorSize.expect("xSectorSize")(inner)
-    }
+    // SAFETY: as `lock`.
+    unsafe { forward(file, false, |f, m| m.xSectorSize.expect("xSectorSize")(f)) }
 }
 
 unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: forwarded.
+    // SAFETY: as `lock`.
     unsafe {
-        let inner = inner(file);
-        methods(inner)
-            .xDeviceCharacteristics
-            .expect("xDeviceCharacteristics")(inner)
+        forward(file, false, |f, m| {
+            m.xDeviceCharacteristics.expect("xDeviceCharacteristics")(f)
+        })
     }
 }
