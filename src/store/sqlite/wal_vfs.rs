@@ -143,32 +143,39 @@ unsafe extern "C" fn open(
     }
 }
 
-/// Writes what is held, in as few writes as the "unix" VFS takes.
-unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: `file` is a WalFile (only WAL_METHODS call this).
-    unsafe {
-        let wal = &mut *file.cast::<WalFile>();
-        let inner = inner(file);
-        let write = methods(inner).xWrite.expect("xWrite");
-        let mut offset = wal.pending_start;
-        let mut rc = ffi::SQLITE_OK;
-        for chunk in wal.pending.chunks(MAX_WRITE) {
-            rc = write(inner, chunk.as_ptr().cast(), chunk.len() as c_int, offset);
-            if rc != ffi::SQLITE_OK {
-                break;
+impl WalFile {
+    /// Writes what is held, in as few writes as the "unix" VFS takes.
+    unsafe fn flush(&mut self) -> c_int {
+        // SAFETY: a WalFile is only ever SQLite's memory for a WAL opened by `open`.
+        unsafe {
+            let inner = inner((self as *mut WalFile).cast());
+            let write = methods(inner).xWrite.expect("xWrite");
+            let mut offset = self.pending_start;
+            let mut rc = ffi::SQLITE_OK;
+            for chunk in self.pending.chunks(MAX_WRITE) {
+                rc = write(inner, chunk.as_ptr().cast(), chunk.len() as c_int, offset);
+                if rc != ffi::SQLITE_OK {
+                    break;
+                }
+                offset += chunk.len() as i64;
             }
-            offset += chunk.len() as i64;
+            self.pending.clear();
+            rc
         }
-        wal.pending.clear();
-        rc
     }
+}
+
+/// The WalFile SQLite hands to WAL_METHODS.
+unsafe fn wal<'f>(file: *mut ffi::sqlite3_file) -> &'f mut WalFile {
+    // SAFETY: only WAL_METHODS call this, with a file `open` initialised as a WalFile.
+    unsafe { &mut *file.cast::<WalFile>() }
 }
 
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite closes a file once; the WalFile is not used after this.
     unsafe {
-        let flushed = flush(file);
-        ptr::drop_in_place(&mut (*file.cast::<WalFile>()).pending);
+        let flushed = wal(file).flush();
+        ptr::drop_in_place(&mut wal(file).pending);
         let inner = inner(file);
         let closed = methods(inner).xClose.expect("xClose")(inner);
         if flushed != ffi::SQLITE_OK {
@@ -188,18 +195,17 @@ unsafe extern "C" fn write(
     // SAFETY: SQLite passes `amount` readable bytes at `data`.
     unsafe {
         let bytes = std::slice::from_raw_parts(data.cast::<u8>(), amount.max(0) as usize);
-        let wal = &mut *file.cast::<WalFile>();
+        let wal = wal(file);
         let end = wal.pending_start + wal.pending.len() as i64;
         if wal.pending.is_empty() || offset != end || wal.pending.len() + bytes.len() > MAX_PENDING
         {
-            let rc = flush(file);
+            let rc = wal.flush();
             if rc != ffi::SQLITE_OK {
                 return rc;
             }
-            let wal = &mut *file.cast::<WalFile>();
             wal.pending_start = offset;
         }
-        (*file.cast::<WalFile>()).pending.extend_from_slice(bytes);
+        wal.pending.extend_from_slice(bytes);
         ffi::SQLITE_OK
     }
 }
@@ -214,7 +220,7 @@ unsafe fn forward(
     // SAFETY: only WAL_METHODS call this, with the file SQLite opened through `open`.
     unsafe {
         if flush_first {
-            let rc = flush(file);
+            let rc = wal(file).flush();
             if rc != ffi::SQLITE_OK {
                 return rc;
             }

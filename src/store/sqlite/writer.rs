@@ -258,7 +258,7 @@ fn create_execution(
             last
         ])
     })
-    .map_err(|e| StoreError::Backend(e.to_string()))
+    .map_err(super::backend)
     .map(|_| 1 + first_events.len())
 }
 
