@@ -66,7 +66,12 @@ async fn workflows_and_executions_survive_a_restart() {
     let tail = watch_all(&mut client, &id, 3).await;
     assert_eq!(tail.iter().map(|e| e.sequence).collect::<Vec<_>>(), [4, 5]);
     // Restored workflows run.
-    let events = execute(&mut client, "nap", json!({})).await;
+    let events = tokio::time::timeout(
+        Duration::from_secs(60),
+        execute(&mut client, "nap", json!({})),
+    )
+    .await
+    .expect("the next execution ends: it is not queued behind the failed one");
     assert_eq!(labels(&events).last().unwrap(), "completed");
 }
 
@@ -631,4 +636,76 @@ async fn a_stopped_servers_database_file_alone_holds_everything() {
         .await
         .expect("the workflow is in the copied file");
     assert_eq!(workflow.into_inner().workflow.unwrap().version, 1);
+}
+
+/// The commit of an execution's terminal event fails (a trigger makes SQLite refuse it, a
+/// real failure of the real writer). The execution must end all the same: its concurrency
+/// slot is given back, so the next execution of a workflow limited to one is not queued
+/// behind a ghost, and a shutdown does not wait for it.
+#[tokio::test]
+async fn a_terminal_event_that_cannot_be_written_still_ends_its_execution() {
+    let server = Server::start().await;
+    let mut client = server.client().await;
+    client
+        .register(proto::RegisterRequest {
+            name: "nap".into(),
+            source: native("sleep", json!({"default_duration_ms": 300})),
+            max_concurrency: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("register");
+    let db = rusqlite::Connection::open(server.data_dir().join("wfm.db")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_the_end BEFORE UPDATE ON executions
+         WHEN NEW.status = 'completed' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+    )
+    .unwrap();
+
+    let mut stream = client
+        .execute(execute_request("nap", json!({})))
+        .await
+        .expect("the execution starts: its first commit is an insert")
+        .into_inner();
+    let mut seen = Vec::new();
+    let end = loop {
+        match stream.message().await {
+            Ok(Some(r)) => seen.push(label(&r.event.expect("event"))),
+            Ok(None) => break None,
+            Err(status) => break Some(status),
+        }
+    };
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("step_completed:sleep"),
+        "every durable event is sent, and the terminal one, which is not, is not: {seen:?} (then {end:?})"
+    );
+
+    db.execute_batch("DROP TRIGGER refuse_the_end").unwrap();
+    let events = tokio::time::timeout(
+        Duration::from_secs(60),
+        execute(&mut client, "nap", json!({})),
+    )
+    .await
+    .expect("the next execution ends: it is not queued behind the failed one");
+    let labels = labels(&events);
+    assert!(
+        labels[..2] == ["accepted", "started"] && labels.last().unwrap() == "completed",
+        "the next execution runs at once (not queued): the failed one gave its slot back: {labels:?}"
+    );
+
+    // Generous: a shutdown waiting for the ghost would wait for ever.
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        client.shutdown(proto::ShutdownRequest::default()),
+    )
+    .await
+    .expect("the shutdown waits for no execution")
+    .expect("shutdown")
+    .into_inner();
+    assert_eq!(
+        (report.cancelled, report.left_to_resume),
+        (0, 0),
+        "{report:?}"
+    );
 }

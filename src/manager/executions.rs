@@ -466,7 +466,10 @@ impl WorkflowManager {
         // The slots go and the execution stops being live before anyone sees the terminal
         // event: whoever saw it may start the next execution at once and finds it admitted.
         // The commit of the terminal event does it, then delivers the event in the same go.
+        // The task does not wait for that commit: it ends here, and the token keeps the
+        // execution counted among the running ones (a shutdown waits for it) until then.
         let (manager, id, slots) = (Arc::downgrade(self), live.id.clone(), live.slots.clone());
+        let (finished, running) = (live.finished.clone(), self.tasks.token());
         live.end_with(move || {
             slots.release();
             if let Some(manager) = manager.upgrade() {
@@ -476,12 +479,12 @@ impl WorkflowManager {
                     .expect("live executions lock")
                     .remove(&*id);
             }
+            finished.cancel();
+            drop(running);
         });
         if let Err(e) = live.emit(terminal).await {
             tracing::error!(execution = %live.id, error = %e, "could not record the terminal event");
         }
-        live.run_on_terminal();
-        live.finished.cancel();
     }
 
     /// Cancels an execution (idempotent) and waits briefly for it to end; returns its status.

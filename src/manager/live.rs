@@ -229,7 +229,7 @@ impl LiveExecution {
                 }
                 self.advance_durable(ticket);
             }
-            Err(e) => self.failed(&e.to_string()),
+            Err(e) => self.failed(&e.to_string(), event.iter()),
         }
     }
 
@@ -268,17 +268,23 @@ impl LiveExecution {
         });
     }
 
-    fn failed(&self, error: &str) {
+    /// The store could not record `events`: later writes are not known to be durable. If
+    /// the terminal event is among them, the execution ends everywhere all the same (its
+    /// task does not wait for that commit).
+    fn failed<'e>(&self, error: &str, mut events: impl Iterator<Item = &'e Arc<Event>>) {
         tracing::error!(execution = %self.id, error, "could not record the execution's history");
         self.durable.send_modify(|d| {
             d.error.get_or_insert(error.to_string());
         });
+        if events.any(|event| event.is_terminal()) {
+            self.run_on_terminal();
+        }
     }
 
     /// Commits what is queued: hands it to the store, whose answer publishes the committed
     /// events to followers and commits what was queued meanwhile. One commit at most is in
     /// flight per execution, so commits and publication keep the order of the queue; no task
-    /// waits for it (the durable store answers on its writer thread).
+    /// waits for it (the durable store runs its answers itself, see store/sqlite/answers.rs).
     fn commit_next(self: Arc<Self>) {
         let batch = {
             let mut queue = self.queue.lock().expect("execution queue lock");
@@ -313,7 +319,7 @@ impl LiveExecution {
                         }
                         self.advance_durable(through);
                     }
-                    Err(e) => self.failed(&e.to_string()),
+                    Err(e) => self.failed(&e.to_string(), events.iter()),
                 }
                 self.commit_next();
             }),
@@ -370,7 +376,7 @@ impl EventSink for LiveExecution {
         let completes = matches!(kind, EventKind::StepCompleted { .. });
         let mut wait_for_completion = 0;
         let (id, max) = (self.id.clone(), self.max_events);
-        let ticket = self.queue(
+        self.queue(
             |queue| {
                 wait_for_completion = queue.last_completion;
                 if queue.last_sequence >= max && !terminal {
@@ -392,13 +398,11 @@ impl EventSink for LiveExecution {
             },
             false,
         )?;
-        if self.applies_now {
-            self.failure()
-        } else if terminal {
-            self.durable(ticket).await
-        } else if step_starts && wait_for_completion > 0 {
+        if step_starts && wait_for_completion > 0 && !self.applies_now {
             self.durable(wait_for_completion).await
         } else {
+            // The terminal event too: the commit that makes it durable ends the execution
+            // (see `end_with`), and nothing left in the task needs to wait for it.
             self.failure()
         }
     }

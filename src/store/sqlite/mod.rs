@@ -2,6 +2,7 @@
 //! (every commit is on disk), written through a group-commit writer, read through a small
 //! pool of read connections. Migrations are versioned in `migrations/` and applied at start.
 
+mod answers;
 mod checkpoints;
 mod event_batch;
 mod wal_vfs;
@@ -195,9 +196,10 @@ impl SqliteStore {
             readers.push(Arc::new(Mutex::new(reader)));
         }
         let (writes, jobs) = mpsc::channel();
+        let answers = answers::Answers::start();
         std::thread::Builder::new()
             .name("wfm-store-writer".into())
-            .spawn(move || writer::run(conn, jobs))
+            .spawn(move || writer::run(conn, jobs, answers))
             .map_err(backend)?;
         Ok(SqliteStore {
             path,
@@ -461,7 +463,8 @@ impl Store for SqliteStore {
             .map(|_| ())
     }
 
-    /// Answered on the writer thread itself: no task wakes up between the commit and `done`.
+    /// Answered on the runtime through its I/O driver (see answers.rs), with no task between
+    /// the commit and `done`.
     fn write_batch_then(self: Arc<Self>, writes: Vec<StoreWrite>, done: BatchDone) {
         let job = Job {
             writes: writes.into_iter().map(Write::from).collect(),
@@ -531,6 +534,8 @@ impl Store for SqliteStore {
     }
 }
 
+#[cfg(test)]
+mod answers_tests;
 #[cfg(test)]
 mod first_events_tests;
 #[cfg(test)]

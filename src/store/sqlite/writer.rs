@@ -7,6 +7,7 @@ use std::sync::{Arc, mpsc};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
+use super::answers::Answers;
 use super::{micros, status_name};
 use crate::engine::Event;
 use crate::store::{ExecutionRecord, StoreError, StoreResult, WorkflowRecord};
@@ -65,7 +66,7 @@ impl From<crate::store::StoreWrite> for Write {
     }
 }
 
-/// Called on the writer thread once a job's transaction is durable (or failed).
+/// Called once a job's transaction is durable (or failed), on the runtime (see answers.rs).
 pub type Reply = Box<dyn FnOnce(StoreResult<usize>) + Send>;
 
 /// Writes applied in order in one transaction; answered with the rows affected, or the
@@ -104,8 +105,8 @@ impl Job {
     }
 }
 
-/// Runs until every sender is dropped.
-pub fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+/// Runs until every sender is dropped; answers each job through `answers`.
+pub fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, answers: Answers) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH && !batch.last().is_some_and(|job| job.checkpoint) {
@@ -119,10 +120,10 @@ pub fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
             _ => None,
         };
         if !batch.is_empty() {
-            commit(&mut conn, batch);
+            commit(&mut conn, batch, &answers);
         }
         if let Some(job) = checkpoint {
-            (job.reply)(truncate_wal(&conn));
+            answers.send([(job.reply, truncate_wal(&conn))]);
         }
     }
 }
@@ -143,32 +144,33 @@ fn truncate_wal(conn: &Connection) -> StoreResult<usize> {
     Ok(pages.max(0) as usize)
 }
 
-fn commit(conn: &mut Connection, batch: Vec<Job>) {
+fn commit(conn: &mut Connection, batch: Vec<Job>, answers: &Answers) {
     let started = std::time::Instant::now();
     let tx = match conn.transaction() {
         Ok(tx) => tx,
-        Err(e) => return fail_all(batch, &e),
+        Err(e) => return fail_all(batch, &e, answers),
     };
     let mut results = Vec::with_capacity(batch.len());
     for job in &batch {
         results.push(apply_all(&tx, &job.writes));
     }
     if let Err(e) = tx.commit() {
-        return fail_all(batch, &e);
+        return fail_all(batch, &e, answers);
     }
     let writes = batch.iter().map(|job| job.writes.len()).sum();
     crate::telemetry::metrics::store_committed(writes, started.elapsed());
-    for (job, result) in batch.into_iter().zip(results) {
-        (job.reply)(result);
-    }
+    answers.send(batch.into_iter().map(|job| job.reply).zip(results));
 }
 
-fn fail_all(batch: Vec<Job>, e: &rusqlite::Error) {
+fn fail_all(batch: Vec<Job>, e: &rusqlite::Error, answers: &Answers) {
     tracing::error!(error = %e, writes = batch.len(), "store commit failed");
     crate::telemetry::metrics::store_commit_failed();
-    for job in batch {
-        (job.reply)(Err(StoreError::Backend(format!("commit failed: {e}"))));
-    }
+    answers.send(batch.into_iter().map(|job| {
+        (
+            job.reply,
+            Err(StoreError::Backend(format!("commit failed: {e}"))),
+        )
+    }));
 }
 
 fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
