@@ -138,7 +138,10 @@ async fn run(shared: Arc<Shared>, readable: AsyncFd<OwnedFd>) {
         shared.signalled.store(false, Ordering::SeqCst);
         let answers = std::mem::take(&mut *shared.queue.lock().expect("answers lock"));
         for (reply, result) in answers {
-            reply(result);
+            // One answer's bug must not stop every later one (each would wait for ever).
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reply(result))).is_err() {
+                tracing::error!("a store answer panicked; the next ones still run");
+            }
         }
         if shared.closed.load(Ordering::SeqCst)
             && shared.queue.lock().expect("answers lock").is_empty()

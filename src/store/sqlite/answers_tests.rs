@@ -92,3 +92,18 @@ fn a_store_opened_outside_a_runtime_answers_on_its_writer_thread() {
     result.unwrap();
     assert_eq!(thread, "wfm-store-writer");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_panics_does_not_stop_the_next_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    store.clone().write_batch_then(
+        create("0004-panics"),
+        Box::new(|_| panic!("a bug in one answer")),
+    );
+    let answered = thread_of_answer(&store, "0005-after");
+    let (_, result) = tokio::task::spawn_blocking(move || answered.recv().unwrap())
+        .await
+        .unwrap();
+    result.unwrap();
+}
