@@ -10,7 +10,9 @@
 //!
 //! A store opened outside a runtime answers on the writer thread, as before.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -34,7 +36,7 @@ struct Shared {
     signalled: AtomicBool,
     /// The writer is gone: the runtime's side ends once the queue is empty.
     closed: AtomicBool,
-    event: OwnedFd,
+    event: File,
 }
 
 impl Answers {
@@ -61,9 +63,9 @@ impl Answers {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: `fd` was just created and nothing else owns it.
-        let event = unsafe { OwnedFd::from_raw_fd(fd) };
+        let event = unsafe { File::from_raw_fd(fd) };
         let _entered = runtime.enter();
-        // SAFETY: an OwnedFd stays open, on the same description, until the AsyncFd drops it.
+        // SAFETY: a File stays open, on the same description, until the AsyncFd drops it.
         let readable = unsafe {
             AsyncFd::register_with_interest(event.try_clone()?, tokio::io::Interest::READABLE)
         }
@@ -109,33 +111,25 @@ impl Shared {
     }
 
     fn write_event(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a live buffer to a descriptor this struct owns. An
-        // eventfd write fails only when its counter would overflow, which a reader that
+        // An eventfd write fails only when its counter would overflow, which a reader that
         // resets it at each wake-up never lets happen.
-        unsafe { libc::write(self.event.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        let _ = (&self.event).write(&1u64.to_ne_bytes());
     }
 }
 
 /// The runtime's side: waits for the eventfd, then runs what the writer queued.
-async fn run(shared: Arc<Shared>, readable: AsyncFd<OwnedFd>) {
+async fn run(shared: Arc<Shared>, readable: AsyncFd<File>) {
     loop {
         let Ok(mut ready) = readable.readable().await else {
             tracing::error!("store answers: the eventfd failed; answers now stop");
             return;
         };
-        let mut counter = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into a live buffer of 8 from a descriptor we own.
-        unsafe {
-            libc::read(
-                ready.get_inner().as_raw_fd(),
-                counter.as_mut_ptr().cast(),
-                counter.len(),
-            )
-        };
+        let _ = ready.get_inner().read(&mut [0u8; 8]);
         // Edge-triggered: a write after the read above is a new event, which this keeps.
         ready.clear_ready();
         shared.signalled.store(false, Ordering::SeqCst);
+        // Read before the queue is taken: once the writer is gone, this take holds the rest.
+        let closed = shared.closed.load(Ordering::SeqCst);
         let answers = std::mem::take(&mut *shared.queue.lock().expect("answers lock"));
         for (reply, result) in answers {
             // One answer's bug must not stop every later one (each would wait for ever).
@@ -143,9 +137,7 @@ async fn run(shared: Arc<Shared>, readable: AsyncFd<OwnedFd>) {
                 tracing::error!("a store answer panicked; the next ones still run");
             }
         }
-        if shared.closed.load(Ordering::SeqCst)
-            && shared.queue.lock().expect("answers lock").is_empty()
-        {
+        if closed {
             return;
         }
     }
