@@ -429,8 +429,9 @@ impl WorkflowManager {
         })
     }
 
-    /// Records the terminal state before the terminal event, so a client that has seen the
-    /// event finds the same state with GetExecution.
+    /// Records the terminal state with the terminal event, so a client that has seen the
+    /// event finds the same state with GetExecution, and one that reads the state as ended
+    /// finds the event.
     async fn finish(
         self: &Arc<Self>,
         live: &Arc<LiveExecution>,
@@ -446,11 +447,6 @@ impl WorkflowManager {
         };
         record.end_time = Some(SystemTime::now());
         record.result = terminal.result().cloned();
-        // Committed with the terminal event (or before it): whoever sees the event finds
-        // the same state with GetExecution.
-        if let Err(e) = live.save(&record, false) {
-            tracing::error!(execution = %live.id, error = %e, "could not record the terminal state");
-        }
         let duration_ms = observer.finished(record.status.into()).as_secs_f64() * 1e3;
         match &terminal {
             // A failure is worth a warning: at `log.level = "warn"` it is the line left.
@@ -482,7 +478,9 @@ impl WorkflowManager {
             finished.cancel();
             drop(running);
         });
-        if let Err(e) = live.emit(terminal).await {
+        // The record is committed with the terminal event: whoever sees the event finds the
+        // same state with GetExecution, and whoever reads the record as ended finds the event.
+        if let Err(e) = live.end(&record, terminal).await {
             tracing::error!(execution = %live.id, error = %e, "could not record the terminal event");
         }
     }

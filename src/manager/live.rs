@@ -156,7 +156,7 @@ impl LiveExecution {
         } else {
             StoreWrite::UpdateExecution(Box::new(record.clone()))
         };
-        self.queue(|_| Ok(write), create)
+        self.queue(None, |_| Ok(write), create)
     }
 
     /// Waits until every write up to `ticket` is committed.
@@ -179,29 +179,42 @@ impl LiveExecution {
         }
     }
 
-    /// Queues a write. Made by the execution's own task, it is committed once that task
-    /// yields (see [`CommitOnYield`]); made elsewhere, a commit starts now unless
+    /// Queues a write, after `record` when given (under the same lock, so no commit takes
+    /// one without the other). Made by the execution's own task, it is committed once that
+    /// task yields (see [`CommitOnYield`]); made elsewhere, a commit starts now unless
     /// `later` (the record of a new execution, whose task is about to start).
     fn queue(
         &self,
+        record: Option<StoreWrite>,
         make: impl FnOnce(&mut Queue) -> Result<StoreWrite, String>,
         later: bool,
     ) -> Result<u64, String> {
         let mut queue = self.queue.lock().expect("execution queue lock");
+        if let Some(record) = record {
+            self.push(&mut queue, record);
+        }
         let write = make(&mut queue)?;
-        queue.last_ticket += 1;
+        self.push(&mut queue, write);
         if self.applies_now {
-            // Under the queue's lock, so writes are applied and published in order.
-            self.apply_now(write, queue.last_ticket);
             return Ok(queue.last_ticket);
         }
-        queue.pending.push(write);
         let own_task = POLLING.with(|p| std::ptr::eq(p.get(), self));
         let ticket = queue.last_ticket;
         if !later && !own_task {
             self.start_commit(queue);
         }
         Ok(ticket)
+    }
+
+    /// Numbers a write and queues it; a store that needs no waiting applies it at once, under
+    /// the queue's lock, so writes are applied and published in order.
+    fn push(&self, queue: &mut Queue, write: StoreWrite) {
+        queue.last_ticket += 1;
+        if self.applies_now {
+            self.apply_now(write, queue.last_ticket);
+        } else {
+            queue.pending.push(write);
+        }
     }
 
     /// Starts a commit unless one is in flight or nothing waits to be committed.
@@ -371,12 +384,27 @@ impl EventSink for LiveExecution {
     /// Numbers the event and queues it; waits for the store only where a promise needs it
     /// (see the module's documentation).
     async fn emit(&self, kind: EventKind) -> Result<(), String> {
+        self.emit_after(None, kind).await
+    }
+}
+
+impl LiveExecution {
+    /// Queues the execution's terminal record and its terminal event together: whoever
+    /// reads the record as ended finds the terminal event stored too.
+    pub async fn end(&self, record: &ExecutionRecord, terminal: EventKind) -> Result<(), String> {
+        let record = StoreWrite::UpdateExecution(Box::new(record.clone()));
+        self.emit_after(Some(record), terminal).await
+    }
+
+    /// [`EventSink::emit`], after `record` when given.
+    async fn emit_after(&self, record: Option<StoreWrite>, kind: EventKind) -> Result<(), String> {
         let terminal = kind.is_terminal();
         let step_starts = matches!(kind, EventKind::StepStarted { .. });
         let completes = matches!(kind, EventKind::StepCompleted { .. });
         let mut wait_for_completion = 0;
         let (id, max) = (self.id.clone(), self.max_events);
         self.queue(
+            record,
             |queue| {
                 wait_for_completion = queue.last_completion;
                 if queue.last_sequence >= max && !terminal {
@@ -410,7 +438,16 @@ impl EventSink for LiveExecution {
 
 /// Takes the next commit's writes from the queue, with the ticket they are durable through.
 fn take_batch(queue: &mut Queue) -> (Vec<StoreWrite>, u64) {
-    let batch = queue.pending.len().min(MAX_WRITE_BATCH);
+    let mut batch = queue.pending.len().min(MAX_WRITE_BATCH);
+    // A record goes with the write queued after it (the terminal event after the last one).
+    if batch < queue.pending.len()
+        && matches!(
+            queue.pending[batch - 1],
+            StoreWrite::CreateExecution(_) | StoreWrite::UpdateExecution(_)
+        )
+    {
+        batch += 1;
+    }
     let writes = merge_records(queue.pending.drain(..batch));
     (writes, queue.last_ticket - queue.pending.len() as u64)
 }
